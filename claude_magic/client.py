@@ -1,0 +1,364 @@
+"""HTTP client for the Messages API on httpx, sync (:class:`Client`) and async (:class:`AsyncClient`).
+
+It knows nothing of IPython. Both flavours share one base for everything but I/O: headers,
+request bodies, the retry decision and the mapping of failures to :mod:`claude_magic.errors`,
+which happens here, at this single boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from . import __version__
+from .accumulate import MessageAccumulator
+from .config import SAMPLING_PARAMETERS, ClientSettings, accepts_sampling_parameters
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ClaudeError,
+    ConfigurationError,
+    StreamInterrupted,
+    api_error,
+    redact,
+)
+from .protocol import (
+    ContentBlockDeltaEvent,
+    ContentBlockStartEvent,
+    ErrorEvent,
+    Message,
+    MessageRequest,
+    ModelInfo,
+    ModelPage,
+    StreamEvent,
+    TextDelta,
+    TokenCount,
+    parse_event,
+)
+from .retries import retry_delay, server_retry_after, should_retry
+from .sse import SSEDecoder, ServerSentEvent
+
+_GENERATION_ONLY_FIELDS = ("max_tokens", "stream", "stop_sequences", "metadata", *SAMPLING_PARAMETERS)
+
+
+def text_of(event: StreamEvent) -> str | None:
+    """The answer text an event adds, if any."""
+    if isinstance(event, ContentBlockDeltaEvent):
+        return event.delta.text if isinstance(event.delta, TextDelta) else None
+    if isinstance(event, ContentBlockStartEvent) and event.content_block.type == "text":
+        return event.content_block.text or None
+    return None
+
+
+class _ClientBase:
+    def __init__(self, settings: ClientSettings | None = None, *, transport: Any = None) -> None:
+        self.settings = settings or ClientSettings()
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"{type(self).__name__}(base_url={s.base_url!r}, api_version={s.api_version!r}, credentials={s.credentials!r})"
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self.settings.base_url.rstrip("/") + path
+
+    def _headers(self) -> dict[str, str]:
+        credentials = self.settings.credentials
+        if not credentials.present:
+            raise ConfigurationError(
+                "No API key: set ANTHROPIC_API_KEY in the kernel's environment "
+                "(e.g. %env ANTHROPIC_API_KEY=sk-ant-...) or %config ClaudeMagics.api_key"
+            )
+        return {
+            **credentials.headers(),
+            "anthropic-version": self.settings.api_version,
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": f"claude-magic/{__version__}",
+        }
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
+
+    def message_body(self, request: MessageRequest, *, stream: bool) -> dict[str, Any]:
+        """The JSON body for ``/v1/messages``, checked against the pinned API version."""
+        body = request.to_wire()
+        body["stream"] = stream
+        version = self.settings.api_version
+        rejected = [name for name in SAMPLING_PARAMETERS if name in body]
+        if rejected and not accepts_sampling_parameters(version):
+            raise ConfigurationError(
+                f"{', '.join(rejected)} can't be sent under API version {version}, which rejects "
+                "sampling parameters; leave it unset or use api_version 2023-06-01"
+            )
+        return body
+
+    def count_tokens_body(self, request: MessageRequest) -> dict[str, Any]:
+        body = self.message_body(request, stream=False)
+        for name in _GENERATION_ONLY_FIELDS:
+            body.pop(name, None)
+        return body
+
+    # --- failures -------------------------------------------------------------------------
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self.settings.credentials.secrets()
+
+    def _error_from(self, response: httpx.Response) -> APIError:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        return api_error(
+            response.status_code,
+            body,
+            request_id=response.headers.get("request-id"),
+            retry_after=server_retry_after(response.headers),
+            secrets=self._secrets(),
+        )
+
+    def _connection_error(self, exc: httpx.TransportError) -> APIConnectionError:
+        where = redact(self.settings.base_url, self._secrets())
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"no answer from {where} within the timeout ({type(exc).__name__})")
+        reason = redact(str(exc) or type(exc).__name__, self._secrets())
+        return APIConnectionError(f"could not reach {where}: {reason}")
+
+    def _wait_before_retry(self, retries_taken: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before another attempt, or None when this failure is final."""
+        if retries_taken >= self.settings.max_retries:
+            return None
+        if response is None:
+            return retry_delay({}, retries_taken)
+        if not should_retry(response.status_code, response.headers):
+            return None
+        delay = retry_delay(response.headers, retries_taken)
+        return delay if delay <= self.settings.max_retry_wait else None
+
+
+class _StreamBase:
+    """Decodes a 200 response's body into events and accumulates the answer."""
+
+    def __init__(self, response: httpx.Response, secrets: tuple[str, ...]) -> None:
+        self.response = response
+        self.request_id: str | None = response.headers.get("request-id")
+        self.accumulator = MessageAccumulator()
+        self._decoder = SSEDecoder()
+        self._secrets = secrets
+
+    def _events(self, sse_events: list[ServerSentEvent]) -> Iterator[StreamEvent]:
+        for sse in sse_events:
+            if not sse.data:
+                continue
+            try:
+                event = parse_event(sse.event, sse.data)
+            except ValidationError as exc:
+                raise StreamInterrupted(f"malformed {sse.event or 'unnamed'} event in the stream: {exc.errors()[0]['msg']}") from None
+            self.accumulator.add(event)
+            if isinstance(event, ErrorEvent):
+                raise api_error(None, {"error": event.error.model_dump()}, request_id=self.request_id, secrets=self._secrets)
+            yield event
+
+    def _check_complete(self) -> None:
+        if not self.accumulator.complete:
+            raise StreamInterrupted("the connection closed before the answer was complete")
+
+    def _interrupted(self, exc: httpx.TransportError) -> StreamInterrupted:
+        return StreamInterrupted(f"the connection dropped mid-answer ({type(exc).__name__})")
+
+    @property
+    def message(self) -> Message:
+        return self.accumulator.message()
+
+
+class MessageStream(_StreamBase):
+    """Iterate it for events; :attr:`accumulator` holds the answer so far, even after an error."""
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        try:
+            for chunk in self.response.iter_bytes():
+                yield from self._events(self._decoder.feed(chunk))
+        except httpx.TransportError as exc:
+            raise self._interrupted(exc) from None
+        yield from self._events(self._decoder.flush())
+        self._check_complete()
+
+    def text_deltas(self) -> Iterator[str]:
+        for event in self:
+            if text := text_of(event):
+                yield text
+
+
+class AsyncMessageStream(_StreamBase):
+    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        try:
+            async for chunk in self.response.aiter_bytes():
+                for event in self._events(self._decoder.feed(chunk)):
+                    yield event
+        except httpx.TransportError as exc:
+            raise self._interrupted(exc) from None
+        for event in self._events(self._decoder.flush()):
+            yield event
+        self._check_complete()
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        async for event in self:
+            if text := text_of(event):
+                yield text
+
+
+class Client(_ClientBase):
+    """Synchronous client. Use as a context manager or call :meth:`close`."""
+
+    _http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self._timeout(), transport=self._transport)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
+        """Send with retries; returns a successful response (its body unread when ``stream``)."""
+        request = self.http.build_request(method, self._url(path), json=body, params=params, headers=self._headers())
+        retries_taken = 0
+        while True:
+            try:
+                response = self.http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error: ClaudeError = self._connection_error(exc)
+                response = None
+            else:
+                if response.is_success:
+                    if not stream:
+                        response.read()
+                    return response
+                response.read()
+                response.close()
+                error = self._error_from(response)
+            delay = self._wait_before_retry(retries_taken, response)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+            retries_taken += 1
+
+    @contextmanager
+    def stream(self, request: MessageRequest) -> Iterator[MessageStream]:
+        """Open a streaming request; the connection closes when the block exits."""
+        response = self._send("POST", "/v1/messages", body=self.message_body(request, stream=True), stream=True)
+        try:
+            yield MessageStream(response, self._secrets())
+        finally:
+            response.close()
+
+    def create(self, request: MessageRequest) -> Message:
+        """A non-streaming request."""
+        response = self._send("POST", "/v1/messages", body=self.message_body(request, stream=False))
+        return Message.model_validate_json(response.content)
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every model the key can use, newest first, following the pagination."""
+        models: list[ModelInfo] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = ModelPage.model_validate_json(self._send("GET", "/v1/models", params=params).content)
+            models += page.data
+            if not page.has_more or not page.last_id:
+                return models
+            params["after_id"] = page.last_id
+
+    def count_tokens(self, request: MessageRequest) -> int:
+        response = self._send("POST", "/v1/messages/count_tokens", body=self.count_tokens_body(request))
+        return TokenCount.model_validate_json(response.content).input_tokens
+
+
+class AsyncClient(_ClientBase):
+    """The asynchronous twin of :class:`Client`, for event-loop callers (the chat panel)."""
+
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout(), transport=self._transport)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
+        request = self.http.build_request(method, self._url(path), json=body, params=params, headers=self._headers())
+        retries_taken = 0
+        while True:
+            try:
+                response = await self.http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error: ClaudeError = self._connection_error(exc)
+                response = None
+            else:
+                if response.is_success:
+                    if not stream:
+                        await response.aread()
+                    return response
+                await response.aread()
+                await response.aclose()
+                error = self._error_from(response)
+            delay = self._wait_before_retry(retries_taken, response)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+            retries_taken += 1
+
+    @asynccontextmanager
+    async def stream(self, request: MessageRequest) -> AsyncIterator[AsyncMessageStream]:
+        response = await self._send("POST", "/v1/messages", body=self.message_body(request, stream=True), stream=True)
+        try:
+            yield AsyncMessageStream(response, self._secrets())
+        finally:
+            await response.aclose()
+
+    async def create(self, request: MessageRequest) -> Message:
+        response = await self._send("POST", "/v1/messages", body=self.message_body(request, stream=False))
+        return Message.model_validate_json(response.content)
+
+    async def list_models(self) -> list[ModelInfo]:
+        models: list[ModelInfo] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = ModelPage.model_validate_json((await self._send("GET", "/v1/models", params=params)).content)
+            models += page.data
+            if not page.has_more or not page.last_id:
+                return models
+            params["after_id"] = page.last_id
+
+    async def count_tokens(self, request: MessageRequest) -> int:
+        response = await self._send("POST", "/v1/messages/count_tokens", body=self.count_tokens_body(request))
+        return TokenCount.model_validate_json(response.content).input_tokens

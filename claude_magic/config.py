@@ -1,0 +1,98 @@
+"""Defaults and the resolved client settings.
+
+Every default that follows the API (model, API version, base URL) lives here and nowhere
+else, so a new model generation or API version is a one-line change. Credentials follow
+the official SDK's environment conventions (``ANTHROPIC_API_KEY``, ``ANTHROPIC_AUTH_TOKEN``,
+``ANTHROPIC_BASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_API_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_TOKENS = 8192
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_REFRESH_RATE = 10.0
+
+API_VERSIONS = ("2023-06-01", "2026-10-21")
+"""The versions we speak. ``2026-10-21`` rejects ``temperature``, ``top_p`` and ``top_k``."""
+
+SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+
+
+def accepts_sampling_parameters(api_version: str) -> bool:
+    """Whether requests under ``api_version`` may carry temperature, top_p or top_k."""
+    return api_version < "2026-10-21"
+
+
+def mask_secret(secret: str | None) -> str:
+    """A form of a credential that is safe to show: its prefix and last four characters."""
+    if not secret:
+        return "(not set)"
+    if len(secret) <= 12:
+        return "*" * len(secret)
+    return f"{secret[:7]}…{secret[-4:]}"
+
+
+def _env(name: str) -> str | None:
+    """An environment variable, with the SDK's rule that an empty string counts as unset."""
+    return os.environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How requests authenticate: an API key (``x-api-key``) or a bearer token."""
+
+    api_key: str | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls) -> Credentials:
+        return cls(api_key=_env("ANTHROPIC_API_KEY"), auth_token=_env("ANTHROPIC_AUTH_TOKEN"))
+
+    @property
+    def present(self) -> bool:
+        return bool(self.api_key or self.auth_token)
+
+    def headers(self) -> dict[str, str]:
+        """The auth header; the API key wins when both are set, as in the SDK."""
+        if self.api_key:
+            return {"x-api-key": self.api_key}
+        if self.auth_token:
+            return {"authorization": f"Bearer {self.auth_token}"}
+        return {}
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.api_key, self.auth_token) if s)
+
+    def __repr__(self) -> str:
+        kind = "api_key" if self.api_key else "auth_token" if self.auth_token else "none"
+        return f"Credentials({kind}={mask_secret(self.api_key or self.auth_token)})"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything the HTTP client needs; independent of IPython."""
+
+    credentials: Credentials = field(default_factory=Credentials.from_env)
+    base_url: str = field(default_factory=lambda: _env("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL)
+    api_version: str = DEFAULT_API_VERSION
+    max_retries: int = DEFAULT_MAX_RETRIES
+    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_retry_wait: float = 60.0
+    """Longest ``retry-after`` we sleep through; a longer one is reported instead."""
+
+    def with_(self, **changes: object) -> ClientSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+Effort = Literal["low", "medium", "high", "xhigh", "max"]

@@ -1,0 +1,316 @@
+"""Pydantic models of the Messages API wire format: requests, responses, stream events.
+
+Wire data is validated once, at the edge (the client), and every model keeps fields it
+does not know (``extra="allow"``): the API adds fields and block types over time, and
+blocks such as thinking must be sent back exactly as they came.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict, without unset optional fields."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _tagged_union(*models: type[WireModel], fallback: type[WireModel]) -> Any:
+    """A union dispatched on ``type`` that parses unknown types as ``fallback``."""
+    known = {m.model_fields["type"].annotation.__args__[0]: m for m in models}  # type: ignore[union-attr]
+
+    def discriminate(value: Any) -> str:
+        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        return kind if kind in known else "*"
+
+    members = [Annotated[m, Tag(name)] for name, m in known.items()]
+    return Annotated[Union[tuple([*members, Annotated[fallback, Tag("*")]])], Discriminator(discriminate)]
+
+
+# --- content blocks (responses, and sent back as history) ---------------------------------
+
+
+class TextBlock(WireModel):
+    type: Literal["text"] = "text"
+    text: str
+    citations: list[dict[str, Any]] | None = None
+
+
+class ThinkingBlock(WireModel):
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str = ""
+
+
+class RedactedThinkingBlock(WireModel):
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+class ToolUseBlock(WireModel):
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: Any = Field(default_factory=dict)
+
+
+class ServerToolUseBlock(WireModel):
+    type: Literal["server_tool_use"] = "server_tool_use"
+    id: str
+    name: str
+    input: Any = Field(default_factory=dict)
+
+
+class ImageSource(WireModel):
+    type: Literal["base64"] = "base64"
+    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    data: str
+
+
+class ImageBlock(WireModel):
+    type: Literal["image"] = "image"
+    source: ImageSource | dict[str, Any]
+
+
+class OtherBlock(WireModel):
+    """A block type this package does not model (server-tool results, documents, …)."""
+
+    type: str
+
+
+ContentBlock = _tagged_union(
+    TextBlock,
+    ThinkingBlock,
+    RedactedThinkingBlock,
+    ToolUseBlock,
+    ServerToolUseBlock,
+    ImageBlock,
+    fallback=OtherBlock,
+)
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+class MessageParam(WireModel):
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+
+class OutputConfig(WireModel):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+
+
+class MessageRequest(WireModel):
+    """The body of ``POST /v1/messages``; sampling fields are sent only when set."""
+
+    model: str
+    max_tokens: int
+    messages: list[MessageParam]
+    system: str | list[TextBlock] | None = None
+    stream: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: list[str] | None = None
+    output_config: OutputConfig | None = None
+    thinking: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+class Usage(WireModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class Message(WireModel):
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    model: str
+    content: list[ContentBlock] = Field(default_factory=list)
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def text(self) -> str:
+        """The answer's text: its text blocks joined."""
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+class ModelInfo(WireModel):
+    id: str
+    type: Literal["model"] = "model"
+    display_name: str = ""
+    created_at: str | None = None
+    max_input_tokens: int | None = None
+    max_tokens: int | None = None
+
+
+class ModelPage(WireModel):
+    data: list[ModelInfo]
+    has_more: bool = False
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class TokenCount(WireModel):
+    input_tokens: int
+
+
+class ErrorBody(WireModel):
+    type: str = "api_error"
+    message: str = ""
+
+
+class ErrorEnvelope(WireModel):
+    type: Literal["error"] = "error"
+    error: ErrorBody
+    request_id: str | None = None
+
+
+# --- stream events ----------------------------------------------------------------------------
+
+
+class TextDelta(WireModel):
+    type: Literal["text_delta"]
+    text: str
+
+
+class InputJSONDelta(WireModel):
+    type: Literal["input_json_delta"]
+    partial_json: str
+
+
+class ThinkingDelta(WireModel):
+    type: Literal["thinking_delta"]
+    thinking: str
+
+
+class SignatureDelta(WireModel):
+    type: Literal["signature_delta"]
+    signature: str
+
+
+class CitationsDelta(WireModel):
+    type: Literal["citations_delta"]
+    citation: dict[str, Any]
+
+
+class OtherDelta(WireModel):
+    type: str
+
+
+Delta = _tagged_union(
+    TextDelta, InputJSONDelta, ThinkingDelta, SignatureDelta, CitationsDelta, fallback=OtherDelta
+)
+
+
+class MessageStartEvent(WireModel):
+    type: Literal["message_start"]
+    message: Message
+
+
+class ContentBlockStartEvent(WireModel):
+    type: Literal["content_block_start"]
+    index: int
+    content_block: ContentBlock
+
+
+class ContentBlockDeltaEvent(WireModel):
+    type: Literal["content_block_delta"]
+    index: int
+    delta: Delta
+
+
+class ContentBlockStopEvent(WireModel):
+    type: Literal["content_block_stop"]
+    index: int
+
+
+class MessageDeltaBody(WireModel):
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+
+
+class MessageDeltaUsage(WireModel):
+    """Cumulative totals: each field present overwrites the running value."""
+
+    output_tokens: int
+    input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class MessageDeltaEvent(WireModel):
+    type: Literal["message_delta"]
+    delta: MessageDeltaBody
+    usage: MessageDeltaUsage
+
+
+class MessageStopEvent(WireModel):
+    type: Literal["message_stop"]
+
+
+class PingEvent(WireModel):
+    type: Literal["ping"]
+
+
+class ErrorEvent(WireModel):
+    type: Literal["error"]
+    error: ErrorBody
+
+
+class OtherEvent(WireModel):
+    """An event type this package does not know; kept, never fatal."""
+
+    type: str
+
+
+StreamEvent = Union[
+    MessageStartEvent,
+    ContentBlockStartEvent,
+    ContentBlockDeltaEvent,
+    ContentBlockStopEvent,
+    MessageDeltaEvent,
+    MessageStopEvent,
+    PingEvent,
+    ErrorEvent,
+    OtherEvent,
+]
+
+EVENT_MODELS: dict[str, type[WireModel]] = {
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (
+        MessageStartEvent,
+        ContentBlockStartEvent,
+        ContentBlockDeltaEvent,
+        ContentBlockStopEvent,
+        MessageDeltaEvent,
+        MessageStopEvent,
+        PingEvent,
+        ErrorEvent,
+    )
+}
+
+_any_event = TypeAdapter(_tagged_union(*EVENT_MODELS.values(), fallback=OtherEvent))
+content_block_adapter: TypeAdapter[Any] = TypeAdapter(ContentBlock)
+
+
+def parse_event(name: str | None, data: str | bytes) -> StreamEvent:
+    """Validate one SSE event's data. The ``event:`` name picks the model when it is known."""
+    model = EVENT_MODELS.get(name) if name else None
+    if model is not None:
+        return model.model_validate_json(data)  # type: ignore[return-value]
+    return _any_event.validate_json(data)  # type: ignore[no-any-return]

@@ -1,0 +1,132 @@
+"""What the stand-in answers: deterministic text derived from the request.
+
+A prompt may carry directives in double brackets (``[[markdown]]``, ``[[words=500]]``,
+``[[delay=0.05]]``, ``[[echo]]``) so notebooks and tests can ask for a rich or long answer
+without access to the server object.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+STAND_IN_NOTE = "_(Answered by the claude-magic offline stand-in, not by Claude.)_"
+
+RICH_MARKDOWN = """\
+## Left join vs inner join
+
+An **inner join** keeps only the keys found in *both* tables; a **left join** keeps every \
+row of the left table and fills the gaps with `NaN`.
+
+| join  | rows kept              | missing values |
+|-------|------------------------|----------------|
+| inner | keys in both           | none           |
+| left  | every left-hand key    | `NaN` on the right |
+
+```python
+import pandas as pd
+
+left = pd.DataFrame({"key": [1, 2, 3], "x": ["a", "b", "c"]})
+right = pd.DataFrame({"key": [1, 3], "y": [10.0, 30.0]})
+print(left.merge(right, on="key", how="left"))
+```
+
+The number of rows of a left join is at least $n_{left}$, and the fraction of matched keys is \
+$$\\frac{|L \\cap R|}{|L|}$$
+
+A coffee costs $5 and a sandwich $10.
+"""
+
+_DIRECTIVE = re.compile(r"\[\[\s*([a-z_]+)\s*(?:=\s*([^\]]+?))?\s*\]\]")
+_LOREM = (
+    "stream tokens arrive one after another while the notebook renders the growing answer "
+    "in place so the reader sees progress"
+).split()
+
+
+@dataclass(frozen=True)
+class Directives:
+    markdown: bool = False
+    words: int | None = None
+    delay: float | None = None
+    echo: bool = False
+
+
+def directives(prompt: str) -> Directives:
+    found = {name: value for name, value in _DIRECTIVE.findall(prompt)}
+    return Directives(
+        markdown="markdown" in found,
+        words=int(found["words"]) if found.get("words", "").strip().isdigit() else None,
+        delay=float(found["delay"]) if "delay" in found and _is_number(found["delay"]) else None,
+        echo="echo" in found,
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def text_of_content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+
+
+def count_images(messages: list[dict[str, Any]]) -> int:
+    return sum(
+        1
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "image"
+    )
+
+
+def answer_for(body: dict[str, Any]) -> str:
+    """The answer text for a validated request body."""
+    messages: list[dict[str, Any]] = body["messages"]
+    prompt = text_of_content(messages[-1].get("content", "")) if messages else ""
+    wanted = directives(prompt)
+    if wanted.echo:
+        return json.dumps(body, indent=1)
+    if wanted.markdown:
+        return f"{RICH_MARKDOWN}\n{STAND_IN_NOTE}"
+    if wanted.words:
+        words = [_LOREM[i % len(_LOREM)] for i in range(wanted.words)]
+        return " ".join(words) + f"\n\n{STAND_IN_NOTE}"
+    return summary_answer(body, prompt)
+
+
+def summary_answer(body: dict[str, Any], prompt: str) -> str:
+    """A short answer that reports what the request held, so tests can assert on it."""
+    messages = body["messages"]
+    preview = " ".join(prompt.split())
+    preview = preview if len(preview) <= 200 else preview[:199] + "…"
+    images = count_images(messages)
+    earlier = sum(1 for m in messages[:-1] if m.get("role") == "user")
+    lines = [
+        f"**Stand-in answer** to: “{preview}”",
+        "",
+        f"- model: `{body['model']}`",
+        f"- messages received: {len(messages)} ({earlier} earlier questions), images: {images}",
+    ]
+    if body.get("system"):
+        lines.append(f"- system prompt: “{text_of_content(body['system'])[:200]}”")
+    return "\n".join([*lines, "", STAND_IN_NOTE])
+
+
+def split_into_deltas(text: str) -> list[str]:
+    """Pieces of one or two words with their trailing space, as a model streams them."""
+    words = re.findall(r"\S+\s*|\s+", text)
+    return ["".join(words[i : i + 2]) for i in range(0, len(words), 2)] or [""]
+
+
+def estimate_tokens(payload: Any) -> int:
+    """A deterministic token count: about four characters a token."""
+    return max(1, len(json.dumps(payload, separators=(",", ":"), sort_keys=True)) // 4)
