@@ -37,7 +37,7 @@ def mask_secret(secret: str | None) -> str:
     """A form of a credential that is safe to show: its prefix and last four characters."""
     if not secret:
         return "(not set)"
-    if len(secret) <= 12:
+    if len(secret) <= 16:
         return "*" * len(secret)
     return f"{secret[:7]}…{secret[-4:]}"
 
@@ -96,3 +96,10 @@ class ClientSettings:
 
 
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+class SecretStr(str):
+    """A credential: the real value for headers, a masked one wherever it is printed."""
+
+    def __repr__(self) -> str:
+        return repr(mask_secret(str(self)))

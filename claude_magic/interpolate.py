@@ -1,0 +1,85 @@
+"""``{name}`` references in a prompt, replaced by values from the user's namespace.
+
+Only references of the form ``name``, ``name.attr``, ``name[0]``, ``name['key']`` (chained)
+are replaced, and they are looked up, never executed. Every other brace passes through
+untouched, so prompts holding JSON, dicts, sets or code are safe (``str.format`` would
+raise on them). ``{{name}}`` gives a literal ``{name}``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_REF = r"[A-Za-z_]\w*(?:\s*(?:\.\s*[A-Za-z_]\w*|\[[^\[\]{}\n]+\]))*"
+_PATTERN = re.compile(r"\{\{(?P<literal>" + _REF + r")\}\}|\{(?P<ref>" + _REF + r")\}")
+
+
+class Unresolved(Exception):
+    """A reference that names nothing (or whose lookup failed)."""
+
+
+@dataclass
+class Interpolated:
+    text: str
+    unresolved: list[str] = field(default_factory=list)
+    """References left as written, with why."""
+
+
+def interpolate(prompt: str, namespace: Mapping[str, Any], render: Callable[[Any], str] = str) -> Interpolated:
+    """Replace each ``{reference}`` by ``render(value)``; leave the ones that name nothing."""
+    unresolved: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("literal") is not None:
+            return "{" + match.group("literal") + "}"
+        reference = match.group("ref")
+        try:
+            return render(lookup(reference, namespace))
+        except Unresolved as why:
+            unresolved.append(f"{{{reference}}} ({why})")
+            return match.group(0)
+
+    return Interpolated(_PATTERN.sub(substitute, prompt), unresolved)
+
+
+def lookup(reference: str, namespace: Mapping[str, Any]) -> Any:
+    """The value a reference names: names, attributes and literal subscripts only."""
+    try:
+        tree = ast.parse(reference.strip(), mode="eval").body
+    except SyntaxError:
+        raise Unresolved("not a name") from None
+    return _evaluate(tree, namespace)
+
+
+def _evaluate(node: ast.AST, namespace: Mapping[str, Any]) -> Any:
+    if isinstance(node, ast.Name):
+        if node.id not in namespace:
+            raise Unresolved(f"no variable {node.id!r}")
+        return namespace[node.id]
+    if isinstance(node, ast.Attribute):
+        owner = _evaluate(node.value, namespace)
+        try:
+            return getattr(owner, node.attr)
+        except Exception:
+            raise Unresolved(f"no attribute {node.attr!r}") from None
+    if isinstance(node, ast.Subscript):
+        owner = _evaluate(node.value, namespace)
+        key = _literal_key(node.slice)
+        try:
+            return owner[key]
+        except Exception as exc:
+            raise Unresolved(f"{type(exc).__name__} for [{ast.unparse(node.slice)}]") from None
+    raise Unresolved("only names, attributes and literal indexes are looked up")
+
+
+def _literal_key(node: ast.AST) -> Any:
+    if isinstance(node, ast.Slice):
+        return slice(*(None if part is None else _literal_key(part) for part in (node.lower, node.upper, node.step)))
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise Unresolved("only literal indexes are looked up") from None

@@ -1,0 +1,404 @@
+"""The ``%claude`` and ``%%claude`` magics: a thin shell over :mod:`claude_magic.session`.
+
+Options are parsed with IPython's ``magic_arguments`` (so ``%%claude?`` documents them) and
+settings are traitlets (``%config ClaudeMagics.model = "..."``). User errors become one
+line, never a traceback; nothing heavier than IPython itself is imported until first use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Enum, Float, Int, Unicode, observe, validate
+
+from .config import (
+    API_VERSIONS,
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_REFRESH_RATE,
+    DEFAULT_TIMEOUT,
+    EFFORT_LEVELS,
+    ClientSettings,
+    Credentials,
+    SecretStr,
+    mask_secret,
+)
+from .conversation import CellRun
+from .errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ClaudeError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamInterrupted,
+)
+from .session import AnswerCutOff, AskOptions, ClaudeSession
+
+if TYPE_CHECKING:
+    from .render import Renderer
+    from .session import Answer
+
+COMMANDS = ("config", "models")
+"""Words that make ``%claude`` a command rather than a question (``%claude -- config …`` asks)."""
+
+
+class ClaudeMagicError(Exception):
+    """A user-facing failure: shown as its one line, with no traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mclaude:\x1b[0m {self}"]
+
+
+@magics_class
+class ClaudeMagics(Magics):
+    """Ask Claude from a notebook cell."""
+
+    model = Unicode(DEFAULT_MODEL, help="Model used when -m is not given.").tag(config=True)
+    max_tokens = Int(DEFAULT_MAX_TOKENS, help="Most tokens an answer may use (thinking included).").tag(config=True)
+    temperature = Float(
+        None,
+        allow_none=True,
+        help="Sampling temperature; unset sends none. Current models accept only the default.",
+    ).tag(config=True)
+    effort = Enum(EFFORT_LEVELS, None, allow_none=True, help="output_config.effort; unset leaves the model's default.").tag(
+        config=True
+    )
+    system = Unicode("", help="System prompt sent with every question (empty: none).").tag(config=True)
+    api_key = Unicode(None, allow_none=True, help="API key; defaults to $ANTHROPIC_API_KEY.").tag(config=True)
+    base_url = Unicode(None, allow_none=True, help=f"API base URL; defaults to $ANTHROPIC_BASE_URL, then {DEFAULT_BASE_URL}.").tag(
+        config=True
+    )
+    api_version = Enum(API_VERSIONS, DEFAULT_API_VERSION, help="The anthropic-version header.").tag(config=True)
+    max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on connection errors, 408, 409, 429 and 5xx.").tag(config=True)
+    timeout = Float(DEFAULT_TIMEOUT, help="Seconds to wait for the API (connect: 5 s).").tag(config=True)
+    refresh_rate = Float(DEFAULT_REFRESH_RATE, help="Most redraws a second while an answer streams.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session = ClaudeSession()
+        self._cell = CellRun()
+        self._runs = 0
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._note_cell)
+
+    def close(self) -> None:
+        """Unhook from the shell and close the HTTP client."""
+        if self.shell is not None and self._note_cell in self.shell.events.callbacks["pre_run_cell"]:
+            self.shell.events.unregister("pre_run_cell", self._note_cell)
+        self.session.close()
+
+    @validate("api_key")
+    def _mask_api_key(self, proposal: Any) -> SecretStr | None:
+        return SecretStr(proposal["value"]) if proposal["value"] else None
+
+    @observe("base_url", "api_key", "api_version", "max_retries", "timeout")
+    def _settings_changed(self, change: Any) -> None:
+        self.session.close()
+
+    def _note_cell(self, info: Any) -> None:
+        self._runs += 1
+        self._cell = CellRun(getattr(info, "cell_id", None), self.shell.execution_count, self._runs)
+
+    # --- the magic ---------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("-m", "--model", help="Model for this question (default: ClaudeMagics.model).")
+    @argument("--max-tokens", type=int, help="Most tokens the answer may use.")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature, sent only when given.")
+    @argument("--effort", choices=EFFORT_LEVELS, help="How hard the model works (output_config.effort).")
+    @argument("-s", "--system", help="System prompt for this question.")
+    @argument("-o", "--output", metavar="NAME", help="Also store the answer's text in the variable NAME.")
+    @argument("--dry-run", action="store_true", help="Show the exact request body; send nothing.")
+    @argument("--new", action="store_true", help="Start a fresh conversation first.")
+    @argument("--no-history", action="store_true", help="A one-off: neither send nor record the conversation.")
+    @argument(
+        "question",
+        nargs="*",
+        help="the question: the rest of the line for %%claude, the cell for %%%%claude. {name} inserts a "
+        "variable ({df.shape}, {items[0]}, {In[3]} too), {{name}} a literal {name}. "
+        f"Commands: %%claude {' | '.join(COMMANDS)}; to ask a question starting with one of "
+        "those words, put -- before it.",
+    )
+    @line_cell_magic
+    def claude(self, line: str, cell: str | None = None) -> None:
+        """Ask Claude; the answer streams into the cell as Markdown.
+
+        A following question continues the same conversation; re-running a cell replaces
+        its earlier exchange. Examples::
+
+            %claude What is a p-value?
+
+            %%claude -m claude-haiku-5-5 -o answer
+            Explain the difference between {df1_name} and {df2_name}.
+        """
+        if cell is None and line.split(maxsplit=1)[:1] and line.split(maxsplit=1)[0] in COMMANDS:
+            return self._command(line)
+        tokens, rest = split_options(line, self.claude.parser)
+        args = self.claude.parser.parse_args(tokens)
+        if cell is not None and rest.strip():
+            raise UsageError(f"unexpected text on the %%claude line: {rest.strip()!r}; the question goes in the cell")
+        self._ask(args, cell if cell is not None else rest)
+
+    def _ask(self, args: Any, prompt: str) -> None:
+        from .interpolate import interpolate
+
+        interpolated = interpolate(prompt, self.shell.user_ns)
+        for reference in interpolated.unresolved:
+            print(f"claude: {reference} names nothing; sent as written", file=sys.stderr)
+        if not interpolated.text.strip():
+            raise UsageError("nothing to ask: write a question after %claude, or in the cell under %%claude")
+        if args.new:
+            self.session.conversation.clear()
+        question = [{"type": "text", "text": interpolated.text}]
+        options = self._options(args)
+        if args.dry_run:
+            return self._show_request(question, options)
+        answer = self._send(question, options)
+        if args.output:
+            self.shell.user_ns[args.output] = answer.text
+
+    def _options(self, args: Any) -> AskOptions:
+        return AskOptions(
+            model=args.model or self.model,
+            max_tokens=args.max_tokens or self.max_tokens,
+            system=args.system if args.system is not None else self.system,
+            temperature=args.temperature if args.temperature is not None else self.temperature,
+            effort=args.effort or self.effort,
+            use_history=not args.no_history,
+        )
+
+    def _send(self, question: list[dict[str, Any]], options: AskOptions) -> Answer:
+        from .render import show_footer
+
+        settings = self.client_settings()
+        try:
+            answer = self.session.ask(question, options, settings, self._open_renderer, self._cell)
+        except AnswerCutOff as cut:
+            show_footer(footer(cut.answer), in_notebook=self._in_notebook)
+            raise ClaudeMagicError(explain_cut_off(cut.cause)) from None
+        except KeyboardInterrupt:
+            raise ClaudeMagicError("interrupted before the answer started; nothing was recorded") from None
+        except ClaudeError as error:
+            raise ClaudeMagicError(explain(error, settings)) from None
+        show_footer(footer(answer), in_notebook=self._in_notebook)
+        return answer
+
+    @property
+    def _in_notebook(self) -> bool:
+        return getattr(self.shell, "kernel", None) is not None
+
+    def _open_renderer(self) -> Renderer:
+        from .render import NotebookAnswer, TerminalAnswer
+
+        return NotebookAnswer(refresh_rate=self.refresh_rate) if self._in_notebook else TerminalAnswer()
+
+    def _show_request(self, question: list[dict[str, Any]], options: AskOptions) -> None:
+        from .client import Client
+        from .render import show_text
+
+        settings = self.client_settings()
+        request = self.session.build_request(question, options, self._cell)
+        try:
+            body = Client(settings).message_body(request, stream=True)
+        except ClaudeError as error:
+            raise ClaudeMagicError(str(error)) from None
+        text = json.dumps(body, indent=2, ensure_ascii=False)
+        header = f"POST {settings.base_url.rstrip('/')}/v1/messages · anthropic-version: {settings.api_version} · not sent (--dry-run)"
+        show_text({"text/markdown": f"{header}\n\n```json\n{text}\n```", "text/plain": f"{header}\n{text}"})
+
+    # --- settings and commands ---------------------------------------------------------------
+
+    def client_settings(self) -> ClientSettings:
+        """Effective settings: %config first, then the SDK's environment variables, then defaults."""
+        env = Credentials.from_env()
+        credentials = Credentials(api_key=str(self.api_key)) if self.api_key else env
+        return ClientSettings(
+            credentials=credentials,
+            base_url=self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+            api_version=self.api_version,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
+
+    def _command(self, line: str) -> None:
+        name, _, rest = line.strip().partition(" ")
+        if rest.strip():
+            raise UsageError(f"%claude {name} takes no arguments; to ask a question that starts with {name!r}, write %claude -- {line.strip()}")
+        try:
+            {"config": self._show_config, "models": self._show_models}[name]()
+        except ClaudeError as error:
+            raise ClaudeMagicError(explain(error, self.client_settings())) from None
+
+    def _show_config(self) -> None:
+        from .render import show_text
+
+        settings = self.client_settings()
+        key_source = "%config" if self.api_key else "ANTHROPIC_API_KEY" if settings.credentials.api_key else (
+            "ANTHROPIC_AUTH_TOKEN" if settings.credentials.auth_token else "not set"
+        )
+        rows = [
+            ("model", self.model),
+            ("max_tokens", self.max_tokens),
+            ("temperature", self.temperature if self.temperature is not None else "(not sent)"),
+            ("effort", self.effort or "(model default)"),
+            ("system", self.system or "(none)"),
+            ("credentials", f"{mask_secret(settings.credentials.api_key or settings.credentials.auth_token)} ({key_source})"),
+            ("base_url", settings.base_url),
+            ("api_version", settings.api_version),
+            ("max_retries", settings.max_retries),
+            ("timeout", f"{settings.timeout:g} s"),
+            ("refresh_rate", f"{self.refresh_rate:g} / s"),
+        ]
+        table = "\n".join(f"| `{name}` | {_cell(value)} |" for name, value in rows)
+        plain = "\n".join(f"{name:<13} {value}" for name, value in rows)
+        show_text(
+            {
+                "text/markdown": f"| setting | value |\n|---|---|\n{table}\n\nChange with `%config ClaudeMagics.<setting> = ...`",
+                "text/plain": plain,
+            }
+        )
+
+    def _show_models(self) -> None:
+        from .render import show_text
+
+        models = self.session.client(self.client_settings()).list_models()
+        rows = [(m.id, m.display_name, m.max_input_tokens, m.max_tokens) for m in models]
+        table = "\n".join(f"| `{i}` | {n} | {_tokens(c)} | {_tokens(o)} |" for i, n, c, o in rows)
+        plain = "\n".join(f"{i:<28} {n:<24} {_tokens(c):>8} {_tokens(o):>8}" for i, n, c, o in rows)
+        show_text(
+            {
+                "text/markdown": f"| model | name | context | max output |\n|---|---|---|---|\n{table}",
+                "text/plain": plain,
+            }
+        )
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _tokens(count: int | None) -> str:
+    if count is None:
+        return "?"
+    return f"{count // 1_000_000}M" if count >= 1_000_000 and count % 1_000_000 == 0 else f"{count // 1000}K"
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
+
+
+def split_options(line: str, parser: Any) -> tuple[list[str], str]:
+    """Split a line magic's line into its leading options and the question, kept verbatim.
+
+    Shell-style splitting of the whole line would choke on apostrophes ("What's …"), so only
+    the leading options are tokenised; ``--`` ends them explicitly.
+    """
+    tokens: list[str] = []
+    position = 0
+    wants_value = False
+    while match := _TOKEN.search(line, position):
+        token = match.group(0)
+        if wants_value:
+            tokens.append(_unquote(token))
+            wants_value = False
+        elif token == "--":
+            position = match.end()
+            break
+        elif not token.startswith("-") or _is_number(token):
+            position = match.start()
+            break
+        else:
+            tokens.append(token)
+            wants_value = _takes_value(parser, token)
+        position = match.end()
+    else:
+        position = len(line)
+    return tokens, line[position:].strip()
+
+
+def _takes_value(parser: Any, token: str) -> bool:
+    """Whether an option token is followed by its value as a separate token."""
+    if "=" in token:
+        return False
+    action = parser._option_string_actions.get(token)  # None for "-mVALUE": value attached
+    return action is not None and action.nargs != 0
+
+
+def _unquote(token: str) -> str:
+    return token[1:-1] if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'" else token
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+# --- explaining failures ------------------------------------------------------------------------
+
+
+def footer(answer: Answer) -> str:
+    usage = answer.usage
+    parts = [answer.model, f"{usage.get('input_tokens', 0):,} in · {usage.get('output_tokens', 0):,} out tokens"]
+    if answer.time_to_first_token is not None:
+        parts.append(f"first token {answer.time_to_first_token:.2f} s")
+    parts.append(f"total {answer.total_time:.2f} s")
+    if answer.stop_reason == "max_tokens":
+        parts.append("stopped at max_tokens")
+    elif not answer.complete:
+        parts.append("incomplete")
+    return " · ".join(parts)
+
+
+def explain(error: ClaudeError, settings: ClientSettings) -> str:
+    """One line that says what went wrong and what to do about it."""
+    if isinstance(error, AuthenticationError):
+        key = mask_secret(settings.credentials.api_key or settings.credentials.auth_token)
+        return f"the API rejected the key {key} (401 {error.message}); check ANTHROPIC_API_KEY{_request(error)}"
+    if isinstance(error, PermissionDeniedError):
+        return f"this key may not do that (403 {error.message}){_request(error)}"
+    if isinstance(error, NotFoundError):
+        return f"not found (404 {error.message}); check the model id: %claude models lists those your key can use{_request(error)}"
+    if isinstance(error, (RateLimitError, OverloadedError)) and error.status_code is not None:
+        what = "rate limited (429)" if isinstance(error, RateLimitError) else "the API is overloaded (529)"
+        wait = f"; the API asks to wait {error.retry_after:.0f} s" if error.retry_after else "; wait a little and run the cell again"
+        return f"{what} after {settings.max_retries + 1} attempts: {error.message}{wait}{_request(error)}"
+    if isinstance(error, BadRequestError):
+        hint = ""
+        if any(name in error.message for name in ("temperature", "top_p", "top_k")):
+            hint = "; current models accept only default sampling: drop -t / unset ClaudeMagics.temperature"
+        return f"the API refused the request (400 {error.message}){hint}{_request(error)}"
+    if isinstance(error, APIError):
+        return f"{error}"
+    if isinstance(error, APIConnectionError):
+        return f"{error}; check ANTHROPIC_BASE_URL and the network"
+    return str(error)
+
+
+def explain_cut_off(cause: BaseException) -> str:
+    if isinstance(cause, KeyboardInterrupt):
+        return "interrupted; the partial answer above is kept"
+    if isinstance(cause, StreamInterrupted):
+        return f"{cause}; the partial answer above is kept"
+    return f"the answer was cut off by an error ({cause}); the partial answer above is kept"
+
+
+def _request(error: APIError) -> str:
+    return f" [request-id {error.request_id}]" if error.request_id else ""

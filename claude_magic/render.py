@@ -1,0 +1,173 @@
+"""Showing a streaming answer: Markdown fix-ups, a throttled notebook display, a terminal writer.
+
+The stream appends text as fast as it arrives; a renderer redraws at most ``refresh_rate``
+times a second, and less often as the answer grows (each redraw costs its full length, in
+the kernel and in the frontend), so the total rendering cost stays linear in the answer's
+length. The final redraw always shows the complete answer.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO
+
+from .config import DEFAULT_REFRESH_RATE
+
+REDRAW_CHARS_PER_SECOND = 100_000
+"""Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
+PLACEHOLDER = "*…*"
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+_CODE_OR_MATH = re.compile(
+    r"(?P<fence>^ {0,3}(?P<marker>`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}(?P=marker)[`~]*[ \t]*$|\Z))"
+    r"|(?P<code>(?P<ticks>`+).+?(?P=ticks))"
+    r"|(?P<display>\$\$.+?\$\$)"
+    r"|(?P<inline>\$(?=[^\s$])[^$\n]*?(?<=[^\s\\$])\$(?!\d))"
+    r"|(?P<escaped>\\\$)"
+    r"|(?P<dollar>\$)",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def close_open_fence(markdown: str) -> str:
+    """Close a code fence left open by a partial answer, so the rest isn't shown as code."""
+    open_marker: str | None = None
+    for match in _FENCE.finditer(markdown):
+        marker = match.group(1)
+        if open_marker is None:
+            open_marker = marker
+        elif marker[0] == open_marker[0] and len(marker) >= len(open_marker):
+            open_marker = None
+    if open_marker is None:
+        return markdown
+    return f"{markdown}{'' if markdown.endswith(chr(10)) else chr(10)}{open_marker}"
+
+
+def protect_dollars(markdown: str) -> str:
+    """Escape the ``$`` signs that are not math, so "$5 and $10" is not typeset by the frontend.
+
+    Math follows Pandoc's rule: ``$x$`` opens before a non-space, closes after a non-space,
+    and is not followed by a digit; ``$$…$$`` is display math. Code is left untouched.
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        return "\\$" if match.lastgroup == "dollar" else match.group(0)
+
+    return _CODE_OR_MATH.sub(escape, markdown) if "$" in markdown else markdown
+
+
+def display_markdown(text: str) -> str:
+    """The Markdown to display for (possibly partial) answer text."""
+    return protect_dollars(close_open_fence(text))
+
+
+def markdown_bundle(text: str) -> dict[str, str]:
+    """A display bundle: rendered Markdown, and the exact text as ``text/plain``."""
+    return {"text/markdown": display_markdown(text), "text/plain": text}
+
+
+class Renderer(Protocol):
+    """Where an answer streams to: the notebook, the terminal, the chat panel."""
+
+    def feed(self, text: str) -> None:
+        """New answer text; cheap, called for every delta."""
+
+    def finish(self, text: str) -> None:
+        """The answer is over (complete or not): show ``text``, the whole of it."""
+
+
+class ThrottledDisplay:
+    """Redraws a display at most ``refresh_rate`` times a second, and at least every
+    ``len(text) / REDRAW_CHARS_PER_SECOND`` seconds apart, so redraw cost stays linear."""
+
+    def __init__(
+        self,
+        draw: Callable[[str], None],
+        *,
+        refresh_rate: float = DEFAULT_REFRESH_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._draw = draw
+        self._interval = 1.0 / refresh_rate if refresh_rate > 0 else 0.0
+        self._clock = clock
+        self._pieces: list[str] = []
+        self._chars = 0
+        self._last_draw: float | None = None
+        self.draws = 0
+
+    def feed(self, text: str) -> None:
+        if not text:
+            return
+        self._pieces.append(text)
+        self._chars += len(text)
+        now = self._clock()
+        if self._last_draw is None or now - self._last_draw >= self._min_interval():
+            self._redraw(now)
+
+    def _min_interval(self) -> float:
+        return max(self._interval, self._chars / REDRAW_CHARS_PER_SECOND)
+
+    def _redraw(self, now: float) -> None:
+        text = "".join(self._pieces)
+        self._pieces = [text]
+        self._last_draw = now
+        self.draws += 1
+        self._draw(text)
+
+    def finish(self, text: str) -> None:
+        self._pieces = [text]
+        self._chars = len(text)
+        self._redraw(self._clock())
+
+
+class NotebookAnswer(ThrottledDisplay):
+    """One display, created with a placeholder and updated in place as text arrives."""
+
+    def __init__(self, *, refresh_rate: float = DEFAULT_REFRESH_RATE) -> None:
+        from IPython.display import DisplayHandle, display
+
+        self._handle: DisplayHandle = display(
+            {"text/markdown": PLACEHOLDER, "text/plain": "…"}, raw=True, display_id=True
+        )
+        super().__init__(self._update, refresh_rate=refresh_rate)
+
+    def _update(self, text: str) -> None:
+        self._handle.update(markdown_bundle(text), raw=True)
+
+
+class TerminalAnswer:
+    """Terminal IPython: the text is written as it arrives."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._written = 0
+
+    def feed(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
+        self._written += len(text)
+
+    def finish(self, text: str) -> None:
+        if len(text) > self._written:  # text the stream never fed, e.g. from a non-streamed answer
+            self._stream.write(text[self._written :])
+        self._stream.write("\n")
+        self._stream.flush()
+
+
+def show_footer(line: str, *, in_notebook: bool) -> None:
+    """A short line under the answer: model, tokens, timings."""
+    if in_notebook:
+        from IPython.display import display
+
+        display({"text/markdown": f"<sub>{protect_dollars(line)}</sub>", "text/plain": line}, raw=True)
+    else:
+        print(line)
+
+
+def show_text(mime_bundle: dict[str, Any]) -> None:
+    from IPython.display import display
+
+    display(mime_bundle, raw=True)
