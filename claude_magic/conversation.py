@@ -51,12 +51,6 @@ class Conversation:
             return cell.cell_id
         return None
 
-    def begin(self, cell: CellRun) -> None:
-        """Call before asking from ``cell``; a new run of a cell forgets its earlier exchanges."""
-        if (replaced := self._replaced_by(cell)) is not None:
-            self._last_run_of_cell[replaced] = cell.run
-            self.exchanges = [e for e in self.exchanges if e.cell.cell_id != replaced]
-
     def messages(self, cell: CellRun | None = None) -> list[dict[str, Any]]:
         """The history a question from ``cell`` is sent with, as alternating user and
         assistant messages (without the exchanges that question will replace)."""
@@ -64,8 +58,15 @@ class Conversation:
         return [m for e in self.exchanges if replaced is None or e.cell.cell_id != replaced for m in e.messages()]
 
     def record(self, exchange: Exchange) -> None:
-        if exchange.answer:  # the API rejects an assistant turn with no content
-            self.exchanges.append(exchange)
+        """Append an answered exchange; the first one of a new run of a cell replaces the
+        exchanges of that cell's earlier runs. (An unanswered one changes nothing: the API
+        rejects an assistant turn with no content, and the earlier exchange is worth more.)"""
+        if not exchange.answer:
+            return
+        if (replaced := self._replaced_by(exchange.cell)) is not None:
+            self._last_run_of_cell[replaced] = exchange.cell.run
+            self.exchanges = [e for e in self.exchanges if e.cell.cell_id != replaced]
+        self.exchanges.append(exchange)
 
     def clear(self) -> None:
         self.exchanges.clear()

@@ -94,11 +94,15 @@ class ClaudeMagics(Magics):
         self._runs = 0
         if shell is not None:
             shell.events.register("pre_run_cell", self._note_cell)
+            shell.input_transformers_cleanup.append(keep_question_marks)
 
     def close(self) -> None:
         """Unhook from the shell and close the HTTP client."""
-        if self.shell is not None and self._note_cell in self.shell.events.callbacks["pre_run_cell"]:
-            self.shell.events.unregister("pre_run_cell", self._note_cell)
+        if self.shell is not None:
+            if self._note_cell in self.shell.events.callbacks["pre_run_cell"]:
+                self.shell.events.unregister("pre_run_cell", self._note_cell)
+            if keep_question_marks in self.shell.input_transformers_cleanup:
+                self.shell.input_transformers_cleanup.remove(keep_question_marks)
         self.session.close()
 
     @validate("api_key")
@@ -159,17 +163,16 @@ class ClaudeMagics(Magics):
         interpolated = interpolate(prompt, self.shell.user_ns)
         for reference in interpolated.unresolved:
             print(f"claude: {reference} names nothing; sent as written", file=sys.stderr)
-        if not interpolated.text.strip():
+        text = interpolated.text.strip()
+        if not text:
             raise UsageError("nothing to ask: write a question after %claude, or in the cell under %%claude")
         if args.new:
             self.session.conversation.clear()
-        question = [{"type": "text", "text": interpolated.text}]
+        question = [{"type": "text", "text": text}]
         options = self._options(args)
         if args.dry_run:
             return self._show_request(question, options)
-        answer = self._send(question, options)
-        if args.output:
-            self.shell.user_ns[args.output] = answer.text
+        answer = self._send(question, options, store_as=args.output)
 
     def _options(self, args: Any) -> AskOptions:
         return AskOptions(
@@ -181,7 +184,8 @@ class ClaudeMagics(Magics):
             use_history=not args.no_history,
         )
 
-    def _send(self, question: list[dict[str, Any]], options: AskOptions) -> Answer:
+    def _send(self, question: list[dict[str, Any]], options: AskOptions, store_as: str | None) -> Answer:
+        """Ask, then show the footer and store the text in ``store_as``, even for a partial answer."""
         from .render import show_footer
 
         settings = self.client_settings()
@@ -189,12 +193,16 @@ class ClaudeMagics(Magics):
             answer = self.session.ask(question, options, settings, self._open_renderer, self._cell)
         except AnswerCutOff as cut:
             show_footer(footer(cut.answer), in_notebook=self._in_notebook)
+            if store_as:
+                self.shell.user_ns[store_as] = cut.answer.text
             raise ClaudeMagicError(explain_cut_off(cut.cause)) from None
         except KeyboardInterrupt:
             raise ClaudeMagicError("interrupted before the answer started; nothing was recorded") from None
         except ClaudeError as error:
             raise ClaudeMagicError(explain(error, settings)) from None
         show_footer(footer(answer), in_notebook=self._in_notebook)
+        if store_as:
+            self.shell.user_ns[store_as] = answer.text
         return answer
 
     @property
@@ -298,6 +306,28 @@ def _tokens(count: int | None) -> str:
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
+_QUESTION_LINE = re.compile(r"^(?P<indent>[ \t]*)%claude[ \t]+(?P<rest>\S.*?\?)[ \t]*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """Input cleanup: ``%claude What is a p-value?`` is a question, not a help request.
+
+    IPython reads a line ending in ``?`` as "show help for the name before it", before any
+    magic sees it; this turns such ``%claude`` lines into the magic call they mean. ``%claude?``
+    (help on the magic) and the bodies of ``%%`` cells are left alone.
+    """
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines
+    return [_question_call(line) for line in lines]
+
+
+def _question_call(line: str) -> str:
+    match = _QUESTION_LINE.match(line.rstrip("\n"))
+    if match is None:
+        return line
+    return f"{match['indent']}get_ipython().run_line_magic('claude', {match['rest']!r})\n"
+
 
 _TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 

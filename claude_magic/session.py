@@ -108,8 +108,6 @@ class ClaudeSession:
 
         request = self.build_request(question, options, cell)
         client = self.client(settings)
-        if options.use_history:
-            self.conversation.begin(cell or CellRun())
         started = time.monotonic()
         first_token: float | None = None
         with client.stream(request) as stream:

@@ -64,7 +64,8 @@ class Fault:
     ``status``: answer with this HTTP error instead (``retry_after`` / ``retry_after_ms`` /
     ``should_retry`` set the matching headers). ``error_after`` / ``drop_after``: send that
     many text deltas, then an ``error`` event (of ``error_type``) or drop the connection.
-    ``delay``: seconds between deltas (slow tokens).
+    ``delay``: seconds between deltas (slow tokens). ``stall``: seconds to wait before
+    answering at all (to provoke a client timeout).
     """
 
     status: int | None = None
@@ -76,6 +77,7 @@ class Fault:
     error_after: int | None = None
     drop_after: int | None = None
     delay: float | None = None
+    stall: float | None = None
 
 
 @dataclass
@@ -85,6 +87,8 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+    answer: str | None = None
+    """The answer text the stand-in generated for it (sent whole, or in part on a fault)."""
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -109,23 +113,23 @@ class APIFailure(Exception):
 class StandIn:
     """The stand-in server. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     """When set, only this key is accepted; otherwise any non-empty key is."""
     host: str = "127.0.0.1"
     port: int = 0
     delay: float = 0.0
     """Default seconds between deltas."""
-    requests: list[RecordedRequest] = field(default_factory=list)
-    _faults: deque[Fault] = field(default_factory=deque)
-    _faults_by_call: dict[int, Fault] = field(default_factory=dict)
-    _message_calls: int = 0
-    _active: int = 0
-    max_concurrent: int = 0
+    requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+    _faults: deque[Fault] = field(default_factory=deque, repr=False)
+    _faults_by_call: dict[int, Fault] = field(default_factory=dict, repr=False)
+    _message_calls: int = field(default=0, repr=False)
+    _active: int = field(default=0, repr=False)
+    max_concurrent: int = field(default=0, repr=False)
     """The most ``/v1/messages`` requests seen in flight at once."""
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -172,6 +176,12 @@ class StandIn:
             self.requests.clear()
             self._faults.clear()
             self._faults_by_call.clear()
+
+    @property
+    def active_streams(self) -> int:
+        """Streams being written right now."""
+        with self._lock:
+            return self._active
 
     @property
     def message_requests(self) -> list[RecordedRequest]:
@@ -295,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes requests to the stand-in; one instance per connection, on its own thread."""
 
     stand_in: StandIn
+    recorded: RecordedRequest
+    request_id: str
     protocol_version = "HTTP/1.1"
     server_version = "claude-magic-stand-in"
 
@@ -315,7 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.request_id = self.stand_in._request_id()
         try:
             body = self._read_body(headers)
-            self.stand_in._record(RecordedRequest(method, url.path, parse_qs(url.query), headers, body))
+            self.recorded = RecordedRequest(method, url.path, parse_qs(url.query), headers, body)
+            self.stand_in._record(self.recorded)
             route = _ROUTES.get((method, url.path.rstrip("/")))
             if route is None:
                 raise APIFailure(404, f"{method} {url.path} is not a route of this API")
@@ -383,11 +396,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def messages(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         fault = self.stand_in._next_fault()
+        if fault.stall:
+            time.sleep(fault.stall)
         if fault.status is not None:
             self._send_fault_status(fault)
             return
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
-        text = answer_for(body)
+        text = self.recorded.answer = answer_for(body)
         usage = {"input_tokens": input_tokens(body), "output_tokens": len(split_into_deltas(text))}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):

@@ -1,0 +1,139 @@
+"""Drive a real IPython kernel the way JupyterLab does, and collect what the user would see.
+
+nbclient runs whole notebooks but sends no cell ids; JupyterLab sends each cell's id in the
+execute request's metadata (``cellId``), which is what makes re-running a cell replace its
+exchange. This harness sends it too, keeps every iopub message, and folds them into the
+outputs a notebook would save (``update_display_data`` applied in place, as nbclient does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client import KernelManager
+
+
+@dataclass
+class CellResult:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    reply: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.reply.get("status", "?")
+
+    def of_type(self, msg_type: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["header"]["msg_type"] == msg_type]
+
+    @property
+    def stdout(self) -> str:
+        return "".join(o["text"] for o in self.outputs if o["output_type"] == "stream" and o["name"] == "stdout")
+
+    @property
+    def stderr(self) -> str:
+        return "".join(o["text"] for o in self.outputs if o["output_type"] == "stream" and o["name"] == "stderr")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        errors = [o for o in self.outputs if o["output_type"] == "error"]
+        return errors[0] if errors else None
+
+    def displays(self) -> list[dict[str, Any]]:
+        return [o for o in self.outputs if o["output_type"] in ("display_data", "execute_result")]
+
+    def markdown(self) -> list[str]:
+        return [o["data"]["text/markdown"] for o in self.displays() if "text/markdown" in o["data"]]
+
+    def everything(self) -> str:
+        """Every message's content as JSON: for checks that something appears nowhere."""
+        return json.dumps([m["content"] for m in self.messages]) + json.dumps(self.reply)
+
+
+class Kernel:
+    def __init__(self, env: dict[str, str | None] | None = None) -> None:
+        environment = {**os.environ}
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=environment)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, code: str, cell_id: str | None = None) -> str:
+        """Send an execute request as JupyterLab does; returns its message id."""
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+        message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
+        self.client.shell_channel.send(message)
+        return message["header"]["msg_id"]
+
+    def collect(self, msg_id: str, result: CellResult | None = None, *, until: Any = None, timeout: float = 60) -> CellResult:
+        """Gather iopub messages for ``msg_id`` until the kernel is idle (or ``until(result)``)."""
+        result = result or CellResult()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = self.client.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            result.messages.append(message)
+            _fold(result.outputs, message)
+            if message["header"]["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                result.reply = self._reply(msg_id)
+                return result
+            if until is not None and until(result):
+                return result
+        raise TimeoutError(f"the kernel did not finish within {timeout} s")
+
+    def _reply(self, msg_id: str) -> dict[str, Any]:
+        while True:
+            reply = self.client.get_shell_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
+
+    def run(self, code: str, cell_id: str | None = None, timeout: float = 60) -> CellResult:
+        return self.collect(self.submit(code, cell_id), timeout=timeout)
+
+    def interrupt(self) -> None:
+        self.manager.interrupt_kernel()
+
+
+def _fold(outputs: list[dict[str, Any]], message: dict[str, Any]) -> None:
+    kind = message["header"]["msg_type"]
+    content = message["content"]
+    if kind == "stream":
+        if outputs and outputs[-1]["output_type"] == "stream" and outputs[-1]["name"] == content["name"]:
+            outputs[-1]["text"] += content["text"]
+        else:
+            outputs.append({"output_type": "stream", "name": content["name"], "text": content["text"]})
+    elif kind in ("display_data", "execute_result"):
+        display_id = content.get("transient", {}).get("display_id")
+        outputs.append({"output_type": kind, "data": content["data"], "display_id": display_id})
+    elif kind == "update_display_data":
+        display_id = content.get("transient", {}).get("display_id")
+        for output in outputs:
+            if output.get("display_id") == display_id:
+                output["data"] = content["data"]
+    elif kind == "error":
+        outputs.append({"output_type": "error", **{k: content[k] for k in ("ename", "evalue", "traceback")}})
