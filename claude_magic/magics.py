@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -329,7 +330,7 @@ def _question_call(line: str) -> str:
     return f"{match['indent']}get_ipython().run_line_magic('claude', {match['rest']!r})\n"
 
 
-_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
+_TOKEN = re.compile(r"""(?:[^\s"']+|"[^"]*"|'[^']*'|["'])+""")
 
 
 def split_options(line: str, parser: Any) -> tuple[list[str], str]:
@@ -353,7 +354,7 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
             position = match.start()
             break
         else:
-            tokens.append(token)
+            tokens.append(_unquote(token))
             wants_value = _takes_value(parser, token)
         position = match.end()
     else:
@@ -370,7 +371,11 @@ def _takes_value(parser: Any, token: str) -> bool:
 
 
 def _unquote(token: str) -> str:
-    return token[1:-1] if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'" else token
+    """Shell-style quote removal within one token; a stray quote is kept as written."""
+    try:
+        return "".join(shlex.split(token))
+    except ValueError:
+        return token
 
 
 def _is_number(token: str) -> bool:

@@ -1,0 +1,40 @@
+# Quick start: `make lab` (set up, then JupyterLab on notebooks/) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test test-quick bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## lab: JupyterLab on notebooks/; without ANTHROPIC_API_KEY, against the offline stand-in
+lab: $(STAMP)
+	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
+		exec $(VENV)/bin/jupyter lab notebooks/; \
+	else \
+		echo "claude-magic: ANTHROPIC_API_KEY is not set, so the kernels talk to the offline stand-in;"; \
+		echo "              every answer says it came from it. Set ANTHROPIC_API_KEY to ask Claude."; \
+		exec $(PY) -m claude_magic.testing run -- $(VENV)/bin/jupyter lab notebooks/; \
+	fi
+
+## test: the whole suite (real kernels included)
+test: $(STAMP)
+	$(PY) -m pytest
+
+## test-quick: the suite without the slower real-kernel and browser tests
+test-quick: $(STAMP)
+	$(PY) -m pytest -m "not kernel and not browser"
+
+## bench: the benchmarks under bench/
+bench: $(STAMP)
+	$(PY) bench/stream.py
+	$(PY) bench/render.py
+	$(PY) bench/startup.py
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info .pytest_cache
