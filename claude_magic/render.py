@@ -126,13 +126,13 @@ class ThrottledDisplay:
 class NotebookAnswer(ThrottledDisplay):
     """One display, created with a placeholder and updated in place as text arrives."""
 
-    def __init__(self, *, refresh_rate: float = DEFAULT_REFRESH_RATE) -> None:
+    def __init__(self, *, refresh_rate: float = DEFAULT_REFRESH_RATE, clock: Callable[[], float] = time.monotonic) -> None:
         from IPython.display import DisplayHandle, display
 
         self._handle: DisplayHandle = display(
             {"text/markdown": PLACEHOLDER, "text/plain": "…"}, raw=True, display_id=True
         )
-        super().__init__(self._update, refresh_rate=refresh_rate)
+        super().__init__(self._update, refresh_rate=refresh_rate, clock=clock)
 
     def _update(self, text: str) -> None:
         self._handle.update(markdown_bundle(text), raw=True)
