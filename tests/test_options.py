@@ -46,3 +46,16 @@ def test_options_parse_with_the_declared_arguments() -> None:
 )
 def test_a_question_mark_at_the_end_stays_in_the_question(lines: list[str], expected: list[str]) -> None:
     assert keep_question_marks(lines) == expected
+
+
+def test_loading_the_extension_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.instance().run_line_magic('load_ext', 'claude_magic')\n"
+        "heavy = [m for m in ('httpx', 'pydantic', 'pandas', 'matplotlib', 'PIL', 'ipywidgets', 'markdown_it', 'anthropic') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
