@@ -14,7 +14,6 @@ from .protocol import (
     CitationsDelta,
     ContentBlockDeltaEvent,
     ContentBlockStartEvent,
-    ContentBlockStopEvent,
     ErrorBody,
     ErrorEvent,
     InputJSONDelta,
@@ -69,15 +68,13 @@ class MessageAccumulator:
         self.complete = False
         """True once ``message_stop`` arrived."""
 
-    def add(self, event: StreamEvent) -> str | None:
-        """Apply one event; returns the text it adds to the answer, if any."""
+    def add(self, event: StreamEvent) -> None:
+        """Apply one event (unknown ones change nothing)."""
         if isinstance(event, ContentBlockDeltaEvent):
-            return self._add_delta(event)
-        if isinstance(event, ContentBlockStartEvent):
+            self._add_delta(event)
+        elif isinstance(event, ContentBlockStartEvent):
             self._blocks[event.index] = _Block(event.content_block.model_dump(mode="json", exclude_none=True))
-            text = self._blocks[event.index].data.get("text") if event.content_block.type == "text" else None
-            return text or None
-        if isinstance(event, MessageStartEvent):
+        elif isinstance(event, MessageStartEvent):
             self._start(event)
         elif isinstance(event, MessageDeltaEvent):
             self._apply_message_delta(event)
@@ -85,9 +82,6 @@ class MessageAccumulator:
             self.complete = True
         elif isinstance(event, ErrorEvent):
             self.error = event.error
-        elif isinstance(event, ContentBlockStopEvent):
-            pass
-        return None
 
     def _start(self, event: MessageStartEvent) -> None:
         head = event.message.model_dump(mode="json", exclude_none=True)
@@ -97,15 +91,14 @@ class MessageAccumulator:
         for index, block in enumerate(event.message.content):
             self._blocks[index] = _Block(block.model_dump(mode="json", exclude_none=True))
 
-    def _add_delta(self, event: ContentBlockDeltaEvent) -> str | None:
+    def _add_delta(self, event: ContentBlockDeltaEvent) -> None:
         delta = event.delta
         block = self._blocks.get(event.index)
         if block is None:  # a delta before its block_start: keep it rather than fail
             block = self._blocks[event.index] = _Block({"type": "text", "text": ""})
         if isinstance(delta, TextDelta):
             block.pieces.append(delta.text)
-            return delta.text
-        if isinstance(delta, ThinkingDelta):
+        elif isinstance(delta, ThinkingDelta):
             block.pieces.append(delta.thinking)
         elif isinstance(delta, InputJSONDelta):
             block.pieces.append(delta.partial_json)
@@ -113,13 +106,16 @@ class MessageAccumulator:
             block.data["signature"] = delta.signature
         elif isinstance(delta, CitationsDelta):
             block.data.setdefault("citations", []).append(delta.citation)
-        return None
 
     def _apply_message_delta(self, event: MessageDeltaEvent) -> None:
         if event.delta.stop_reason is not None:
             self.stop_reason = event.delta.stop_reason
         if event.delta.stop_sequence is not None:
             self.stop_sequence = event.delta.stop_sequence
+        # stop_details, container and fields yet to come belong to the message itself
+        for name, value in (event.delta.model_extra or {}).items():
+            if value is not None:
+                self._head[name] = value
         # Usage in message_delta is cumulative: overwrite each field it carries, never add.
         for name, value in event.usage.model_dump(exclude_none=True).items():
             self._usage[name] = value

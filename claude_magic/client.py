@@ -38,12 +38,13 @@ from .protocol import (
     ModelInfo,
     ModelPage,
     StreamEvent,
+    TextBlock,
     TextDelta,
     TokenCount,
     parse_event,
 )
 from .retries import retry_delay, server_retry_after, should_retry
-from .sse import SSEDecoder, ServerSentEvent
+from .sse import ServerSentEvent, SSEDecoder
 
 _GENERATION_ONLY_FIELDS = ("max_tokens", "stream", "stop_sequences", "metadata", *SAMPLING_PARAMETERS)
 
@@ -52,7 +53,7 @@ def text_of(event: StreamEvent) -> str | None:
     """The answer text an event adds, if any."""
     if isinstance(event, ContentBlockDeltaEvent):
         return event.delta.text if isinstance(event.delta, TextDelta) else None
-    if isinstance(event, ContentBlockStartEvent) and event.content_block.type == "text":
+    if isinstance(event, ContentBlockStartEvent) and isinstance(event.content_block, TextBlock):
         return event.content_block.text or None
     return None
 
@@ -243,17 +244,19 @@ class Client(_ClientBase):
         request = self.http.build_request(method, self._url(path), json=body, params=params, headers=self._headers())
         retries_taken = 0
         while True:
+            response: httpx.Response | None = None
             try:
                 response = self.http.send(request, stream=True)
+                if not (stream and response.is_success):
+                    response.read()
             except httpx.TransportError as exc:
+                if response is not None:
+                    response.close()
                 error: ClaudeError = self._connection_error(exc)
                 response = None
             else:
                 if response.is_success:
-                    if not stream:
-                        response.read()
                     return response
-                response.read()
                 response.close()
                 error = self._error_from(response)
             delay = self._wait_before_retry(retries_taken, response)
@@ -318,17 +321,19 @@ class AsyncClient(_ClientBase):
         request = self.http.build_request(method, self._url(path), json=body, params=params, headers=self._headers())
         retries_taken = 0
         while True:
+            response: httpx.Response | None = None
             try:
                 response = await self.http.send(request, stream=True)
+                if not (stream and response.is_success):
+                    await response.aread()
             except httpx.TransportError as exc:
+                if response is not None:
+                    await response.aclose()
                 error: ClaudeError = self._connection_error(exc)
                 response = None
             else:
                 if response.is_success:
-                    if not stream:
-                        await response.aread()
                     return response
-                await response.aread()
                 await response.aclose()
                 error = self._error_from(response)
             delay = self._wait_before_retry(retries_taken, response)

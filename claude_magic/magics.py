@@ -114,9 +114,15 @@ class ClaudeMagics(Magics):
     def _settings_changed(self, change: Any) -> None:
         self.session.close()
 
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        assert self.shell is not None, "ClaudeMagics needs a shell"
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
     def _note_cell(self, info: Any) -> None:
         self._runs += 1
-        self._cell = CellRun(getattr(info, "cell_id", None), self.shell.execution_count, self._runs)
+        count = self.shell.execution_count if self.shell is not None else None
+        self._cell = CellRun(getattr(info, "cell_id", None), count, self._runs)
 
     # --- the magic ---------------------------------------------------------------------------
 
@@ -161,7 +167,7 @@ class ClaudeMagics(Magics):
     def _ask(self, args: Any, prompt: str) -> None:
         from .interpolate import interpolate
 
-        interpolated = interpolate(prompt, self.shell.user_ns)
+        interpolated = interpolate(prompt, self._namespace)
         for reference in interpolated.unresolved:
             print(f"claude: {reference} names nothing; sent as written", file=sys.stderr)
         text = interpolated.text.strip()
@@ -173,7 +179,7 @@ class ClaudeMagics(Magics):
         options = self._options(args)
         if args.dry_run:
             return self._show_request(question, options)
-        answer = self._send(question, options, store_as=args.output)
+        self._send(question, options, store_as=args.output)
 
     def _options(self, args: Any) -> AskOptions:
         return AskOptions(
@@ -181,7 +187,7 @@ class ClaudeMagics(Magics):
             max_tokens=args.max_tokens or self.max_tokens,
             system=args.system if args.system is not None else self.system,
             temperature=args.temperature if args.temperature is not None else self.temperature,
-            effort=args.effort or self.effort,
+            effort=args.effort or self.effort,  # type: ignore[arg-type]  # both limited to EFFORT_LEVELS
             use_history=not args.no_history,
         )
 
@@ -195,7 +201,7 @@ class ClaudeMagics(Magics):
         except AnswerCutOff as cut:
             show_footer(footer(cut.answer), in_notebook=self._in_notebook)
             if store_as:
-                self.shell.user_ns[store_as] = cut.answer.text
+                self._namespace[store_as] = cut.answer.text
             raise ClaudeMagicError(explain_cut_off(cut.cause)) from None
         except KeyboardInterrupt:
             raise ClaudeMagicError("interrupted before the answer started; nothing was recorded") from None
@@ -203,7 +209,7 @@ class ClaudeMagics(Magics):
             raise ClaudeMagicError(explain(error, settings)) from None
         show_footer(footer(answer), in_notebook=self._in_notebook)
         if store_as:
-            self.shell.user_ns[store_as] = answer.text
+            self._namespace[store_as] = answer.text
         return answer
 
     @property

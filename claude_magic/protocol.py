@@ -7,9 +7,9 @@ blocks such as thinking must be sent back exactly as they came.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class WireModel(BaseModel):
@@ -20,16 +20,9 @@ class WireModel(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def _tagged_union(*models: type[WireModel], fallback: type[WireModel]) -> Any:
-    """A union dispatched on ``type`` that parses unknown types as ``fallback``."""
-    known = {m.model_fields["type"].annotation.__args__[0]: m for m in models}  # type: ignore[union-attr]
-
-    def discriminate(value: Any) -> str:
-        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-        return kind if kind in known else "*"
-
-    members = [Annotated[m, Tag(name)] for name, m in known.items()]
-    return Annotated[Union[tuple([*members, Annotated[fallback, Tag("*")]])], Discriminator(discriminate)]
+def _type_tag(model: type[WireModel]) -> str:
+    """The literal a model's ``type`` field holds."""
+    return get_args(model.model_fields["type"].annotation)[0]  # type: ignore[no-any-return]
 
 
 # --- content blocks (responses, and sent back as history) ---------------------------------
@@ -83,15 +76,12 @@ class OtherBlock(WireModel):
     type: str
 
 
-ContentBlock = _tagged_union(
-    TextBlock,
-    ThinkingBlock,
-    RedactedThinkingBlock,
-    ToolUseBlock,
-    ServerToolUseBlock,
-    ImageBlock,
-    fallback=OtherBlock,
-)
+# Unions are tried left to right, so a type this package does not know falls through to the
+# last member, which accepts any ``type``: unknown blocks, deltas and events are kept, not fatal.
+ContentBlock = Annotated[
+    Union[TextBlock, ThinkingBlock, RedactedThinkingBlock, ToolUseBlock, ServerToolUseBlock, ImageBlock, OtherBlock],
+    Field(union_mode="left_to_right"),
+]
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -212,9 +202,10 @@ class OtherDelta(WireModel):
     type: str
 
 
-Delta = _tagged_union(
-    TextDelta, InputJSONDelta, ThinkingDelta, SignatureDelta, CitationsDelta, fallback=OtherDelta
-)
+Delta = Annotated[
+    Union[TextDelta, InputJSONDelta, ThinkingDelta, SignatureDelta, CitationsDelta, OtherDelta],
+    Field(union_mode="left_to_right"),
+]
 
 
 class MessageStartEvent(WireModel):
@@ -290,22 +281,9 @@ StreamEvent = Union[
     OtherEvent,
 ]
 
-EVENT_MODELS: dict[str, type[WireModel]] = {
-    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (
-        MessageStartEvent,
-        ContentBlockStartEvent,
-        ContentBlockDeltaEvent,
-        ContentBlockStopEvent,
-        MessageDeltaEvent,
-        MessageStopEvent,
-        PingEvent,
-        ErrorEvent,
-    )
-}
+EVENT_MODELS: dict[str, type[WireModel]] = {_type_tag(m): m for m in get_args(StreamEvent) if m is not OtherEvent}
 
-_any_event = TypeAdapter(_tagged_union(*EVENT_MODELS.values(), fallback=OtherEvent))
-content_block_adapter: TypeAdapter[Any] = TypeAdapter(ContentBlock)
+_any_event: TypeAdapter[StreamEvent] = TypeAdapter(Annotated[StreamEvent, Field(union_mode="left_to_right")])
 
 
 def parse_event(name: str | None, data: str | bytes) -> StreamEvent:
@@ -313,4 +291,4 @@ def parse_event(name: str | None, data: str | bytes) -> StreamEvent:
     model = EVENT_MODELS.get(name) if name else None
     if model is not None:
         return model.model_validate_json(data)  # type: ignore[return-value]
-    return _any_event.validate_json(data)  # type: ignore[no-any-return]
+    return _any_event.validate_json(data)

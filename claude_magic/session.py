@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import ClientSettings
+from .config import ClientSettings, Effort
 from .conversation import CellRun, Conversation, Exchange
 from .errors import ClaudeError
 
@@ -29,7 +29,7 @@ class AskOptions:
     max_tokens: int
     system: str | None = None
     temperature: float | None = None
-    effort: str | None = None
+    effort: Effort | None = None
     use_history: bool = True
     """False for a one-off that neither sends nor records history."""
 

@@ -2,7 +2,7 @@
 
 Bytes are framed before they are decoded, so a UTF-8 character split across network
 chunks is never cut. LF, CRLF and CR line endings are accepted (a CR at the end of one
-chunk may be the first half of a CRLF), and unlike the official SDK a last event with no
+chunk may be the first half of a CRLF split across chunks), and unlike the official SDK a last event with no
 terminating blank line is still delivered by :meth:`SSEDecoder.flush`.
 """
 
@@ -25,7 +25,8 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._scanned = 0
-        self._pending_cr = False
+        self._skip_lf = False
+        """The previous chunk ended in CR: an LF starting this one is the rest of a CRLF."""
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
@@ -34,7 +35,7 @@ class SSEDecoder:
 
     def flush(self) -> list[ServerSentEvent]:
         """Deliver what remains at end of stream, including an unterminated last event."""
-        self._pending_cr = False
+        self._skip_lf = False
         rest = bytes(self._buffer)
         self._buffer.clear()
         self._scanned = 0
@@ -42,14 +43,14 @@ class SSEDecoder:
         return [event] if event is not None else []
 
     def _normalise_newlines(self, chunk: bytes) -> bytes:
-        if self._pending_cr:
-            self._pending_cr = False
-            chunk = chunk if chunk.startswith(b"\n") else b"\n" + chunk
+        """Turn every line ending into LF at once, so an event ending in CR is not held back."""
+        if not chunk:
+            return chunk
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._skip_lf = chunk.endswith(b"\r")
         if b"\r" not in chunk:
             return chunk
-        if chunk.endswith(b"\r"):
-            self._pending_cr = True
-            chunk = chunk[:-1]
         return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
     def _complete_events(self) -> list[ServerSentEvent]:

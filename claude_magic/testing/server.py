@@ -373,9 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
         limit = max(1, min(int((query.get("limit") or ["20"])[0]), 1000))
         ids = [m["id"] for m in MODELS]
         start, end = 0, len(ids)
-        if after := (query.get("after_id") or [None])[0]:
+        if after := _first(query, "after_id"):
             start = ids.index(after) + 1 if after in ids else len(ids)
-        if before := (query.get("before_id") or [None])[0]:
+        if before := _first(query, "before_id"):
             end = ids.index(before) if before in ids else 0
             start = max(start, end - limit)
         page = MODELS[start : min(end, start + limit)]
@@ -506,6 +506,11 @@ def _delay(fault: Fault, body: dict[str, Any], default: float) -> float:
     prompt = text_of_content(body["messages"][-1].get("content", ""))
     asked = directives(prompt).delay
     return asked if asked is not None else default
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
 
 
 def _reason(status: int) -> str:
