@@ -11,10 +11,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .accumulate import MessageAccumulator
@@ -26,6 +26,7 @@ from .errors import (
     ClaudeError,
     ConfigurationError,
     StreamInterrupted,
+    UnexpectedResponseError,
     api_error,
     redact,
 )
@@ -46,6 +47,7 @@ from .protocol import (
 from .retries import retry_delay, server_retry_after, should_retry
 from .sse import ServerSentEvent, SSEDecoder
 
+_Model = TypeVar("_Model", bound=BaseModel)
 _GENERATION_ONLY_FIELDS = ("max_tokens", "stream", "stop_sequences", "metadata", *SAMPLING_PARAMETERS)
 
 
@@ -133,6 +135,22 @@ class _ClientBase:
             return APITimeoutError(f"no answer from {where} within the timeout ({type(exc).__name__})")
         reason = redact(str(exc) or type(exc).__name__, self._secrets())
         return APIConnectionError(f"could not reach {where}: {reason}")
+
+    def _unexpected(self, response: httpx.Response, what: str) -> UnexpectedResponseError:
+        where = redact(self.settings.base_url, self._secrets())
+        kind = response.headers.get("content-type", "no content type")
+        return UnexpectedResponseError(f"{where} answered {response.status_code} with {kind}, not {what}; is ANTHROPIC_BASE_URL the API?")
+
+    def _parse(self, model: type[_Model], response: httpx.Response) -> _Model:
+        """Validate a JSON answer; anything else is an :class:`UnexpectedResponseError`."""
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            raise self._unexpected(response, f"a {model.__name__}") from None
+
+    def _check_event_stream(self, response: httpx.Response) -> None:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            raise self._unexpected(response, "an event stream")
 
     def _wait_before_retry(self, retries_taken: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before another attempt, or None when this failure is final."""
@@ -270,6 +288,7 @@ class Client(_ClientBase):
         """Open a streaming request; the connection closes when the block exits."""
         response = self._send("POST", "/v1/messages", body=self.message_body(request, stream=True), stream=True)
         try:
+            self._check_event_stream(response)
             yield MessageStream(response, self._secrets())
         finally:
             response.close()
@@ -277,14 +296,14 @@ class Client(_ClientBase):
     def create(self, request: MessageRequest) -> Message:
         """A non-streaming request."""
         response = self._send("POST", "/v1/messages", body=self.message_body(request, stream=False))
-        return Message.model_validate_json(response.content)
+        return self._parse(Message, response)
 
     def list_models(self) -> list[ModelInfo]:
         """Every model the key can use, newest first, following the pagination."""
         models: list[ModelInfo] = []
         params: dict[str, Any] = {"limit": 1000}
         while True:
-            page = ModelPage.model_validate_json(self._send("GET", "/v1/models", params=params).content)
+            page = self._parse(ModelPage, self._send("GET", "/v1/models", params=params))
             models += page.data
             if not page.has_more or not page.last_id:
                 return models
@@ -292,7 +311,7 @@ class Client(_ClientBase):
 
     def count_tokens(self, request: MessageRequest) -> int:
         response = self._send("POST", "/v1/messages/count_tokens", body=self.count_tokens_body(request))
-        return TokenCount.model_validate_json(response.content).input_tokens
+        return self._parse(TokenCount, response).input_tokens
 
 
 class AsyncClient(_ClientBase):
@@ -346,19 +365,20 @@ class AsyncClient(_ClientBase):
     async def stream(self, request: MessageRequest) -> AsyncIterator[AsyncMessageStream]:
         response = await self._send("POST", "/v1/messages", body=self.message_body(request, stream=True), stream=True)
         try:
+            self._check_event_stream(response)
             yield AsyncMessageStream(response, self._secrets())
         finally:
             await response.aclose()
 
     async def create(self, request: MessageRequest) -> Message:
         response = await self._send("POST", "/v1/messages", body=self.message_body(request, stream=False))
-        return Message.model_validate_json(response.content)
+        return self._parse(Message, response)
 
     async def list_models(self) -> list[ModelInfo]:
         models: list[ModelInfo] = []
         params: dict[str, Any] = {"limit": 1000}
         while True:
-            page = ModelPage.model_validate_json((await self._send("GET", "/v1/models", params=params)).content)
+            page = self._parse(ModelPage, await self._send("GET", "/v1/models", params=params))
             models += page.data
             if not page.has_more or not page.last_id:
                 return models
@@ -366,4 +386,4 @@ class AsyncClient(_ClientBase):
 
     async def count_tokens(self, request: MessageRequest) -> int:
         response = await self._send("POST", "/v1/messages/count_tokens", body=self.count_tokens_body(request))
-        return TokenCount.model_validate_json(response.content).input_tokens
+        return self._parse(TokenCount, response).input_tokens

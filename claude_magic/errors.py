@@ -5,6 +5,7 @@
  ├── ``APIConnectionError``       the API could not be reached
  │    └── ``APITimeoutError``      it did not answer in time
  ├── ``StreamInterrupted``        the connection dropped while an answer was streaming
+ ├── ``UnexpectedResponseError``  a success status with a body that is not the API's (a proxy?)
  └── ``APIError``                 the API answered with its error envelope
       ├── ``BadRequestError``          400 invalid_request_error
       ├── ``AuthenticationError``      401 authentication_error
@@ -43,6 +44,11 @@ class APITimeoutError(APIConnectionError):
 
 class StreamInterrupted(ClaudeError):
     """The connection dropped after the answer had started; the partial answer is kept."""
+
+
+class UnexpectedResponseError(ClaudeError):
+    """The server answered with a success status but not in the API's format: a proxy, a
+    captive portal or a wrong base URL, most likely."""
 
 
 class APIError(ClaudeError):

@@ -7,6 +7,9 @@ relative to this file); tests that need them skip, with the reason shown, when i
 bytes a test gives it, framed as the test chooses (one ``Content-Length`` body, or chunked
 transfer encoding with chunks of N bytes, optionally cut off mid-body), so the client under
 test runs its real httpx path against real sockets.
+
+``shared_stand_in`` is the plugin's ``stand_in`` made cheap: one stand-in for the session,
+reset before each test (stopping a ``StandIn`` takes up to half a second).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from claude_magic.testing import StandIn
+from claude_magic.testing.pytest_plugin import STAND_IN_KEY
 
 SSE_FIXTURES_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sse"
 _MISSING_FIXTURES = f"recorded SSE fixtures not found: {SSE_FIXTURES_DIR} is absent or holds no .sse file"
@@ -100,7 +106,9 @@ class LoopbackServer:
         handler = type("Handler", (_ReplayHandler,), {"loopback": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="loopback", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -194,3 +202,24 @@ def loopback() -> Iterator[LoopbackServer]:
         yield server
     finally:
         server.stop()
+
+
+# --- one stand-in for the session ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _session_stand_in() -> Iterator[StandIn]:
+    with StandIn(api_key=STAND_IN_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def shared_stand_in(_session_stand_in: StandIn, monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """Like the plugin's ``stand_in`` (same key, same environment), but one server for the
+    whole session with its requests and scripted faults forgotten before each test.
+    Scripting by call number (``fail(on_call=...)``) counts from the session's start."""
+    _session_stand_in.reset()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", _session_stand_in.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", STAND_IN_KEY)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    return _session_stand_in

@@ -10,8 +10,8 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from claude_magic.errors import (
     RateLimitError,
     RequestTooLargeError,
     StreamInterrupted,
+    UnexpectedResponseError,
 )
 from claude_magic.protocol import (
     ContentBlockDeltaEvent,
@@ -42,13 +43,14 @@ from claude_magic.protocol import (
     MessageParam,
     MessageRequest,
     OtherEvent,
+    ServerToolUseBlock,
     StreamEvent,
     TextBlock,
     ThinkingBlock,
     ToolUseBlock,
 )
 from claude_magic.retries import backoff, retry_delay, server_retry_after, should_retry
-from claude_magic.testing import StandIn
+from claude_magic.testing import Fault, StandIn
 from claude_magic.testing.answers import answer_for, split_into_deltas
 from claude_magic.testing.models import MODELS
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
@@ -66,7 +68,9 @@ def request(prompt: str = "What is a left join?", *, model: str = "claude-sonnet
 
 
 def settings_for(base_url: str, *, api_key: str = STAND_IN_KEY, max_retries: int = 0, **changes: Any) -> ClientSettings:
-    return ClientSettings(credentials=Credentials(api_key=api_key), base_url=base_url, max_retries=max_retries, **changes)
+    return ClientSettings(
+        credentials=Credentials(api_key=api_key), base_url=base_url, max_retries=max_retries, **changes
+    )
 
 
 @dataclass
@@ -128,6 +132,12 @@ def call(flavour: str, settings: ClientSettings, method: str, *args: Any) -> Any
     return asyncio.run(run())
 
 
+@pytest.fixture
+def server(shared_stand_in: StandIn) -> StandIn:
+    """The session's stand-in, reset for this test (see conftest)."""
+    return shared_stand_in
+
+
 @pytest.fixture(params=["sync", "async"])
 def flavour(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -170,7 +180,11 @@ class Reference:
         return {e["index"]: e["content_block"] for e in self.of_type("content_block_start")}
 
     def deltas(self, index: int, kind: str) -> list[dict[str, Any]]:
-        return [e["delta"] for e in self.of_type("content_block_delta") if e["index"] == index and e["delta"]["type"] == kind]
+        return [
+            e["delta"]
+            for e in self.of_type("content_block_delta")
+            if e["index"] == index and e["delta"]["type"] == kind
+        ]
 
     @property
     def text(self) -> str:
@@ -202,14 +216,28 @@ def synthetic_stream(pieces: list[str], *, stop: bool = True, extra: dict[int, b
     """A one-text-block stream; ``extra`` inserts raw events before the event at that position."""
     usage = {"input_tokens": 10, "output_tokens": 1}
     events = [
-        sse({"type": "message_start", "message": {"id": "msg_x", "type": "message", "role": "assistant", "model": "m", "content": [], "usage": usage}}),
+        sse(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_x",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "m",
+                    "content": [],
+                    "usage": usage,
+                },
+            }
+        ),
         sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         *(sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}) for p in pieces),
     ]
     if stop:
         events += [
             sse({"type": "content_block_stop", "index": 0}),
-            sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": len(pieces)}}),
+            sse(
+                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": len(pieces)}}
+            ),
             sse({"type": "message_stop"}),
         ]
     for position, raw in sorted((extra or {}).items(), reverse=True):
@@ -258,7 +286,11 @@ def test_basic_response_facts(loopback: Any, sse_fixtures_dir: Path) -> None:
     assert acc.text == message.text == "Hello there!"
     assert message.usage.output_tokens == 6
     assert message.usage.input_tokens == 11
-    assert (message.id, message.model, message.stop_reason) == ("msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK", "claude-3-opus-latest", "end_turn")
+    assert (message.id, message.model, message.stop_reason) == (
+        "msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK",
+        "claude-3-opus-latest",
+        "end_turn",
+    )
 
 
 def test_pause_turn_usage_is_overwritten_never_added(loopback: Any, sse_fixtures_dir: Path) -> None:
@@ -279,11 +311,6 @@ def test_refusal_facts(loopback: Any, sse_fixtures_dir: Path) -> None:
     assert message.usage.output_tokens == 106
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug (accumulate.py _apply_message_delta): message_delta's stop_details (and container) "
-    "are dropped, so a refusal's category/explanation never reaches the message",
-)
 def test_refusal_stop_details_reach_the_message(loopback: Any, sse_fixtures_dir: Path) -> None:
     message, _, ref = replay(loopback, sse_fixtures_dir / "anthropic-sdk-python__fable-fallback__stream-a-refusal.sse")
     assert (message.model_extra or {}).get("stop_details") == ref.of_type("message_delta")[-1]["delta"]["stop_details"]
@@ -328,6 +355,7 @@ def test_web_search_text_blocks_carry_citations(loopback: Any, sse_fixtures_dir:
     kinds = [b.type for b in message.content]
     assert kinds[:4] == ["thinking", "server_tool_use", "web_search_tool_result", "text"]
     search = message.content[1]
+    assert isinstance(search, ServerToolUseBlock) and search.name == "web_search"
     assert search.input == json.loads("".join(d["partial_json"] for d in ref.deltas(1, "input_json_delta")))
     assert message.content[2].model_dump(mode="json", exclude_none=True) == ref.block_starts()[2]
 
@@ -366,47 +394,61 @@ def test_connection_cut_mid_body_is_interrupted(loopback: Any, flavour: str) -> 
     assert len(loopback.requests) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=httpx.HTTPError,
-    reason="package bug (client.py _send): response.read() runs outside the try, so a connection lost "
-    "while reading a non-streamed body escapes as a raw httpx error instead of APIConnectionError",
-)
 def test_connection_lost_while_reading_a_body_is_a_connection_error(loopback: Any, flavour: str) -> None:
     loopback.serve(b'{"id": "msg_1", "content": []}', content_type="application/json", cut_after=8)
-    with pytest.raises(APIConnectionError):
+    with pytest.raises(APIConnectionError, match=re.escape(loopback.base_url)):
         call(flavour, settings_for(loopback.base_url), "create", request())
+
+
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [("create", (request(),)), ("list_models", ()), ("count_tokens", (request(),))],
+    ids=["create", "list_models", "count_tokens"],
+)
+def test_unexpected_success_body_is_a_claude_error(
+    loopback: Any, flavour: str, method: str, args: tuple[Any, ...]
+) -> None:
+    loopback.serve(b"<html><body>Please sign in to the Wi-Fi</body></html>", content_type="text/html")
+    with pytest.raises(UnexpectedResponseError, match=r"answered 200 with text/html"):
+        call(flavour, settings_for(loopback.base_url), method, *args)
+
+
+def test_a_success_that_is_not_an_event_stream_says_so(loopback: Any, flavour: str) -> None:
+    loopback.serve(b"<html><body>Please sign in to the Wi-Fi</body></html>", content_type="text/html")
+    outcome = stream(flavour, settings_for(loopback.base_url), request())
+    assert isinstance(outcome.error, UnexpectedResponseError)
+    assert "not an event stream" in str(outcome.error) and loopback.base_url in str(outcome.error)
 
 
 # --- the stand-in: failures mid-stream ----------------------------------------------------------
 
 
-def test_error_event_mid_stream(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(error_after=3, error_type="overloaded_error")
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2), request())
+def test_error_event_mid_stream(server: StandIn, flavour: str) -> None:
+    server.fail(error_after=3, error_type="overloaded_error")
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
 
     assert type(outcome.error) is OverloadedError
     assert outcome.error.status_code is None
     assert outcome.error.error_type == "overloaded_error"
     assert outcome.error.request_id == outcome.request_id
     assert outcome.request_id is not None and REQUEST_ID.match(outcome.request_id)
-    assert outcome.text == deltas_sent(stand_in, 3)
-    assert len(stand_in.requests) == 1
+    assert outcome.text == deltas_sent(server, 3)
+    assert len(server.requests) == 1
 
 
-def test_dropped_connection_mid_stream(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(drop_after=3)
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2), request())
+def test_dropped_connection_mid_stream(server: StandIn, flavour: str) -> None:
+    server.fail(drop_after=3)
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
 
     assert isinstance(outcome.error, StreamInterrupted)
-    assert outcome.text == deltas_sent(stand_in, 3)
-    assert len(stand_in.requests) == 1
+    assert outcome.text == deltas_sent(server, 3)
+    assert len(server.requests) == 1
 
 
-def test_complete_stand_in_stream(stand_in: StandIn, flavour: str) -> None:
-    outcome = stream(flavour, settings_for(stand_in.base_url), request("Explain [[markdown]]"))
+def test_complete_stand_in_stream(server: StandIn, flavour: str) -> None:
+    outcome = stream(flavour, settings_for(server.base_url), request("Explain [[markdown]]"))
     assert outcome.error is None
-    assert outcome.text == deltas_sent(stand_in)
+    assert outcome.text == deltas_sent(server)
     assert outcome.accumulator is not None and outcome.accumulator.usage["output_tokens"] == len(
         split_into_deltas(outcome.text)
     )
@@ -415,58 +457,63 @@ def test_complete_stand_in_stream(stand_in: StandIn, flavour: str) -> None:
 # --- the retry policy -------------------------------------------------------------------------
 
 
-def test_overloaded_twice_then_success(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(status=529, times=2, retry_after_ms=FAST_RETRY_MS)
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2), request())
+def test_overloaded_twice_then_success(server: StandIn, flavour: str) -> None:
+    server.fail(status=529, times=2, retry_after_ms=FAST_RETRY_MS)
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
     assert outcome.error is None
-    assert outcome.text == deltas_sent(stand_in)
-    assert len(stand_in.message_requests) == 3
+    assert outcome.text == deltas_sent(server)
+    assert len(server.message_requests) == 3
 
 
-def test_retries_exhausted(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(status=529, times=3, retry_after_ms=FAST_RETRY_MS)
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2), request())
+def test_retries_exhausted(server: StandIn, flavour: str) -> None:
+    server.fail(status=529, times=3, retry_after_ms=FAST_RETRY_MS)
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
     assert type(outcome.error) is OverloadedError
     assert outcome.error.status_code == 529
-    assert len(stand_in.message_requests) == 3
+    assert len(server.message_requests) == 3
 
 
-@pytest.mark.parametrize(("header", "wait"), [("retry_after", 0.3), ("retry_after_ms", 700.0)])
-def test_rate_limit_waits_as_the_server_asks(stand_in: StandIn, header: str, wait: float) -> None:
-    stand_in.fail(status=429, **{header: wait})
+@pytest.mark.parametrize(
+    ("fault", "seconds"),
+    [(Fault(status=429, retry_after=0.3), 0.3), (Fault(status=429, retry_after_ms=700), 0.7)],
+    ids=["retry-after", "retry-after-ms"],
+)
+def test_rate_limit_waits_as_the_server_asks(server: StandIn, fault: Fault, seconds: float) -> None:
+    # 0.7 s is longer than any first backoff (at most 0.5 s): only the header can explain it.
+    server.fail(fault)
     started = time.monotonic()
-    outcome = stream_sync(settings_for(stand_in.base_url, max_retries=2), request())
+    outcome = stream_sync(settings_for(server.base_url, max_retries=2), request())
     elapsed = time.monotonic() - started
-    seconds = wait / 1000 if header == "retry_after_ms" else wait
     assert outcome.error is None
-    assert len(stand_in.message_requests) == 2
+    assert len(server.message_requests) == 2
     assert seconds <= elapsed < seconds + 0.5
-    # 0.7 s is longer than any first backoff (at most 0.5 s): only the header explains it.
 
 
-def test_should_retry_false_stops_retries(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(status=500, should_retry=False)
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2), request())
+def test_should_retry_false_stops_retries(server: StandIn, flavour: str) -> None:
+    server.fail(status=500, should_retry=False)
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
     assert type(outcome.error) is InternalServerError
-    assert len(stand_in.message_requests) == 1
+    assert len(server.message_requests) == 1
 
 
-def test_should_retry_true_retries_a_400(stand_in: StandIn) -> None:
-    stand_in.fail(status=400, should_retry=True, retry_after_ms=FAST_RETRY_MS)
-    assert stream_sync(settings_for(stand_in.base_url, max_retries=2), request()).error is None
-    assert len(stand_in.message_requests) == 2
+def test_should_retry_true_retries_a_400(server: StandIn) -> None:
+    server.fail(status=400, should_retry=True, retry_after_ms=FAST_RETRY_MS)
+    assert stream_sync(settings_for(server.base_url, max_retries=2), request()).error is None
+    assert len(server.message_requests) == 2
 
 
-def test_bad_request_and_authentication_are_never_retried(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(status=400)
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2), request())
+def test_bad_request_and_authentication_are_never_retried(server: StandIn, flavour: str) -> None:
+    server.fail(status=400)
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
     assert type(outcome.error) is BadRequestError
-    assert len(stand_in.requests) == 1
+    assert len(server.requests) == 1
 
-    stand_in.reset()
-    outcome = stream(flavour, settings_for(stand_in.base_url, api_key="sk-ant-wrong-key-000000", max_retries=2), request())
+    server.reset()
+    outcome = stream(
+        flavour, settings_for(server.base_url, api_key="sk-ant-wrong-key-000000", max_retries=2), request()
+    )
     assert type(outcome.error) is AuthenticationError
-    assert len(stand_in.requests) == 1
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize(("flavour_name", "retries"), [("sync", 2), ("async", 1)])
@@ -490,14 +537,14 @@ def test_connection_refused_without_retries_is_immediate() -> None:
     assert time.monotonic() - started < 0.3
 
 
-def test_retry_after_beyond_the_limit_is_raised_at_once(stand_in: StandIn, flavour: str) -> None:
-    stand_in.fail(status=429, retry_after=30)
+def test_retry_after_beyond_the_limit_is_raised_at_once(server: StandIn, flavour: str) -> None:
+    server.fail(status=429, retry_after=30)
     started = time.monotonic()
-    outcome = stream(flavour, settings_for(stand_in.base_url, max_retries=2, max_retry_wait=1.0), request())
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2, max_retry_wait=1.0), request())
     assert time.monotonic() - started < 1.0
     assert type(outcome.error) is RateLimitError
     assert outcome.error.retry_after == 30
-    assert len(stand_in.message_requests) == 1
+    assert len(server.message_requests) == 1
 
 
 class _FixedRandom(random.Random):
@@ -509,7 +556,9 @@ class _FixedRandom(random.Random):
         return self.value
 
 
-@pytest.mark.parametrize(("retries_taken", "low", "high"), [(0, 0.375, 0.5), (1, 0.75, 1.0), (2, 1.5, 2.0), (4, 6.0, 8.0), (9, 6.0, 8.0)])
+@pytest.mark.parametrize(
+    ("retries_taken", "low", "high"), [(0, 0.375, 0.5), (1, 0.75, 1.0), (2, 1.5, 2.0), (4, 6.0, 8.0), (9, 6.0, 8.0)]
+)
 def test_backoff_bounds(retries_taken: int, low: float, high: float) -> None:
     assert backoff(retries_taken, _FixedRandom(0.0)) == high
     assert backoff(retries_taken, _FixedRandom(1.0)) == low
@@ -582,9 +631,11 @@ ERROR_CLASSES = [
 
 
 @pytest.mark.parametrize(("status", "error_type", "cls"), ERROR_CLASSES, ids=[str(s) for s, _, _ in ERROR_CLASSES])
-def test_error_statuses_map_to_classes(stand_in: StandIn, flavour: str, status: int, error_type: str, cls: type[APIError]) -> None:
-    stand_in.fail(status=status, error_type=error_type, should_retry=False, times=2, message=f"scripted {status}")
-    settings = settings_for(stand_in.base_url, max_retries=2)
+def test_error_statuses_map_to_classes(
+    server: StandIn, flavour: str, status: int, error_type: str, cls: type[APIError]
+) -> None:
+    server.fail(status=status, error_type=error_type, should_retry=False, times=2, message=f"scripted {status}")
+    settings = settings_for(server.base_url, max_retries=2)
 
     streamed = stream(flavour, settings, request()).error
     with pytest.raises(cls) as created:
@@ -598,46 +649,46 @@ def test_error_statuses_map_to_classes(stand_in: StandIn, flavour: str, status: 
         assert exc.message == f"scripted {status}"
         assert exc.request_id is not None and REQUEST_ID.match(exc.request_id)
         assert str(exc) == f"{status} {error_type}: scripted {status} (request-id {exc.request_id})"
-    assert len(stand_in.message_requests) == 2
+    assert len(server.message_requests) == 2
 
 
-def test_missing_max_tokens_is_a_bad_request(stand_in: StandIn) -> None:
+def test_missing_max_tokens_is_a_bad_request(server: StandIn) -> None:
     incomplete = MessageRequest.model_construct(
         model="claude-sonnet-5-5", messages=[MessageParam(role="user", content="hi")]
     )
     with pytest.raises(BadRequestError, match="max_tokens: Field required"):
-        call("sync", settings_for(stand_in.base_url), "create", incomplete)
-    assert "max_tokens" not in stand_in.requests[-1].body
+        call("sync", settings_for(server.base_url), "create", incomplete)
+    assert "max_tokens" not in server.requests[-1].body
 
 
-def test_temperature_on_a_default_sampling_model_is_a_bad_request(stand_in: StandIn, flavour: str) -> None:
-    outcome = stream(flavour, settings_for(stand_in.base_url), request(temperature=0.5))
+def test_temperature_on_a_default_sampling_model_is_a_bad_request(server: StandIn, flavour: str) -> None:
+    outcome = stream(flavour, settings_for(server.base_url), request(temperature=0.5))
     assert type(outcome.error) is BadRequestError
     assert "temperature" in outcome.error.message
-    assert stand_in.requests[-1].body["temperature"] == 0.5
+    assert server.requests[-1].body["temperature"] == 0.5
 
 
-def test_temperature_under_2026_version_is_refused_before_sending(stand_in: StandIn, flavour: str) -> None:
-    settings = settings_for(stand_in.base_url, api_version="2026-10-21")
+def test_temperature_under_2026_version_is_refused_before_sending(server: StandIn, flavour: str) -> None:
+    settings = settings_for(server.base_url, api_version="2026-10-21")
     outcome = stream(flavour, settings, request(model="claude-haiku-4-5", temperature=0.5))
     assert type(outcome.error) is ConfigurationError
     assert "temperature" in str(outcome.error)
-    assert stand_in.requests == []
+    assert server.requests == []
 
 
-def test_unknown_model_is_not_found(stand_in: StandIn, flavour: str) -> None:
-    outcome = stream(flavour, settings_for(stand_in.base_url), request(model="claude-3-opus-20240229"))
+def test_unknown_model_is_not_found(server: StandIn, flavour: str) -> None:
+    outcome = stream(flavour, settings_for(server.base_url), request(model="claude-3-opus-20240229"))
     assert type(outcome.error) is NotFoundError
     assert outcome.error.status_code == 404
     assert "claude-3-opus-20240229" in outcome.error.message
 
 
-def test_wrong_key_is_an_authentication_error_that_never_shows_the_key(flavour: str) -> None:
+def test_wrong_key_is_an_authentication_error_that_never_shows_the_key(server: StandIn, flavour: str) -> None:
     wrong_key = "sk-ant-api03-wrong-key-abcdefghijklmnop-XYZW"
-    with StandIn(api_key=STAND_IN_KEY) as server:
-        settings = settings_for(server.base_url, api_key=wrong_key)
-        outcome = stream(flavour, settings, request())
-        assert server.requests[-1].headers["x-api-key"] == wrong_key
+    assert server.api_key == STAND_IN_KEY
+    settings = settings_for(server.base_url, api_key=wrong_key)
+    outcome = stream(flavour, settings, request())
+    assert server.requests[-1].headers["x-api-key"] == wrong_key
     exc = outcome.error
     assert type(exc) is AuthenticationError and exc.status_code == 401
     client = Client(settings) if flavour == "sync" else AsyncClient(settings)
@@ -646,23 +697,24 @@ def test_wrong_key_is_an_authentication_error_that_never_shows_the_key(flavour: 
         assert "wrong-key" not in shown
 
 
-def test_no_credentials_is_a_configuration_error(stand_in: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_credentials_is_a_configuration_error(server: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     settings = ClientSettings(max_retries=0)
     assert not settings.credentials.present
     with pytest.raises(ConfigurationError, match="ANTHROPIC_API_KEY"):
         call("sync", settings, "create", request())
-    assert stand_in.requests == []
+    assert server.requests == []
 
 
 # --- what reaches the server ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("version", [None, "2023-06-01", "2026-10-21"])
-def test_request_headers_and_body(stand_in: StandIn, flavour: str, version: str | None) -> None:
-    changes = {"api_version": version} if version else {}
-    assert stream(flavour, settings_for(stand_in.base_url, **changes), request("hi there")).error is None
-    [seen] = stand_in.requests
+def test_request_headers_and_body(server: StandIn, flavour: str, version: str | None) -> None:
+    settings = settings_for(server.base_url)
+    settings = settings.with_(api_version=version) if version else settings
+    assert stream(flavour, settings, request("hi there")).error is None
+    [seen] = server.requests
     assert (seen.method, seen.path) == ("POST", "/v1/messages")
     assert seen.headers["x-api-key"] == STAND_IN_KEY
     assert "authorization" not in seen.headers
@@ -677,10 +729,10 @@ def test_request_headers_and_body(stand_in: StandIn, flavour: str, version: str 
     }
 
 
-def test_auth_token_is_sent_as_bearer(stand_in: StandIn, flavour: str) -> None:
-    settings = ClientSettings(credentials=Credentials(auth_token=STAND_IN_KEY), base_url=stand_in.base_url, max_retries=0)
+def test_auth_token_is_sent_as_bearer(server: StandIn, flavour: str) -> None:
+    settings = ClientSettings(credentials=Credentials(auth_token=STAND_IN_KEY), base_url=server.base_url, max_retries=0)
     assert stream(flavour, settings, request()).error is None
-    headers = stand_in.requests[-1].headers
+    headers = server.requests[-1].headers
     assert headers["authorization"] == f"Bearer {STAND_IN_KEY}"
     assert "x-api-key" not in headers
 
@@ -702,7 +754,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_default_client_reaches_the_server_named_in_the_environment(stand_in: StandIn, flavour: str) -> None:
-    # The stand_in fixture sets ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY.
+    # The plugin's stand_in fixture sets ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY.
     assert stream(flavour, ClientSettings(max_retries=0), request()).error is None
     assert stand_in.requests[-1].headers["x-api-key"] == STAND_IN_KEY
 
@@ -710,14 +762,14 @@ def test_default_client_reaches_the_server_named_in_the_environment(stand_in: St
 # --- models, token counting, non-streaming ------------------------------------------------------
 
 
-def test_list_models(stand_in: StandIn, flavour: str) -> None:
-    models = call(flavour, settings_for(stand_in.base_url), "list_models")
+def test_list_models(server: StandIn, flavour: str) -> None:
+    models = call(flavour, settings_for(server.base_url), "list_models")
     assert [m.id for m in models] == [m["id"] for m in MODELS]
     assert models[2].display_name == "Claude Sonnet 5.5"
     assert models[2].max_tokens == 128_000
     # The client has no page-size setting: it always asks for limit=1000, so the stand-in's
     # seven models come in one page.
-    assert [r.query for r in stand_in.requests] == [{"limit": ["1000"]}]
+    assert [r.query for r in server.requests] == [{"limit": ["1000"]}]
 
 
 def test_list_models_follows_pagination(loopback: Any, flavour: str) -> None:
@@ -738,12 +790,12 @@ def test_list_models_follows_pagination(loopback: Any, flavour: str) -> None:
     assert [r.query.get("after_id") for r in loopback.requests] == [None, ["model-2"], ["model-5"]]
 
 
-def test_stand_in_pages_models(stand_in: StandIn) -> None:
+def test_stand_in_pages_models(server: StandIn) -> None:
     """The stand-in's own pagination, read with plain httpx since the client can't ask for small pages."""
     headers = {"x-api-key": STAND_IN_KEY, "anthropic-version": "2023-06-01"}
     seen: list[str] = []
     params: dict[str, Any] = {"limit": 2}
-    with httpx.Client(base_url=stand_in.base_url, headers=headers) as http:
+    with httpx.Client(base_url=server.base_url, headers=headers) as http:
         while True:
             page = http.get("/v1/models", params=params).json()
             seen += [m["id"] for m in page["data"]]
@@ -752,24 +804,28 @@ def test_stand_in_pages_models(stand_in: StandIn) -> None:
                 break
             params["after_id"] = page["last_id"]
     assert seen == [m["id"] for m in MODELS]
-    assert len(stand_in.requests) == 4
+    assert len(server.requests) == 4
 
 
-def test_count_tokens(stand_in: StandIn, flavour: str) -> None:
+def test_count_tokens(server: StandIn, flavour: str) -> None:
     req = request("How many tokens is this?", system="Be brief.", temperature=1.0)
-    counted = call(flavour, settings_for(stand_in.base_url), "count_tokens", req)
+    counted = call(flavour, settings_for(server.base_url), "count_tokens", req)
     assert isinstance(counted, int) and counted > 0
-    seen = stand_in.requests[-1]
+    seen = server.requests[-1]
     assert seen.path == "/v1/messages/count_tokens"
-    assert seen.body == {"model": "claude-sonnet-5-5", "messages": [{"role": "user", "content": "How many tokens is this?"}], "system": "Be brief."}
+    assert seen.body == {
+        "model": "claude-sonnet-5-5",
+        "messages": [{"role": "user", "content": "How many tokens is this?"}],
+        "system": "Be brief.",
+    }
     # The same request, streamed, reports the same input tokens.
-    outcome = stream(flavour, settings_for(stand_in.base_url), req)
+    outcome = stream(flavour, settings_for(server.base_url), req)
     assert outcome.accumulator is not None and outcome.accumulator.usage["input_tokens"] == counted
 
 
 @pytest.mark.parametrize("prompt", ["What is a left join?", "Explain [[markdown]]", "Go on [[words=120]]"])
-def test_create_gives_the_streamed_answer(stand_in: StandIn, flavour: str, prompt: str) -> None:
-    settings = settings_for(stand_in.base_url)
+def test_create_gives_the_streamed_answer(server: StandIn, flavour: str, prompt: str) -> None:
+    settings = settings_for(server.base_url)
     message = call(flavour, settings, "create", request(prompt))
     outcome = stream(flavour, settings, request(prompt))
     assert isinstance(message, Message)
@@ -777,4 +833,4 @@ def test_create_gives_the_streamed_answer(stand_in: StandIn, flavour: str, promp
     assert message.text == outcome.text != ""
     assert message.stop_reason == outcome.accumulator.stop_reason == "end_turn"
     assert message.usage.model_dump() == outcome.accumulator.message().usage.model_dump()
-    assert stand_in.requests[0].body.get("stream") is False
+    assert server.requests[0].body.get("stream") is False

@@ -119,25 +119,14 @@ def test_cr_at_chunk_end_followed_by_a_new_line_of_text() -> None:
     assert decode_all([b"data: 1\r", b"data: 2\r", b"\r"]) == [ServerSentEvent(None, "1\n2")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug (sse.py _normalise_newlines): an empty chunk fed after a chunk ending in CR "
-    "is turned into a line break of its own, so a following LF counts twice and splits the event",
-)
 def test_empty_chunk_between_cr_and_lf_changes_nothing() -> None:
     assert decode_all([b"data: 1\r", b"", b"\ndata: 2\n\n"]) == [ServerSentEvent(None, "1\n2")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug (sse.py _normalise_newlines): the CR ending a chunk is held back until the "
-    "next chunk, so an event whose blank line ends in CR is not delivered when it arrives",
-)
 @pytest.mark.parametrize("ending", [crlf, cr], ids=["crlf", "cr"])
 def test_event_ending_in_cr_is_delivered_without_waiting_for_the_next_chunk(ending: Callable[[bytes], bytes]) -> None:
     decoder = SSEDecoder()
-    # With CRLF the last byte of the chunk is the CR of the blank line's CRLF, as a server
-    # writing "\r\n" lines often leaves it when the network cuts between "\r" and "\n".
+    # CRLF: the chunk is cut between the CR and the LF of the blank line.
     chunk = ending(b"data: x\n\n")
     chunk = chunk[:-1] if ending is crlf else chunk
     assert decoder.feed(chunk) == [ServerSentEvent(None, "x")]

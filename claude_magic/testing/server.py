@@ -119,6 +119,8 @@ class StandIn:
     port: int = 0
     delay: float = 0.0
     """Default seconds between deltas."""
+    events_per_chunk: int = 64
+    """Most events sent in one HTTP chunk when they are ready together (1: a chunk each)."""
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
     _faults: deque[Fault] = field(default_factory=deque, repr=False)
     _faults_by_call: dict[int, Fault] = field(default_factory=dict, repr=False)
@@ -138,7 +140,9 @@ class StandIn:
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="claude-stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="claude-stand-in", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -436,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.send_header("request-id", self.request_id)
         self.end_headers()
+        self._pending: list[bytes] = []
         start_usage = {**usage, "output_tokens": 1}
         self._event("message_start", {"type": "message_start", "message": _message(message_id, model, [], None, start_usage)})
         self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
@@ -450,6 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop_connection()
                 return
             if delay:
+                self._send_pending()
                 time.sleep(delay)
             delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
             self._event("content_block_delta", delta)
@@ -462,16 +468,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_chunks()
 
     def _event(self, name: str, data: dict[str, Any]) -> None:
-        payload = f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-        self.wfile.flush()
+        """Queue one event; events ready together go out in one HTTP chunk, as from a busy
+        server, and an event is sent at once whenever the stream is about to wait."""
+        self._pending.append(f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
+        if len(self._pending) >= self.stand_in.events_per_chunk:
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        if self._pending:
+            payload = b"".join(self._pending)
+            self._pending.clear()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+            self.wfile.flush()
 
     def _end_chunks(self) -> None:
+        self._send_pending()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def _drop_connection(self) -> None:
-        """Cut the connection mid-body, as a network failure would."""
+        """Send what is queued, then cut the connection mid-body, as a network failure would."""
+        self._send_pending()
         self.wfile.flush()
         self.close_connection = True
         try:
