@@ -401,10 +401,12 @@ def footer(answer: Answer) -> str:
     if answer.time_to_first_token is not None:
         parts.append(f"first token {answer.time_to_first_token:.2f} s")
     parts.append(f"total {answer.total_time:.2f} s")
-    if answer.stop_reason == "max_tokens":
-        parts.append("stopped at max_tokens")
-    elif not answer.complete:
+    if not answer.complete:
         parts.append("incomplete")
+    elif answer.stop_reason == "max_tokens":
+        parts.append("stopped at max_tokens (raise --max-tokens)")
+    elif answer.stop_reason not in (None, "end_turn", "stop_sequence"):
+        parts.append(f"stop reason: {answer.stop_reason}")
     return " · ".join(parts)
 
 

@@ -19,6 +19,7 @@ import binascii
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -130,15 +131,14 @@ class StandIn:
     """The most ``/v1/messages`` requests seen in flight at once."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _server: _Server | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> StandIn:
         handler = type("Handler", (_Handler,), {"stand_in": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="claude-stand-in", daemon=True
@@ -303,6 +303,15 @@ def _check_image(block: dict[str, Any], where: str) -> None:
         raise APIFailure(400, f"{where}.image.source.base64.data: invalid base64 data") from None
     if not head.startswith(_IMAGE_SIGNATURES[media_type]):
         raise APIFailure(400, f"{where}.image.source.base64: The image was specified using the {media_type} media type, but the image data does not match it")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is part of the job (Stop, Ctrl-C, tests): not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
