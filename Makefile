@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Jupyter refuses to run as root unless told; machines in containers often are root.
+LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test test-quick bench clean
 
@@ -15,11 +17,10 @@ $(STAMP): pyproject.toml
 ## lab: JupyterLab on notebooks/; without ANTHROPIC_API_KEY, against the offline stand-in
 lab: $(STAMP)
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
-		exec $(VENV)/bin/jupyter lab notebooks/; \
+		exec $(LAB); \
 	else \
-		echo "claude-magic: ANTHROPIC_API_KEY is not set, so the kernels talk to the offline stand-in;"; \
-		echo "              every answer says it came from it. Set ANTHROPIC_API_KEY to ask Claude."; \
-		exec $(PY) -m claude_magic.testing run -- $(VENV)/bin/jupyter lab notebooks/; \
+		echo "claude-magic: ANTHROPIC_API_KEY is not set: answers come from the offline stand-in (set it to ask Claude)"; \
+		exec $(PY) -m claude_magic.testing run -- $(LAB); \
 	fi
 
 ## test: the whole suite (real kernels included)
