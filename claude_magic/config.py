@@ -20,6 +20,8 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_REFRESH_RATE = 10.0
+DEFAULT_ATTACHMENT_CHARS = 20_000
+"""Characters one attached object's text may take (a DataFrame summary, a string, …)."""
 
 API_VERSIONS = ("2023-06-01", "2026-10-21")
 """The versions we speak. ``2026-10-21`` rejects ``temperature``, ``top_p`` and ``top_k``."""

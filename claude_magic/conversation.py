@@ -68,6 +68,12 @@ class Conversation:
             self.exchanges = [e for e in self.exchanges if e.cell.cell_id != replaced]
         self.exchanges.append(exchange)
 
+    def image_digests(self) -> set[str]:
+        """Digests of the images the conversation holds (see :func:`claude_magic.images.block_digest`)."""
+        from .images import block_digest
+
+        return {d for e in self.exchanges for block in e.question if (d := block_digest(block)) is not None}
+
     def clear(self) -> None:
         self.exchanges.clear()
         self._last_run_of_cell.clear()

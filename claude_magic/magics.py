@@ -7,7 +7,6 @@ line, never a traceback; nothing heavier than IPython itself is imported until f
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -16,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Enum, Float, Int, Unicode, observe, validate
 
 from .config import (
     API_VERSIONS,
     DEFAULT_API_VERSION,
+    DEFAULT_ATTACHMENT_CHARS,
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_TOKENS,
@@ -47,9 +47,11 @@ from .errors import (
     RateLimitError,
     StreamInterrupted,
 )
+from .notebook_context import NotebookContext, running_cell_number
 from .session import AnswerCutOff, AskOptions, ClaudeSession
 
 if TYPE_CHECKING:
+    from .context import Attachment
     from .render import Renderer
     from .session import Answer
 
@@ -87,15 +89,20 @@ class ClaudeMagics(Magics):
     max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on connection errors, 408, 409, 429 and 5xx.").tag(config=True)
     timeout = Float(DEFAULT_TIMEOUT, help="Seconds to wait for the API (connect: 5 s).").tag(config=True)
     refresh_rate = Float(DEFAULT_REFRESH_RATE, help="Most redraws a second while an answer streams.").tag(config=True)
+    attachment_chars = Int(
+        DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.session = ClaudeSession()
         self._cell = CellRun()
         self._runs = 0
+        self.notebook = NotebookContext(is_own_error=lambda error: isinstance(error, (ClaudeMagicError, UsageError)))
         if shell is not None:
             shell.events.register("pre_run_cell", self._note_cell)
             shell.input_transformers_cleanup.append(keep_question_marks)
+            self.notebook.install(shell)
 
     def close(self) -> None:
         """Unhook from the shell and close the HTTP client."""
@@ -104,6 +111,7 @@ class ClaudeMagics(Magics):
                 self.shell.events.unregister("pre_run_cell", self._note_cell)
             if keep_question_marks in self.shell.input_transformers_cleanup:
                 self.shell.input_transformers_cleanup.remove(keep_question_marks)
+        self.notebook.uninstall()
         self.session.close()
 
     @validate("api_key")
@@ -120,8 +128,10 @@ class ClaudeMagics(Magics):
         return self.shell.user_ns  # type: ignore[no-any-return]
 
     def _note_cell(self, info: Any) -> None:
+        """pre_run_cell: which cell is about to run (its input is stored just after this hook)."""
         self._runs += 1
-        count = self.shell.execution_count if self.shell is not None else None
+        number = running_cell_number(self.shell)
+        count = number + 1 if number is not None and getattr(info, "store_history", False) else None
         self._cell = CellRun(getattr(info, "cell_id", None), count, self._runs)
 
     # --- the magic ---------------------------------------------------------------------------
@@ -136,6 +146,18 @@ class ClaudeMagics(Magics):
     @argument("--dry-run", action="store_true", help="Show the exact request body; send nothing.")
     @argument("--new", action="store_true", help="Start a fresh conversation first.")
     @argument("--no-history", action="store_true", help="A one-off: neither send nor record the conversation.")
+    @argument(
+        "-a",
+        "--attach",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="Attach variables: DataFrames and Series as summaries, images (figures, PIL, arrays, bytes, "
+        "image files) for vision, anything else as text. One-liners: -a df,fig or -a df -a fig.",
+    )
+    @argument("--fig", nargs="?", type=int, const=-1, metavar="N", help="Attach the last plot an earlier cell displayed, or those cell [N] displayed.")
+    @argument("--recent", type=int, metavar="N", help="Attach the source (and short output) of the last N cells.")
+    @argument("--error", action="store_true", help="Attach the last exception, with its traceback.")
     @argument(
         "question",
         nargs="*",
@@ -158,11 +180,17 @@ class ClaudeMagics(Magics):
         """
         if cell is None and line.split(maxsplit=1)[:1] and line.split(maxsplit=1)[0] in COMMANDS:
             return self._command(line)
-        tokens, rest = split_options(line, self.claude.parser)
-        args = self.claude.parser.parse_args(tokens)
-        if cell is not None and rest.strip():
-            raise UsageError(f"unexpected text on the %%claude line: {rest.strip()!r}; the question goes in the cell")
-        self._ask(args, cell if cell is not None else rest)
+        if cell is None:
+            tokens, prompt = split_options(line, self.claude.parser)
+            args = self.claude.parser.parse_args(tokens)
+        else:
+            args, prompt = parse_argstring(self.claude, line), cell
+            if args.question:
+                raise UsageError(f"unexpected text on the %%claude line: {' '.join(args.question)!r}; the question goes in the cell")
+        try:
+            self._ask(args, prompt)
+        except ClaudeError as error:  # attachments that can't be made: nothing was sent
+            raise ClaudeMagicError(str(error)) from None
 
     def _ask(self, args: Any, prompt: str) -> None:
         from .interpolate import interpolate
@@ -173,13 +201,39 @@ class ClaudeMagics(Magics):
         text = interpolated.text.strip()
         if not text:
             raise UsageError("nothing to ask: write a question after %claude, or in the cell under %%claude")
+        attachments = self._attachments(args)
         if args.new:
             self.session.conversation.clear()
-        question = [{"type": "text", "text": text}]
+        question = [*self.session.attachment_blocks(attachments), {"type": "text", "text": text}]
         options = self._options(args)
         if args.dry_run:
-            return self._show_request(question, options)
+            return self._show_request(question, options, attachments)
         self._send(question, options, store_as=args.output)
+
+    def _attachments(self, args: Any) -> list[Attachment]:
+        """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
+        from .context import AttachmentError, attach
+        from .images import MAX_IMAGES_PER_REQUEST
+        from .interpolate import Unresolved, lookup
+
+        attachments = []
+        formatter = self.shell.display_formatter.formatters.get("text/llm+plain") if self.shell and self.shell.display_formatter else None
+        for name in [n for value in args.attach or [] for n in value.split(",") if n]:
+            try:
+                obj = lookup(name, self._namespace)
+            except Unresolved as why:
+                raise AttachmentError(f"-a {name}: {why}") from None
+            attachments.append(attach(f"`{name}`", obj, self.attachment_chars, formatter))
+        if args.fig is not None:
+            attachments += self.notebook.figures(None if args.fig == -1 else args.fig)
+        if args.recent:
+            attachments.append(self.notebook.recent_cells(args.recent, self.attachment_chars))
+        if args.error:
+            attachments.append(self.notebook.error(self.attachment_chars))
+        images = sum(1 for a in attachments if a.image is not None)
+        if images > MAX_IMAGES_PER_REQUEST:
+            raise AttachmentError(f"{images} images attached; the API takes at most {MAX_IMAGES_PER_REQUEST} in a request")
+        return attachments
 
     def _options(self, args: Any) -> AskOptions:
         return AskOptions(
@@ -221,19 +275,12 @@ class ClaudeMagics(Magics):
 
         return NotebookAnswer(refresh_rate=self.refresh_rate) if self._in_notebook else TerminalAnswer()
 
-    def _show_request(self, question: list[dict[str, Any]], options: AskOptions) -> None:
+    def _show_request(self, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment]) -> None:
+        from . import dry_run
         from .client import Client
-        from .render import show_text
 
-        settings = self.client_settings()
         request = self.session.build_request(question, options, self._cell)
-        try:
-            body = Client(settings).message_body(request, stream=True)
-        except ClaudeError as error:
-            raise ClaudeMagicError(str(error)) from None
-        text = json.dumps(body, indent=2, ensure_ascii=False)
-        header = f"POST {settings.base_url.rstrip('/')}/v1/messages · anthropic-version: {settings.api_version} · not sent (--dry-run)"
-        show_text({"text/markdown": f"{header}\n\n```json\n{text}\n```", "text/plain": f"{header}\n{text}"})
+        dry_run.show(Client(self.client_settings()), request, attachments)
 
     # --- settings and commands ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from .errors import ClaudeError
 if TYPE_CHECKING:
     from .accumulate import MessageAccumulator
     from .client import Client
+    from .context import Attachment
     from .protocol import MessageRequest
     from .render import Renderer
 
@@ -73,6 +74,21 @@ class ClaudeSession:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def attachment_blocks(self, attachments: list[Attachment]) -> list[dict[str, Any]]:
+        """The blocks that carry ``attachments``; an image the conversation already holds is
+        named, not sent again (the earlier copy is still in the history)."""
+        sent = self.conversation.image_digests()
+        blocks: list[dict[str, Any]] = []
+        for attachment in attachments:
+            image = attachment.image
+            if image is not None and image.digest in sent:
+                blocks.append({"type": "text", "text": f"Attached image {attachment.label}: the same image as one attached earlier in this conversation."})
+                continue
+            if image is not None:
+                sent.add(image.digest)
+            blocks += attachment.blocks()
+        return blocks
 
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""

@@ -140,8 +140,8 @@ def test_dry_run_shows_the_body_and_sends_nothing(kernel: Kernel, server: StandI
     kernel.run("%claude First")
     result = kernel.run("%claude --dry-run -s terse Second {x}")
     assert len(server.message_requests) == 1
-    text = result.displays()[0]["data"]["text/plain"]
-    body = json.loads(text.split("\n", 1)[1])
+    assert "not sent (--dry-run)" in result.displays()[0]["data"]["text/plain"]
+    body = json.loads(result.displays()[-1]["data"]["text/plain"])
     assert body["system"] == "terse" and body["stream"] is True
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert KEY not in result.everything()

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..images import image_size
+
 STAND_IN_NOTE = "_(Answered by the claude-magic offline stand-in, not by Claude.)_"
 
 RICH_MARKDOWN = """\
@@ -78,14 +80,27 @@ def text_of_content(content: Any) -> str:
     return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
 
 
-def count_images(messages: list[dict[str, Any]]) -> int:
-    return sum(
-        1
+def image_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        b
         for m in messages
         if isinstance(m.get("content"), list)
         for b in m["content"]
         if isinstance(b, dict) and b.get("type") == "image"
-    )
+    ]
+
+
+def count_images(messages: list[dict[str, Any]]) -> int:
+    return len(image_blocks(messages))
+
+
+def describe_image(block: dict[str, Any]) -> str:
+    """``image/png, 640×480 px``: what the stand-in saw of an image block."""
+    source = block.get("source", {})
+    if source.get("type") != "base64":
+        return f"{source.get('type', '?')} source"
+    width, height = image_size(source.get("data", ""))
+    return f"{source.get('media_type')}, {width}×{height} px"
 
 
 def answer_for(body: dict[str, Any]) -> str:
@@ -118,6 +133,7 @@ def summary_answer(body: dict[str, Any], prompt: str) -> str:
     ]
     if body.get("system"):
         lines.append(f"- system prompt: “{text_of_content(body['system'])[:200]}”")
+    lines += [f"- image {i}: {describe_image(block)}" for i, block in enumerate(image_blocks(messages), 1)]
     return "\n".join([*lines, "", STAND_IN_NOTE])
 
 

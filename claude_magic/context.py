@@ -1,0 +1,208 @@
+"""Kernel objects as context for Claude: each attached object becomes labelled content blocks.
+
+A small registry dispatches on the object's type: a new type is one function decorated with
+:func:`describes`. Objects that describe themselves to a model (``_repr_llm_`` or a
+``text/llm+plain`` formatter, the repr_llm convention) come first; then images, frames,
+arrays, containers, text, and a bounded ``repr`` for anything else. Optional libraries
+(pandas, polars, numpy, matplotlib, Pillow) are recognised by type name, never imported
+to find out.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import frames, images
+from .config import DEFAULT_ATTACHMENT_CHARS
+from .errors import ClaudeError
+
+
+class AttachmentError(ClaudeError):
+    """An object that can't be attached; nothing is sent."""
+
+
+@dataclass
+class Attachment:
+    """One attached object: its label, what it is, and the blocks that carry it."""
+
+    label: str
+    kind: str
+    text: str | None = None
+    image: images.PreparedImage | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def blocks(self) -> list[dict[str, Any]]:
+        """Content blocks: an image after its caption, or the text under a heading."""
+        if self.image is not None:
+            return [{"type": "text", "text": f"Attached image {self.label} ({self.kind}, {self.image.width}×{self.image.height} px):"}, self.image.block()]
+        return [{"type": "text", "text": f"Attached {self.label} ({self.kind}):\n{self.text}"}]
+
+    def size(self) -> str:
+        if self.image is not None:
+            return self.image.describe()
+        return f"{len(self.text or ''):,} characters"
+
+    def estimated_tokens(self) -> int:
+        """A local estimate: ~4 characters a token, an image width × height / 750."""
+        if self.image is not None:
+            return max(1, self.image.width * self.image.height // 750)
+        return max(1, len(self.text or "") // 4)
+
+
+Describer = Callable[[str, Any, int], Attachment]
+_REGISTRY: list[tuple[Callable[[Any], bool], Describer]] = []
+
+
+def describes(applies: Callable[[Any], bool]) -> Callable[[Describer], Describer]:
+    """Register a describer for the objects ``applies`` accepts (earlier registrations win)."""
+
+    def register(describer: Describer) -> Describer:
+        _REGISTRY.append((applies, describer))
+        return describer
+
+    return register
+
+
+def attach(label: str, obj: Any, budget: int = DEFAULT_ATTACHMENT_CHARS, llm_formatter: Callable[[Any], Any] | None = None) -> Attachment:
+    """The attachment for ``obj``; ``llm_formatter`` is the shell's ``text/llm+plain`` formatter."""
+    text = _self_description(obj, llm_formatter)
+    if text is not None:
+        return Attachment(label, f"{_type_name(obj)}, described by itself", text=bounded(text, budget))
+    for applies, describer in _REGISTRY:
+        if applies(obj):
+            return describer(label, obj, budget)
+    raise AttachmentError(f"can't attach {label}")  # unreachable: the last describer takes anything
+
+
+def _self_description(obj: Any, llm_formatter: Callable[[Any], Any] | None) -> str | None:
+    method = getattr(type(obj), "_repr_llm_", None)
+    if callable(method):
+        return str(method(obj))
+    if llm_formatter is not None:
+        formatted = llm_formatter(obj)
+        if formatted is not None:
+            return str(formatted)
+    return None
+
+
+def _type_name(obj: Any) -> str:
+    cls = type(obj)
+    module = cls.__module__.split(".")[0]
+    return cls.__name__ if module == "builtins" else f"{module} {cls.__name__}"
+
+
+def _is(*qualified_names: str) -> Callable[[Any], bool]:
+    """A test for instances of classes named ``module.Class``, anywhere in the type's MRO."""
+    wanted = frozenset(qualified_names)
+
+    def applies(obj: Any) -> bool:
+        return any(f"{c.__module__.split('.')[0]}.{c.__name__}" in wanted for c in type(obj).__mro__)
+
+    return applies
+
+
+def bounded(text: str, budget: int) -> str:
+    """``text`` cut to ``budget`` characters, saying how much was left out."""
+    if len(text) <= budget:
+        return text
+    return text[:budget] + f"\n… (cut: {len(text) - budget:,} more characters not sent)"
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def _names_image_file(obj: Any) -> bool:
+    return isinstance(obj, (str, Path)) and Path(str(obj)).suffix.lower() in images.IMAGE_SUFFIXES and "\n" not in str(obj)
+
+
+@describes(_names_image_file)
+def _image_file(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, f"image file {Path(str(obj)).name}", image=images.from_file(obj))
+
+
+@describes(_is("matplotlib.Figure"))
+def _figure(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, "matplotlib Figure", image=images.from_figure(obj))
+
+
+@describes(_is("matplotlib.Axes"))
+def _axes(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, "matplotlib Axes, as its figure", image=images.from_figure(obj.figure))
+
+
+@describes(_is("PIL.Image"))
+def _pil_image(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, f"PIL Image, mode {obj.mode}", image=images.from_pil(obj))
+
+
+@describes(_is("IPython.Image"))
+def _ipython_image(label: str, obj: Any, budget: int) -> Attachment:
+    data = obj.data if isinstance(obj.data, bytes) else None
+    if data is None and getattr(obj, "filename", None):
+        return Attachment(label, "IPython Image", image=images.from_file(obj.filename))
+    if data is None:
+        raise AttachmentError(f"{label} is an IPython Image with no image data (a URL?); embed=True makes it attachable")
+    return Attachment(label, "IPython Image", image=images.from_bytes(data))
+
+
+@describes(lambda obj: isinstance(obj, (bytes, bytearray, memoryview)) and images.sniff_media_type(bytes(obj[:16])) is not None)
+def _image_bytes(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, "image bytes", image=images.from_bytes(bytes(obj)))
+
+
+@describes(lambda obj: _is("numpy.ndarray")(obj) and images.is_image_array(obj))
+def _image_array(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, f"numpy {obj.dtype} array {obj.shape}, as an image", image=images.from_array(obj))
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@describes(frames.is_frame)
+def _frame(label: str, obj: Any, budget: int) -> Attachment:
+    kind, text = frames.summarise(obj, budget)
+    return Attachment(label, kind, text=text)
+
+
+@describes(_is("numpy.ndarray"))
+def _array(label: str, obj: Any, budget: int) -> Attachment:
+    import numpy as np
+
+    lines = [f"shape {obj.shape}, dtype {obj.dtype}, {obj.size:,} values"]
+    flat = obj.reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)]
+    if sample.size and obj.dtype.kind in "biuf":
+        with np.errstate(all="ignore"):
+            values = sample.astype(np.float64)
+            stats = {"min": np.nanmin(values), "max": np.nanmax(values), "mean": np.nanmean(values), "std": np.nanstd(values)}
+        spread = "" if sample.size == flat.size else f" (from {sample.size:,} evenly spaced values)"
+        lines.append(", ".join(f"{k} {v:.6g}" for k, v in stats.items()) + spread + f", NaN {int(np.isnan(values).sum()):,}")
+    lines.append(np.array2string(obj, threshold=200, edgeitems=3, max_line_width=120))
+    return Attachment(label, f"numpy array {obj.shape}", text=bounded("\n".join(lines), budget))
+
+
+def _container_repr(budget: int) -> reprlib.Repr:
+    limits = reprlib.Repr()
+    limits.maxlevel, limits.maxdict, limits.maxlist, limits.maxtuple, limits.maxset = 4, 50, 50, 50, 50
+    limits.maxstring, limits.maxother = min(2000, budget), min(2000, budget)
+    return limits
+
+
+@describes(lambda obj: isinstance(obj, (dict, list, tuple, set, frozenset)))
+def _container(label: str, obj: Any, budget: int) -> Attachment:
+    text = _container_repr(budget).repr(obj)
+    return Attachment(label, f"{type(obj).__name__} of {len(obj):,} items", text=bounded(text, budget))
+
+
+@describes(lambda obj: isinstance(obj, str))
+def _text(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, f"text, {len(obj):,} characters", text=bounded(obj, budget))
+
+
+@describes(lambda obj: True)
+def _anything(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, _type_name(obj), text=bounded(_container_repr(budget).repr(obj), budget))
