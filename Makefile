@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/stream.py
 	$(PY) bench/render.py
 	$(PY) bench/startup.py
+	$(PY) bench/context.py
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache

@@ -14,6 +14,8 @@ from typing import Any
 
 STATS_ROWS = 100_000
 """Rows used for describe() and top values; more are sampled evenly."""
+EXACT_NULLS_ROWS = 1_000_000
+"""Up to this many rows nulls are counted exactly (pandas); past it, estimated from the sample."""
 LOW_CARDINALITY = 20
 """Columns with at most this many distinct values get their top values listed."""
 TOP_VALUES = 5
@@ -40,6 +42,7 @@ class FrameFacts:
     stats_header: list[str] = field(default_factory=list)
     stats_rows: list[list[str]] = field(default_factory=list)
     stats_sampled_from: int | None = None
+    nulls_estimated: bool = False
     head: list[list[str]] = field(default_factory=list)
     tail: list[list[str]] = field(default_factory=list)
 
@@ -77,9 +80,10 @@ def _pandas_facts(obj: Any) -> FrameFacts:
     rows = len(frame)
     stride = _stride(rows)
     sample = frame.iloc[::stride]
-    nulls = frame.isna().sum()
-    columns = [Column(str(name), str(dtype), int(nulls.iloc[i])) for i, (name, dtype) in enumerate(frame.dtypes.items())]
-    facts = FrameFacts(kind, rows, columns, stats_sampled_from=rows if stride > 1 else None)
+    estimated = rows > EXACT_NULLS_ROWS
+    nulls = sample.isna().sum() * (rows / len(sample)) if estimated else frame.isna().sum()
+    columns = [Column(str(name), str(dtype), round(nulls.iloc[i])) for i, (name, dtype) in enumerate(frame.dtypes.items())]
+    facts = FrameFacts(kind, rows, columns, stats_sampled_from=rows if stride > 1 else None, nulls_estimated=estimated)
     numeric = sample.select_dtypes(include="number")
     if numeric.shape[1]:
         described = numeric.describe()
@@ -149,7 +153,7 @@ def render(facts: FrameFacts, budget: int) -> str:
     names = [c.name for c in facts.columns]
     parts = [
         f"{facts.kind}: {facts.rows:,} rows × {len(facts.columns)} columns",
-        _columns_table(facts.columns),
+        _columns_table(facts.columns, facts.nulls_estimated),
     ]
     optional = []
     if facts.stats_rows:
@@ -166,12 +170,13 @@ def render(facts: FrameFacts, budget: int) -> str:
     return text if len(text) <= budget else _truncate(text, budget)
 
 
-def _columns_table(columns: Sequence[Column]) -> str:
+def _columns_table(columns: Sequence[Column], estimated: bool) -> str:
     rows = [
-        [c.name, c.dtype, f"{c.nulls:,}", ", ".join(f"{v} ({n:,})" for v, n in c.top_values) if c.top_values else ""]
+        [c.name, c.dtype, f"{'~' if estimated and c.nulls else ''}{c.nulls:,}", ", ".join(f"{v} ({n:,})" for v, n in c.top_values) if c.top_values else ""]
         for c in columns
     ]
-    return "Columns:\n" + _table(["column", "dtype", "nulls", "top values"], rows)
+    note = " (null counts estimated from evenly spaced rows)" if estimated else ""
+    return f"Columns{note}:\n" + _table(["column", "dtype", "nulls", "top values"], rows)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -182,9 +182,11 @@ def from_array(array: Any) -> PreparedImage:
 
 
 def from_figure(figure: Any) -> PreparedImage:
-    """A matplotlib figure, rendered as the inline backend shows it."""
+    """A matplotlib figure, rendered as the inline backend shows it, at a resolution no
+    higher than the API keeps (rendering pixels only to scale them away is slow)."""
+    dpi = min(float(figure.dpi), MAX_LONG_EDGE / max(figure.get_size_inches()))
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    figure.savefig(buffer, format="png", bbox_inches="tight", dpi=dpi)
     return from_bytes(buffer.getvalue())
 
 
@@ -220,16 +222,24 @@ def _scale_down(image: Any) -> Any:
         return image
     factor = MAX_LONG_EDGE / max(image.size)
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    return image.resize(size, _pil().Image.Resampling.LANCZOS)
+    return image.resize(size, _pil().Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _smallest_encoding(image: Any) -> tuple[bytes, str]:
     """PNG; or JPEG for a large opaque image where it is smaller (photographs, not plots)."""
+    if image.mode != "RGBA" and image.width * image.height > 1_000_000 and _looks_photographic(image):
+        return _encode(image, "JPEG"), "image/jpeg"  # its PNG would be several times larger, and slow to make
     png = _encode(image, "PNG")
     if image.mode == "RGBA" or len(png) <= JPEG_WORTH_TRYING:
         return png, "image/png"
     jpeg = _encode(image, "JPEG")
     return (jpeg, "image/jpeg") if len(jpeg) < len(png) else (png, "image/png")
+
+
+def _looks_photographic(image: Any) -> bool:
+    """Many distinct colours even at thumbnail size: a photograph, not a plot or diagram."""
+    thumbnail = image.convert("RGB").resize((128, 128))
+    return thumbnail.getcolors(maxcolors=4096) is None
 
 
 def _convert_for(image: Any, image_format: str) -> Any:
