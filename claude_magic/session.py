@@ -7,6 +7,7 @@ chat panel both call :meth:`ClaudeSession.ask` with a renderer of their own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,9 @@ from .errors import ClaudeError
 
 if TYPE_CHECKING:
     from .accumulate import MessageAccumulator
-    from .client import Client
+    from .client import AsyncClient, Client
     from .context import Attachment
-    from .protocol import MessageRequest
+    from .protocol import MessageRequest, StreamEvent
     from .render import Renderer
 
 
@@ -60,17 +61,37 @@ class ClaudeSession:
     def __init__(self) -> None:
         self.conversation = Conversation()
         self._client: Client | None = None
+        self._async_client: AsyncClient | None = None
 
     def client(self, settings: ClientSettings) -> Client:
         """A client for ``settings``, reused until they change."""
         if self._client is None or self._client.settings != settings:
-            from .client import Client
+            from .client import AsyncClient, Client
 
             self.close()
             self._client = Client(settings)
         return self._client
 
+    def async_client(self, settings: ClientSettings) -> AsyncClient:
+        """An async client for ``settings`` on the running event loop, reused until they change."""
+        if self._async_client is None or self._async_client.settings != settings:
+            from .client import AsyncClient
+
+            self._retire_async_client()
+            self._async_client = AsyncClient(settings)
+        return self._async_client
+
+    def _retire_async_client(self) -> None:
+        """Close the async client on the running loop (without one, nothing is open to close)."""
+        old, self._async_client = self._async_client, None
+        if old is not None:
+            try:
+                asyncio.get_running_loop().create_task(old.aclose())
+            except RuntimeError:
+                pass
+
     def close(self) -> None:
+        self._retire_async_client()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -120,59 +141,83 @@ class ClaudeSession:
         Raises :class:`AnswerCutOff` (keeping what arrived) when the stream breaks or is
         interrupted, and the client's errors when no answer started.
         """
-        from .client import text_of
-
-        request = self.build_request(question, options, cell)
-        client = self.client(settings)
-        started = time.monotonic()
-        first_token: float | None = None
-        with client.stream(request) as stream:
-            renderer = open_renderer()
+        turn = _Turn(question, options, cell)
+        with self.client(settings).stream(self.build_request(question, options, cell)) as stream:
+            turn.renderer = open_renderer()
             try:
                 for event in stream:
-                    if text := text_of(event):
-                        if first_token is None:
-                            first_token = time.monotonic() - started
-                        renderer.feed(text)
+                    turn.show(event)
             except (ClaudeError, KeyboardInterrupt) as cause:
-                answer = self._conclude(stream.accumulator, question, options, cell, started, first_token, renderer)
-                raise AnswerCutOff(answer, cause) from None
-            return self._conclude(stream.accumulator, question, options, cell, started, first_token, renderer)
+                raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
+            return self._conclude(stream.accumulator, turn)
 
-    def _conclude(
+    async def ask_async(
         self,
-        accumulator: MessageAccumulator,
         question: list[dict[str, Any]],
         options: AskOptions,
-        cell: CellRun | None,
-        started: float,
-        first_token: float | None,
-        renderer: Renderer,
+        settings: ClientSettings,
+        open_renderer: Callable[[], Renderer],
+        cell: CellRun | None = None,
     ) -> Answer:
+        """:meth:`ask` on the event loop; cancelling the task stops the answer and keeps
+        what arrived (raised as :class:`AnswerCutOff` with a ``CancelledError`` cause)."""
+        turn = _Turn(question, options, cell)
+        async with self.async_client(settings).stream(self.build_request(question, options, cell)) as stream:
+            turn.renderer = open_renderer()
+            try:
+                async for event in stream:
+                    turn.show(event)
+            except (ClaudeError, asyncio.CancelledError) as cause:
+                raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
+            return self._conclude(stream.accumulator, turn)
+
+    def _conclude(self, accumulator: MessageAccumulator, turn: _Turn) -> Answer:
         """Show the answer's final state and record the exchange, complete or not."""
         message = accumulator.message()
-        renderer.finish(message.text)
+        if turn.renderer is not None:
+            turn.renderer.finish(message.text)
+        options = turn.options
         answer = Answer(
             text=message.text,
             model=message.model or options.model,
             usage=accumulator.usage,
-            time_to_first_token=first_token,
-            total_time=time.monotonic() - started,
+            time_to_first_token=turn.first_token,
+            total_time=time.monotonic() - turn.started,
             stop_reason=message.stop_reason,
             complete=accumulator.complete,
         )
         if options.use_history:
             self.conversation.record(
                 Exchange(
-                    question=question,
+                    question=turn.question,
                     answer=accumulator.content() if answer.complete else _sendable_part(accumulator),
-                    cell=cell or CellRun(),
+                    cell=turn.cell or CellRun(),
                     model=answer.model,
                     usage=answer.usage,
                     complete=answer.complete,
                 )
             )
         return answer
+
+
+@dataclass
+class _Turn:
+    """One question on its way: what was asked, where it shows, and its timing."""
+
+    question: list[dict[str, Any]]
+    options: AskOptions
+    cell: CellRun | None
+    renderer: Renderer | None = None
+    started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None
+
+    def show(self, event: StreamEvent) -> None:
+        from .client import text_of
+
+        if (text := text_of(event)) and self.renderer is not None:
+            if self.first_token is None:
+                self.first_token = time.monotonic() - self.started
+            self.renderer.feed(text)
 
 
 def _sendable_part(accumulator: MessageAccumulator) -> list[dict[str, Any]]:

@@ -1,0 +1,72 @@
+"""The session without a kernel: sync and async asking, cut-off answers kept, history recorded."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from claude_magic.config import ClientSettings
+from claude_magic.session import AnswerCutOff, AskOptions, ClaudeSession
+from claude_magic.testing import StandIn
+
+OPTIONS = AskOptions(model="claude-sonnet-5-5", max_tokens=1000)
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.final: str | None = None
+
+    def feed(self, text: str) -> None:
+        self.pieces.append(text)
+
+    def finish(self, text: str) -> None:
+        self.final = text
+
+
+def question(text: str) -> list[dict[str, str]]:
+    return [{"type": "text", "text": text}]
+
+
+def test_ask_streams_records_and_sends_the_history(stand_in: StandIn) -> None:
+    session, shown = ClaudeSession(), Collect()
+    answer = session.ask(question("one"), OPTIONS, ClientSettings(), lambda: shown)
+    assert "".join(shown.pieces) == shown.final == answer.text == stand_in.message_requests[-1].answer
+    assert answer.time_to_first_token is not None and answer.usage["output_tokens"] > 0
+    session.ask(question("two"), OPTIONS, ClientSettings(), Collect)
+    assert stand_in.message_requests[-1].prompts() == ["one", "two"]
+    session.close()
+
+
+def test_ask_async_matches_ask(stand_in: StandIn) -> None:
+    session, shown = ClaudeSession(), Collect()
+
+    async def main() -> str:
+        answer = await session.ask_async(question("async one"), OPTIONS, ClientSettings(), lambda: shown)
+        await session.ask_async(question("async two"), OPTIONS, ClientSettings(), Collect)
+        session.close()
+        return answer.text
+
+    assert asyncio.run(main()) == shown.final == stand_in.message_requests[0].answer
+    assert stand_in.message_requests[-1].prompts() == ["async one", "async two"]
+
+
+def test_cancelling_the_async_task_keeps_the_partial_answer(stand_in: StandIn) -> None:
+    stand_in.fail(delay=0.05)
+    session, shown = ClaudeSession(), Collect()
+
+    async def main() -> AnswerCutOff:
+        task = asyncio.create_task(session.ask_async(question("long [[words=200]]"), OPTIONS, ClientSettings(), lambda: shown))
+        while len(shown.pieces) < 5:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(AnswerCutOff) as cut:
+            await task
+        return cut.value
+
+    cut = asyncio.run(main())
+    assert isinstance(cut.cause, asyncio.CancelledError)
+    assert cut.answer.text == shown.final and cut.answer.text and not cut.answer.complete
+    assert stand_in.message_requests[-1].answer.startswith(cut.answer.text)
+    assert session.conversation.exchanges[-1].answer == [{"type": "text", "text": cut.answer.text}]
