@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; machines in containers often are root.
 LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-quick bench clean
+.PHONY: lab test test-quick bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 ## test-quick: the suite without the slower real-kernel and browser tests
 test-quick: $(STAMP)
 	$(PY) -m pytest -m "not kernel and not browser"
+
+## notebooks: re-run the example notebooks against the stand-in and save their outputs (what nbval compares)
+notebooks: $(STAMP)
+	env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u ANTHROPIC_BASE_URL CLAUDE_MAGIC_LIVE_UPDATES=0 \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
 
 ## bench: the benchmarks under bench/
 bench: $(STAMP)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Enum, Float, Int, Unicode, observe, validate
+from traitlets import Bool, Enum, Float, Int, Unicode, default, observe, validate
 
 from .config import (
     API_VERSIONS,
@@ -89,6 +89,10 @@ class ClaudeMagics(Magics):
     max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on connection errors, 408, 409, 429 and 5xx.").tag(config=True)
     timeout = Float(DEFAULT_TIMEOUT, help="Seconds to wait for the API (connect: 5 s).").tag(config=True)
     refresh_rate = Float(DEFAULT_REFRESH_RATE, help="Most redraws a second while an answer streams.").tag(config=True)
+    live_updates = Bool(
+        help="Update the answer in place as it streams; off: show it once, complete (for nbval and "
+        "other tools that keep only the first version of an output). Default from $CLAUDE_MAGIC_LIVE_UPDATES, else on."
+    ).tag(config=True)
     attachment_chars = Int(
         DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
     ).tag(config=True)
@@ -113,6 +117,10 @@ class ClaudeMagics(Magics):
                 self.shell.input_transformers_cleanup.remove(keep_question_marks)
         self.notebook.uninstall()
         self.session.close()
+
+    @default("live_updates")
+    def _live_updates_from_env(self) -> bool:
+        return os.environ.get("CLAUDE_MAGIC_LIVE_UPDATES", "1").strip().lower() not in ("0", "false", "no", "off")
 
     @validate("api_key")
     def _mask_api_key(self, proposal: Any) -> SecretStr | None:
@@ -271,9 +279,11 @@ class ClaudeMagics(Magics):
         return getattr(self.shell, "kernel", None) is not None
 
     def _open_renderer(self) -> Renderer:
-        from .render import NotebookAnswer, TerminalAnswer
+        from .render import FinalAnswer, NotebookAnswer, TerminalAnswer
 
-        return NotebookAnswer(refresh_rate=self.refresh_rate) if self._in_notebook else TerminalAnswer()
+        if not self._in_notebook:
+            return TerminalAnswer()
+        return NotebookAnswer(refresh_rate=self.refresh_rate) if self.live_updates else FinalAnswer()
 
     def _show_request(self, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment]) -> None:
         from . import dry_run

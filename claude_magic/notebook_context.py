@@ -32,6 +32,8 @@ def running_cell_number(shell: Any) -> int | None:
 
 @dataclass(frozen=True)
 class DisplayedImage:
+    run: int
+    """Which cell run displayed it (runs are counted even when the history isn't kept)."""
     execution_count: int | None
     media_type: str
     data: bytes
@@ -43,11 +45,13 @@ class NotebookContext:
         self.last_error: tuple[int | None, str, BaseException] | None = None
         self._is_own_error = is_own_error
         self._shell: Any = None
+        self._run = 0
 
     # --- hooks ---------------------------------------------------------------------------------
 
     def install(self, shell: Any) -> None:
         self._shell = shell
+        shell.events.register("pre_run_cell", self._note_run)
         shell.events.register("post_run_cell", self._note_result)
         for publisher in self._publishers():
             publisher.register_hook(self._capture)
@@ -55,8 +59,9 @@ class NotebookContext:
     def uninstall(self) -> None:
         if self._shell is None:
             return
-        if self._note_result in self._shell.events.callbacks["post_run_cell"]:
-            self._shell.events.unregister("post_run_cell", self._note_result)
+        for event, callback in (("pre_run_cell", self._note_run), ("post_run_cell", self._note_result)):
+            if callback in self._shell.events.callbacks[event]:
+                self._shell.events.unregister(event, callback)
         for publisher in self._publishers():
             publisher.unregister_hook(self._capture)
 
@@ -71,9 +76,12 @@ class NotebookContext:
             if media_type in data:
                 encoded = data[media_type]
                 raw = base64.b64decode(encoded) if isinstance(encoded, str) else bytes(encoded)
-                self.images.append(DisplayedImage(running_cell_number(self._shell), media_type, raw))
+                self.images.append(DisplayedImage(self._run, running_cell_number(self._shell), media_type, raw))
                 break
         return message
+
+    def _note_run(self, info: Any) -> None:
+        self._run += 1
 
     def _note_result(self, result: Any) -> None:
         error = getattr(result, "error_in_exec", None)
@@ -87,8 +95,7 @@ class NotebookContext:
         """The most recent displayed image, or every image cell ``execution_count`` displayed."""
         from .images import from_bytes
 
-        current = running_cell_number(self._shell)
-        earlier = [i for i in self.images if i.execution_count != current]
+        earlier = [i for i in self.images if i.run != self._run]
         if execution_count is None:
             chosen = earlier[-1:]
             if not chosen:

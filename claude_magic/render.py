@@ -138,6 +138,18 @@ class NotebookAnswer(ThrottledDisplay):
         self._handle.update(markdown_bundle(text), raw=True)
 
 
+class FinalAnswer:
+    """No live updates: the complete answer is displayed once, when it ends."""
+
+    def feed(self, text: str) -> None:
+        pass
+
+    def finish(self, text: str) -> None:
+        from IPython.display import display
+
+        display(markdown_bundle(text), raw=True)
+
+
 class TerminalAnswer:
     """Terminal IPython: the text is written as it arrives."""
 

@@ -103,6 +103,14 @@ def describe_image(block: dict[str, Any]) -> str:
     return f"{source.get('media_type')}, {width}×{height} px"
 
 
+def question_of(content: Any) -> str:
+    """The question in a user turn: its last text block (attachments come before it)."""
+    if isinstance(content, str):
+        return content
+    texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+    return texts[-1] if texts else ""
+
+
 def answer_for(body: dict[str, Any]) -> str:
     """The answer text for a validated request body."""
     messages: list[dict[str, Any]] = body["messages"]
@@ -115,13 +123,14 @@ def answer_for(body: dict[str, Any]) -> str:
     if wanted.words:
         words = [_LOREM[i % len(_LOREM)] for i in range(wanted.words)]
         return " ".join(words) + f"\n\n{STAND_IN_NOTE}"
-    return summary_answer(body, prompt)
+    return summary_answer(body)
 
 
-def summary_answer(body: dict[str, Any], prompt: str) -> str:
+def summary_answer(body: dict[str, Any]) -> str:
     """A short answer that reports what the request held, so tests can assert on it."""
     messages = body["messages"]
-    preview = " ".join(prompt.split())
+    content = messages[-1].get("content", "")
+    preview = " ".join(question_of(content).split())
     preview = preview if len(preview) <= 200 else preview[:199] + "…"
     images = count_images(messages)
     earlier = sum(1 for m in messages[:-1] if m.get("role") == "user")
@@ -131,6 +140,9 @@ def summary_answer(body: dict[str, Any], prompt: str) -> str:
         f"- model: `{body['model']}`",
         f"- messages received: {len(messages)} ({earlier} earlier questions), images: {images}",
     ]
+    if isinstance(content, list) and len(content) > 1:
+        kinds = [b.get("type", "?") for b in content if isinstance(b, dict)]
+        lines.append(f"- this question's blocks: {', '.join(f'{kinds.count(k)} {k}' for k in dict.fromkeys(kinds))}")
     if body.get("system"):
         lines.append(f"- system prompt: “{text_of_content(body['system'])[:200]}”")
     lines += [f"- image {i}: {describe_image(block)}" for i, block in enumerate(image_blocks(messages), 1)]
