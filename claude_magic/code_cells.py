@@ -1,0 +1,38 @@
+"""``--code``: the answer's Python code put into new cells below, never run.
+
+Code goes to the frontend as IPython's ``set_next_input`` payload. VS Code ignores that
+payload, so there (and in any shell that can't take it) the code is shown with a one-line
+hint instead of vanishing silently.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .render import show_text
+
+PYTHON_LANGUAGES = frozenset({"", "python", "py", "python3", "ipython", "ipython3", "pycon"})
+_FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`]*)[^\n]*\n(?P<code>.*?)^ {0,3}(?P=fence)[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The fenced code blocks of an answer that hold Python (or have no language), in order."""
+    return [m["code"].rstrip("\n") for m in _FENCE.finditer(markdown) if m["lang"].lower() in PYTHON_LANGUAGES]
+
+
+def cells_for(blocks: list[str], one_cell_each: bool) -> list[str]:
+    return blocks if one_cell_each else ["\n\n".join(blocks)] if blocks else []
+
+
+def put_in_next_cells(shell: Any, cells: list[str], in_vscode: bool) -> str:
+    """Offer ``cells`` as the next cells; returns the one-line note for the user."""
+    if not cells:
+        return "--code: the answer has no Python code block"
+    if in_vscode or not hasattr(shell, "set_next_input"):
+        code = "\n\n".join(cells)
+        show_text({"text/markdown": f"```python\n{code}\n```", "text/plain": code})
+        return "--code: this frontend can't take new cells from the kernel (VS Code ignores them); copy the code above"
+    for cell in reversed(cells):  # each payload inserts right below this cell, so the last goes first
+        shell.set_next_input(cell, replace=False)
+    return f"--code: {len(cells)} new cell{'s' if len(cells) > 1 else ''} below, not run"
