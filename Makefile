@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/render.py
 	$(PY) bench/startup.py
 	$(PY) bench/context.py
+	$(PY) bench/caching.py
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache

@@ -9,6 +9,7 @@ the official SDK's environment conventions (``ANTHROPIC_API_KEY``, ``ANTHROPIC_A
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -33,6 +34,11 @@ EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
 def accepts_sampling_parameters(api_version: str) -> bool:
     """Whether requests under ``api_version`` may carry temperature, top_p or top_k."""
     return api_version < "2026-10-21"
+
+
+def undated_model_id(model: str) -> str:
+    """A model id without its snapshot date: ``claude-haiku-4-5-20251001`` → ``claude-haiku-4-5``."""
+    return re.sub(r"-\d{8}$", "", model)
 
 
 def mask_secret(secret: str | None) -> str:

@@ -25,8 +25,11 @@ def server() -> Iterator[StandIn]:
 
 
 @pytest.fixture(scope="module")
-def kernel(server: StandIn) -> Iterator[Kernel]:
-    with Kernel({"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_AUTH_TOKEN": None}) as k:
+def kernel(server: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    # no notebook: the conversation lives for the session only, and nothing leaks between tests
+    home = str(tmp_path_factory.mktemp("claude_magic_home"))
+    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_AUTH_TOKEN": None, "CLAUDE_MAGIC_HOME": home, "JPY_SESSION_NAME": None}
+    with Kernel(env) as k:
         assert k.run("%load_ext claude_magic").status == "ok"
         yield k
 

@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..config import SAMPLING_PARAMETERS, accepts_sampling_parameters
-from .answers import answer_for, count_images, directives, estimate_tokens, split_into_deltas, text_of_content
+from .answers import answer_for, directives, split_into_deltas, text_of_content
+from .cache import MAX_BREAKPOINTS, PromptCache, breakpoints, input_tokens
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
 
 KNOWN_VERSIONS = ("2023-06-01", "2026-10-21")
@@ -123,6 +124,8 @@ class StandIn:
     events_per_chunk: int = 64
     """Most events sent in one HTTP chunk when they are ready together (1: a chunk each)."""
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+    cache: PromptCache = field(default_factory=PromptCache, repr=False)
+    """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
     _faults: deque[Fault] = field(default_factory=deque, repr=False)
     _faults_by_call: dict[int, Fault] = field(default_factory=dict, repr=False)
     _message_calls: int = field(default=0, repr=False)
@@ -175,11 +178,12 @@ class StandIn:
                 self._faults.extend([fault] * times)
 
     def reset(self) -> None:
-        """Forget recorded requests and scripted faults."""
+        """Forget recorded requests, scripted faults and cached prefixes."""
         with self._lock:
             self.requests.clear()
             self._faults.clear()
             self._faults_by_call.clear()
+        self.cache.clear()
 
     @property
     def active_streams(self) -> int:
@@ -240,6 +244,7 @@ class StandIn:
         if not counting:
             _check_max_tokens(body["max_tokens"], model)
         _check_messages(body["messages"])
+        _check_cache_control(body)
         return model
 
 
@@ -285,6 +290,21 @@ def _check_messages(messages: Any) -> None:
                 _check_image(block, f"messages.{i}.content.{j}")
     if messages[0].get("role") != "user":
         raise APIFailure(400, "messages: the first message must use the user role")
+
+
+def _check_cache_control(body: dict[str, Any]) -> None:
+    found = breakpoints(body)
+    if found > MAX_BREAKPOINTS:
+        raise APIFailure(400, f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {found}.")
+    for i, message in enumerate(body["messages"]):
+        for j, block in enumerate(message["content"] if isinstance(message["content"], list) else []):
+            marker = block.get("cache_control") if isinstance(block, dict) else None
+            if marker is None:
+                continue
+            if block.get("type") in ("thinking", "redacted_thinking"):
+                raise APIFailure(400, f"messages.{i}.content.{j}.{block['type']}.cache_control: Extra inputs are not permitted")
+            if not isinstance(marker, dict) or marker.get("type") != "ephemeral" or marker.get("ttl", "5m") not in ("5m", "1h"):
+                raise APIFailure(400, f"messages.{i}.content.{j}.cache_control: Input should be {{'type': 'ephemeral'}} with ttl '5m' or '1h'")
 
 
 def _check_image(block: dict[str, Any], where: str) -> None:
@@ -416,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
         text = self.recorded.answer = answer_for(body)
-        usage = {"input_tokens": input_tokens(body), "output_tokens": len(split_into_deltas(text))}
+        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": len(split_into_deltas(text))}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
             self._send_json(200, _message(message_id, model["id"], [{"type": "text", "text": text}], "end_turn", usage))
@@ -442,7 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or _STATUS_ERROR_TYPES.get(status, "api_error")
         self._send_error(status, error_type, fault.message or _reason(status), extra)
 
-    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, int], fault: Fault, delay: float) -> None:
+    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -513,7 +533,7 @@ _ROUTES = {
 }
 
 
-def _message(message_id: str, model: str, content: list[Any], stop_reason: str | None, usage: dict[str, int]) -> dict[str, Any]:
+def _message(message_id: str, model: str, content: list[Any], stop_reason: str | None, usage: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": message_id,
         "type": "message",
@@ -547,14 +567,3 @@ def _reason(status: int) -> str:
     except ValueError:
         return "Error"
 
-
-def input_tokens(body: dict[str, Any]) -> int:
-    """Deterministic input tokens: text by length, each image a flat 1,500."""
-    images = count_images(body.get("messages", []))
-    text_only = {
-        "system": body.get("system"),
-        "messages": [
-            {"role": m.get("role"), "content": text_of_content(m.get("content", ""))} for m in body.get("messages", [])
-        ],
-    }
-    return estimate_tokens(text_only) + 1500 * images

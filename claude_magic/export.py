@@ -1,0 +1,130 @@
+"""``%claude export PATH``: the conversation as Markdown or JSON (by the file's extension).
+
+JSON holds every exchange exactly as it is sent back to the API (images as base64 blocks),
+with its cell, model and usage, and :func:`read_json` gives the exchanges back. Markdown is
+for reading: each turn's question and answer, and its images written as files in a
+``<name>_files`` folder beside it, linked relatively.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .errors import ClaudeError
+from .store import IMAGE_EXTENSIONS, now, scrub
+
+if TYPE_CHECKING:
+    from .conversation import Conversation, Exchange
+
+FORMAT = "claude-magic-conversation"
+VERSION = 1
+
+
+class ExportError(ClaudeError):
+    """The conversation could not be written (or read back) as asked."""
+
+
+def export(conversation: Conversation, path: str | Path, notebook: str | None = None, secrets: Iterable[str] = ()) -> Path:
+    """Write ``conversation`` to ``path``; the extension (.md, .markdown, .json) picks the format.
+    Credentials are scrubbed from the text, as in the store."""
+    target = Path(path).expanduser()
+    formats = {".md": _markdown, ".markdown": _markdown, ".json": _json}
+    render = formats.get(target.suffix.lower())
+    if render is None:
+        raise ExportError(f"can't export to {str(path)!r}: name a .md or .json file")
+    try:
+        target.write_text(scrub(render(conversation.exchanges, target, notebook), secrets), encoding="utf-8")
+    except OSError as exc:
+        raise ExportError(f"can't write {target}: {exc.strerror or exc}") from None
+    return target
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def _json(exchanges: list[Exchange], target: Path, notebook: str | None) -> str:
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "notebook": notebook,
+        "exported": now(),
+        "exchanges": [_exchange_record(e) for e in exchanges],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+
+
+def _exchange_record(exchange: Exchange) -> dict[str, Any]:
+    record = exchange.to_event(None)
+    for name in ("event", "replaces"):
+        record.pop(name)
+    return record
+
+
+def read_json(path: str | Path) -> list[Exchange]:
+    """The exchanges of a JSON export."""
+    from .conversation import Exchange
+
+    try:
+        document = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"can't read {path}: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ExportError(f"{path} is not a claude-magic conversation export")
+    return [Exchange.from_event(record) for record in document.get("exchanges", [])]
+
+
+# --- Markdown ------------------------------------------------------------------------------------
+
+
+def _markdown(exchanges: list[Exchange], target: Path, notebook: str | None) -> str:
+    """The Markdown text; its images are written beside ``target`` on the way."""
+    images = _ImageFolder(target)
+    lines = ["# Conversation with Claude", ""]
+    about = [f"notebook `{notebook}`"] if notebook else []
+    lines += [" · ".join([*about, f"exported {now()}", f"{len(exchanges)} turns"]), ""]
+    for number, exchange in enumerate(exchanges, 1):
+        cell = f" · cell [{exchange.cell.execution_count}]" if exchange.cell.execution_count is not None else ""
+        lines += ["---", "", f"## {number}{cell}", "", "**Question**", ""]
+        lines += _blocks_markdown(exchange.question, images)
+        cut = " (cut off)" if not exchange.complete else ""
+        lines += [f"**Answer** · {exchange.model}{cut}", ""]
+        lines += _blocks_markdown(exchange.answer, images)
+    return "\n".join(lines)
+
+
+def _blocks_markdown(blocks: list[dict[str, Any]], images: _ImageFolder) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            lines += [block.get("text", ""), ""]
+        elif kind == "image":
+            lines += [images.link(block), ""]
+        elif kind not in ("thinking", "redacted_thinking"):
+            lines += [f"*[{kind} block]*", ""]
+    return lines
+
+
+class _ImageFolder:
+    """``<name>_files/`` beside the Markdown file: each image written once, by content."""
+
+    def __init__(self, document: Path) -> None:
+        self.folder = document.with_name(f"{document.stem}_files")
+
+    def link(self, block: dict[str, Any]) -> str:
+        source = block.get("source") or {}
+        if source.get("type") != "base64":
+            return f"*[image from a {source.get('type', 'unknown')} source]*"
+        data = base64.b64decode(source.get("data", ""))
+        name = f"{hashlib.sha256(data).hexdigest()[:16]}.{IMAGE_EXTENSIONS.get(source.get('media_type', ''), 'bin')}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        file = self.folder / name
+        if not file.exists():
+            file.write_bytes(data)
+        return f"![image]({quote(self.folder.name)}/{name})"

@@ -1,0 +1,111 @@
+"""What ``%claude history`` and ``%claude usage`` show: a Markdown table and its plain-text twin."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .pricing import Tally
+
+if TYPE_CHECKING:
+    from .conversation import Conversation, Exchange
+    from .store import ConversationStore
+
+PREVIEW_CHARS = 60
+SESSION_ONLY = (
+    "this conversation lives for this session only: the kernel was not told which notebook it runs "
+    "(Jupyter sets JPY_SESSION_NAME, VS Code __vsc_ipynb_file__), so nothing is saved"
+)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_|<>$\[\]])")
+
+
+def history_report(conversation: Conversation) -> dict[str, str]:
+    """The turns: cell and execution count, a short preview of the question, tokens."""
+    exchanges = conversation.exchanges
+    header = f"{len(exchanges)} turn{'s' if len(exchanges) != 1 else ''}"
+    header += f" · {_kept_where(conversation.store)}" if conversation.store else f" · {SESSION_ONLY}"
+    rows = [(str(number), _cell_label(e), preview(e), _tokens(e)) for number, e in enumerate(exchanges, 1)]
+    columns = ("turn", "cell", "question", "tokens")
+    return _bundle(header, columns, rows, empty="No questions asked yet.")
+
+
+def usage_report(session: Tally, notebook: Tally | None) -> dict[str, str]:
+    """Tokens and estimated cost: this session, and everything the notebook ever spent."""
+    rows = [_usage_row("this session", session)]
+    if notebook is not None:
+        rows.append(_usage_row("this notebook", notebook))
+    columns = ("", "requests", "input", "cache write", "cache read", "output", "est. cost")
+    note = f"Cache reads: {session.cached_share:.0%} of this session's input tokens."
+    note += " Costs are estimates from claude_magic/pricing.py, in USD."
+    if notebook is None:
+        note += f" Notebook totals: none, {SESSION_ONLY}."
+    return _bundle(note, columns, rows, empty="")
+
+
+def notebook_usage(store: ConversationStore) -> Tally:
+    """Every request the notebook's log recorded, archived conversations included."""
+    tally = Tally()
+    for event in store.every_event():
+        if event.get("event") in ("exchange", "usage"):
+            tally.add(str(event.get("model") or ""), event.get("usage") or {})
+    return tally
+
+
+def preview(exchange: Exchange, limit: int = PREVIEW_CHARS) -> str:
+    """The question's own text (its last text block), shortened, with a note of its images."""
+    texts = [b.get("text", "") for b in exchange.question if b.get("type") == "text"]
+    text = " ".join((texts[-1] if texts else "").split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    images = sum(1 for b in exchange.question if b.get("type") == "image")
+    others = len(exchange.question) - 1 - images  # attached context (captions, summaries, code, …)
+    extras = [f"{n} {what}{'s' if n != 1 else ''}" for n, what in ((images, "image"), (others, "attached block")) if n > 0]
+    return f"{text} (+{', '.join(extras)})" if extras else text
+
+
+def _kept_where(store: ConversationStore) -> str:
+    return f"notebook {store.notebook}, kept in {store.path}"
+
+
+def _cell_label(exchange: Exchange) -> str:
+    cell = exchange.cell
+    count = f"[{cell.execution_count}]" if cell.execution_count is not None else "[ ]"
+    return f"{count} {cell.cell_id[:8]}" if cell.cell_id else count
+
+
+def _tokens(exchange: Exchange) -> str:
+    from .pricing import TokenUsage
+
+    tokens = TokenUsage.from_api(exchange.usage)
+    cut = "" if exchange.complete else " (cut off)"
+    return f"{tokens.prompt:,} in · {tokens.output:,} out{cut}"
+
+
+def _usage_row(label: str, tally: Tally) -> tuple[str, ...]:
+    t = tally.tokens
+    return (label, f"{tally.requests:,}", f"{t.input:,}", f"{t.written:,}", f"{t.cache_read:,}", f"{t.output:,}", tally.cost_text())
+
+
+def _bundle(header: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], empty: str) -> dict[str, Any]:
+    if not rows:
+        text = f"{header}\n\n{empty}".strip()
+        return {"text/markdown": _escape(text), "text/plain": text}
+    markdown = "\n".join(
+        [
+            _escape(header),
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+            *("| " + " | ".join(_escape(value) for value in row) + " |" for row in rows),
+        ]
+    )
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    plain = "\n".join(
+        [header, "", *("  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in [columns, *rows])]
+    )
+    return {"text/markdown": markdown, "text/plain": plain}
+
+
+def _escape(text: str) -> str:
+    """Text shown as itself in Markdown (no emphasis, links, math or table breaks)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
