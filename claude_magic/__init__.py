@@ -24,3 +24,18 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.registry.get(ClaudeMagics.__name__)
     if magics is not None:
         magics.close()
+
+
+def chat(side: bool = False) -> None:
+    """Show the chat panel under the cell, as ``%claude chat`` does (loading the extension
+    first if needed); ``side=True`` opens it in JupyterLab's side area (needs ``sidecar``)."""
+    from IPython import get_ipython
+
+    from .magics import ClaudeMagicError, ClaudeMagics
+
+    shell = get_ipython()
+    if shell is None:
+        raise ClaudeMagicError("claude_magic.chat() needs a notebook that shows widgets (JupyterLab, Notebook 7, VS Code)")
+    if ClaudeMagics.__name__ not in shell.magics_manager.registry:
+        shell.extension_manager.load_extension("claude_magic")
+    shell.magics_manager.registry[ClaudeMagics.__name__].chat(side=side)

@@ -10,6 +10,7 @@ to find out.
 
 from __future__ import annotations
 
+import re
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,39 @@ def attach(label: str, obj: Any, budget: int = DEFAULT_ATTACHMENT_CHARS, llm_for
         if applies(obj):
             return describer(label, obj, budget)
     raise AttachmentError(f"can't attach {label}")  # unreachable: the last describer takes anything
+
+
+def check_image_count(attachments: list[Attachment]) -> None:
+    """Refuse more images than the API takes in one request (nothing is sent)."""
+    count = sum(1 for a in attachments if a.image is not None)
+    if count > images.MAX_IMAGES_PER_REQUEST:
+        raise AttachmentError(f"{count} images attached; the API takes at most {images.MAX_IMAGES_PER_REQUEST} in a request")
+
+
+_ATTACHED = re.compile(r"^Attached (?:image )?(.+?)(?: \(|: the same image)")
+
+
+def attached_labels(blocks: list[dict[str, Any]]) -> list[str]:
+    """The labels of the attachments among a question's content blocks (as :meth:`Attachment.blocks`
+    and the session write them), for showing a past question."""
+    texts = (b.get("text", "") for b in blocks if b.get("type") == "text")
+    return [m[1] for text in texts if (m := _ATTACHED.match(text))]
+
+
+def offered_as(obj: Any) -> str | None:
+    """How a picker lists ``obj`` when it is data or a picture (DataFrames and Series, figures,
+    images), e.g. ``pandas DataFrame 1,000×4``; ``None`` for anything else."""
+    if not (frames.is_frame(obj) or _is_picture(obj)):
+        return None
+    shape = getattr(obj, "shape", None)
+    size = "×".join(f"{n:,}" for n in shape) if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape) else ""
+    return f"{_type_name(obj)} {size}".strip()
+
+
+def _is_picture(obj: Any) -> bool:
+    if _is("matplotlib.Figure", "matplotlib.Axes", "PIL.Image", "IPython.Image")(obj):
+        return True
+    return _is("numpy.ndarray")(obj) and images.is_image_array(obj)
 
 
 def _self_description(obj: Any, llm_formatter: Callable[[Any], Any] | None) -> str | None:

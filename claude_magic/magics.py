@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from .render import Renderer
     from .session import Answer
 
-COMMANDS = ("config", "models")
+COMMANDS = ("config", "models", "chat", "history", "reset", "export", "usage")
 """Words that make ``%claude`` a command rather than a question (``%claude -- config …`` asks)."""
 
 
@@ -96,10 +97,20 @@ class ClaudeMagics(Magics):
     attachment_chars = Int(
         DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
     ).tag(config=True)
+    prompt_caching = Bool(
+        True, help="Mark the stable prefix (system prompt, history up to the previous turn) for prompt caching."
+    ).tag(config=True)
+    context_budget = Int(
+        None,
+        allow_none=True,
+        help="Most input tokens a question may send; older turns (their images first) are left out "
+        "to fit. Unset: the model's context window less max_tokens.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.session = ClaudeSession()
+        self.session = ClaudeSession(locate=self._notebook_path)
+        self._apply_request_policy()
         self._cell = CellRun()
         self._runs = 0
         self.notebook = NotebookContext(is_own_error=lambda error: isinstance(error, (ClaudeMagicError, UsageError)))
@@ -129,6 +140,27 @@ class ClaudeMagics(Magics):
     @observe("base_url", "api_key", "api_version", "max_retries", "timeout")
     def _settings_changed(self, change: Any) -> None:
         self.session.close()
+
+    @validate("context_budget")
+    def _positive_budget(self, proposal: Any) -> int | None:
+        if proposal["value"] is not None and proposal["value"] < 1:
+            raise ValueError("context_budget is a number of tokens (or None for the model's context window)")
+        return proposal["value"]  # type: ignore[no-any-return]
+
+    @observe("prompt_caching", "context_budget")
+    def _request_policy_changed(self, change: Any) -> None:
+        self._apply_request_policy()
+
+    def _apply_request_policy(self) -> None:
+        session = getattr(self, "session", None)  # None while traitlets applies the config in __init__
+        if session is not None:
+            session.prompt_caching = self.prompt_caching
+            session.context_budget = self.context_budget
+
+    def _notebook_path(self) -> str | None:
+        from .conversation import notebook_path
+
+        return notebook_path(os.environ, self.shell.user_ns if self.shell is not None else {})
 
     @property
     def _namespace(self) -> dict[str, Any]:
@@ -220,28 +252,31 @@ class ClaudeMagics(Magics):
 
     def _attachments(self, args: Any) -> list[Attachment]:
         """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
-        from .context import AttachmentError, attach
-        from .images import MAX_IMAGES_PER_REQUEST
+        from .context import AttachmentError, check_image_count
         from .interpolate import Unresolved, lookup
 
         attachments = []
-        formatter = self.shell.display_formatter.formatters.get("text/llm+plain") if self.shell and self.shell.display_formatter else None
         for name in [n for value in args.attach or [] for n in value.split(",") if n]:
             try:
                 obj = lookup(name, self._namespace)
             except Unresolved as why:
                 raise AttachmentError(f"-a {name}: {why}") from None
-            attachments.append(attach(f"`{name}`", obj, self.attachment_chars, formatter))
+            attachments.append(self.attach(f"`{name}`", obj))
         if args.fig is not None:
             attachments += self.notebook.figures(None if args.fig == -1 else args.fig)
         if args.recent:
             attachments.append(self.notebook.recent_cells(args.recent, self.attachment_chars))
         if args.error:
             attachments.append(self.notebook.error(self.attachment_chars))
-        images = sum(1 for a in attachments if a.image is not None)
-        if images > MAX_IMAGES_PER_REQUEST:
-            raise AttachmentError(f"{images} images attached; the API takes at most {MAX_IMAGES_PER_REQUEST} in a request")
+        check_image_count(attachments)
         return attachments
+
+    def attach(self, label: str, obj: Any) -> Attachment:
+        """``obj`` as an attachment, as ``-a`` makes it (the size budget, ``text/llm+plain`` formatters)."""
+        from .context import attach
+
+        formatters = self.shell.display_formatter.formatters if self.shell and self.shell.display_formatter else {}
+        return attach(label, obj, self.attachment_chars, formatters.get("text/llm+plain"))
 
     def _options(self, args: Any) -> AskOptions:
         return AskOptions(
@@ -308,12 +343,34 @@ class ClaudeMagics(Magics):
 
     def _command(self, line: str) -> None:
         name, _, rest = line.strip().partition(" ")
-        if rest.strip():
-            raise UsageError(f"%claude {name} takes no arguments; to ask a question that starts with {name!r}, write %claude -- {line.strip()}")
+        if name == "chat":
+            return self._chat_command(rest)
+        handlers: dict[str, Callable[..., None]] = {
+            "config": self._show_config,
+            "models": self._show_models,
+            "history": self._show_history,
+            "reset": self._reset,
+            "export": self._export,
+            "usage": self._show_usage,
+        }
+        arguments = command_arguments(name, rest, line)
         try:
-            {"config": self._show_config, "models": self._show_models}[name]()
+            handlers[name](*arguments)
         except ClaudeError as error:
             raise ClaudeMagicError(explain(error, self.client_settings())) from None
+
+    def _chat_command(self, rest: str) -> None:
+        if rest.split() not in ([], ["--side"]):
+            raise UsageError(f"%claude chat takes only --side; to ask a question that starts with 'chat', write %claude -- chat {rest.strip()}")
+        self.chat(side=bool(rest.split()))
+
+    def chat(self, side: bool = False) -> None:
+        """Show the chat panel under the cell (``side``: in JupyterLab's side area, with sidecar)."""
+        from .panel import open_panel
+
+        if not self._in_notebook:
+            raise ClaudeMagicError("the chat panel needs a notebook that shows widgets (JupyterLab, Notebook 7, VS Code); in a terminal, use %claude")
+        open_panel(self, side=side)
 
     def _show_config(self) -> None:
         from .render import show_text
@@ -334,6 +391,8 @@ class ClaudeMagics(Magics):
             ("max_retries", settings.max_retries),
             ("timeout", f"{settings.timeout:g} s"),
             ("refresh_rate", f"{self.refresh_rate:g} / s"),
+            ("prompt_caching", "on" if self.prompt_caching else "off"),
+            ("context_budget", f"{self.context_budget:,} tokens" if self.context_budget else "(the model's context window)"),
         ]
         table = "\n".join(f"| `{name}` | {_cell(value)} |" for name, value in rows)
         plain = "\n".join(f"{name:<13} {value}" for name, value in rows)
@@ -357,6 +416,57 @@ class ClaudeMagics(Magics):
                 "text/plain": plain,
             }
         )
+
+    # --- the conversation: history, reset, export, usage ---------------------------------------
+
+    def _show_history(self) -> None:
+        from .render import show_text
+        from .reports import history_report
+
+        show_text(history_report(self.session.conversation))
+
+    def _reset(self) -> None:
+        conversation = self.session.conversation
+        turns = f"{len(conversation)} turn{'s' if len(conversation) != 1 else ''}"
+        archived = conversation.clear()
+        if archived is not None:
+            print(f"A new conversation starts; the previous one ({turns}) is archived in {archived}")
+        elif conversation.store is None:
+            print(f"A new conversation starts; the previous one ({turns}) lived for this session only.")
+        else:
+            print("A new conversation starts (there was nothing to archive).")
+
+    def _export(self, path: str) -> None:
+        from .export import export
+
+        conversation = self.session.conversation
+        notebook = conversation.store.notebook if conversation.store else None
+        written = export(conversation, path, notebook, self.client_settings().credentials.secrets())
+        print(f"Exported {len(conversation)} turns to {written}")
+
+    def _show_usage(self) -> None:
+        from .render import show_text
+        from .reports import notebook_usage, usage_report
+
+        store = self.session.conversation.store
+        show_text(usage_report(self.session.usage, notebook_usage(store) if store is not None else None))
+
+
+COMMAND_ARGUMENTS = {"export": "PATH (a .md or .json file)"}
+"""The commands that take an argument, and what it is; the others take none."""
+
+
+def command_arguments(name: str, rest: str, line: str) -> list[str]:
+    """The arguments of ``%claude NAME REST``, checked; a wrong count is most likely a question."""
+    try:
+        words = shlex.split(rest)
+    except ValueError:  # an apostrophe: a question, surely
+        words = rest.split()
+    wanted = COMMAND_ARGUMENTS.get(name)
+    if len(words) == (1 if wanted else 0):
+        return words
+    needs = f"takes one {wanted}" if wanted else "takes no arguments"
+    raise UsageError(f"%claude {name} {needs}; to ask a question that starts with {name!r}, write %claude -- {line.strip()}")
 
 
 def _cell(value: object) -> str:
@@ -453,8 +563,16 @@ def _is_number(token: str) -> bool:
 
 
 def footer(answer: Answer) -> str:
+    from .budget import left_out_note
+    from .pricing import TokenUsage, cost, format_cost
+
     usage = answer.usage
-    parts = [answer.model, f"{usage.get('input_tokens', 0):,} in · {usage.get('output_tokens', 0):,} out tokens"]
+    tokens = TokenUsage.from_api(usage)
+    parts = [answer.model, f"{tokens.input:,} in · {tokens.output:,} out tokens"]
+    if tokens.cache_read or tokens.written:
+        parts.append(f"cache: {tokens.cache_read:,} read, {tokens.written:,} written")
+    spent = cost(answer.model, usage) if usage else None
+    parts.append(f"≈ {format_cost(spent)}" if spent is not None else "cost unknown")
     if answer.time_to_first_token is not None:
         parts.append(f"first token {answer.time_to_first_token:.2f} s")
     parts.append(f"total {answer.total_time:.2f} s")
@@ -464,6 +582,8 @@ def footer(answer: Answer) -> str:
         parts.append("stopped at max_tokens (raise --max-tokens)")
     elif answer.stop_reason not in (None, "end_turn", "stop_sequence"):
         parts.append(f"stop reason: {answer.stop_reason}")
+    if left_out := left_out_note(answer.turns_left_out, answer.images_left_out):
+        parts.append(left_out)
     return " · ".join(parts)
 
 

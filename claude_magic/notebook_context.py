@@ -38,6 +38,11 @@ class DisplayedImage:
     media_type: str
     data: bytes
 
+    def attachment(self) -> Attachment:
+        from .images import from_bytes
+
+        return Attachment(f"displayed by cell [{self.execution_count}]", "plot", image=from_bytes(self.data))
+
 
 class NotebookContext:
     def __init__(self, is_own_error: Callable[[BaseException], bool]) -> None:
@@ -93,8 +98,6 @@ class NotebookContext:
 
     def figures(self, execution_count: int | None) -> list[Attachment]:
         """The most recent displayed image, or every image cell ``execution_count`` displayed."""
-        from .images import from_bytes
-
         earlier = [i for i in self.images if i.run != self._run]
         if execution_count is None:
             chosen = earlier[-1:]
@@ -105,10 +108,7 @@ class NotebookContext:
             if not chosen:
                 kept = sorted({i.execution_count for i in earlier if i.execution_count is not None})
                 raise AttachmentError(f"--fig {execution_count}: no image from cell [{execution_count}] is kept (cells with images: {kept or 'none'})")
-        return [
-            Attachment(f"displayed by cell [{i.execution_count}]", "plot", image=from_bytes(i.data))
-            for i in chosen
-        ]
+        return [i.attachment() for i in chosen]
 
     def recent_cells(self, count: int, budget: int) -> Attachment:
         """The source of the last ``count`` executed cells, each with its short text output."""

@@ -53,10 +53,19 @@ def protect_dollars(markdown: str) -> str:
     and is not followed by a digit; ``$$…$$`` is display math. Code is left untouched.
     """
 
-    def escape(match: re.Match[str]) -> str:
-        return "\\$" if match.lastgroup == "dollar" else match.group(0)
+    return replace_math(markdown, lambda kind, text: "\\$" if kind == "dollar" else text)
 
-    return _CODE_OR_MATH.sub(escape, markdown) if "$" in markdown else markdown
+
+def replace_math(markdown: str, replace: Callable[[str, str], str]) -> str:
+    """``markdown`` with each math span and each ``$`` outside code replaced by
+    ``replace(kind, text)``; ``kind`` is ``"display"`` (``$$…$$``), ``"inline"`` (``$…$``),
+    ``"escaped"`` (``\\$``) or ``"dollar"`` (a ``$`` that is not math). Code is left untouched."""
+
+    def one(match: re.Match[str]) -> str:
+        kind = match.lastgroup or ""
+        return match.group(0) if kind in ("fence", "code") else replace(kind, match.group(0))
+
+    return _CODE_OR_MATH.sub(one, markdown) if "$" in markdown else markdown
 
 
 def display_markdown(text: str) -> str:

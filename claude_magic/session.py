@@ -13,15 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .budget import ContextWindows, Cut, Fitted
 from .config import ClientSettings, Effort
 from .conversation import CellRun, Conversation, Exchange
 from .errors import ClaudeError
+from .pricing import Tally
 
 if TYPE_CHECKING:
     from .accumulate import MessageAccumulator
     from .client import AsyncClient, Client
     from .context import Attachment
-    from .protocol import MessageRequest, StreamEvent
+    from .protocol import MessageRequest, ModelInfo, StreamEvent
     from .render import Renderer
 
 
@@ -45,6 +47,19 @@ class Answer:
     total_time: float = 0.0
     stop_reason: str | None = None
     complete: bool = True
+    turns_left_out: int = 0
+    """Earlier turns not sent, to fit the context budget."""
+    images_left_out: int = 0
+
+
+@dataclass
+class Prepared:
+    """A request ready to send, and what the context budget left out of it."""
+
+    request: MessageRequest
+    fitted: Fitted
+    unsure: bool = False
+    """History was left out against an assumed context window: ask the server for the real one."""
 
 
 class AnswerCutOff(ClaudeError):
@@ -58,37 +73,60 @@ class AnswerCutOff(ClaudeError):
 
 
 class ClaudeSession:
-    def __init__(self) -> None:
-        self.conversation = Conversation()
+    def __init__(self, locate: Callable[[], str | None] | None = None) -> None:
+        self._locate = locate or (lambda: None)
+        self._conversation: Conversation | None = None
+        self.prompt_caching = True
+        """Mark the stable prefix of each request with cache_control (see :mod:`.caching`)."""
+        self.context_budget: int | None = None
+        """Most input tokens a request may hold; None: the model's context window less max_tokens."""
+        self.windows = ContextWindows()
+        self._cut: Cut | None = None
+        """Where the context budget last cut the history (cut there again while it fits)."""
+        self.usage = Tally()
+        """Tokens and cost of every answer this session (the notebook's are in its store)."""
         self._client: Client | None = None
         self._async_client: AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def conversation(self) -> Conversation:
+        """The notebook's conversation, restored from its store on first use."""
+        if self._conversation is None:
+            self._conversation = Conversation.open(self._locate())
+        return self._conversation
+
+    def _keep_secret(self, settings: ClientSettings) -> None:
+        """Tell the store which credentials to keep off the disk."""
+        if (store := self.conversation.store) is not None:
+            store.secrets = settings.credentials.secrets()
 
     def client(self, settings: ClientSettings) -> Client:
         """A client for ``settings``, reused until they change."""
         if self._client is None or self._client.settings != settings:
-            from .client import AsyncClient, Client
+            from .client import Client
 
             self.close()
             self._client = Client(settings)
         return self._client
 
     def async_client(self, settings: ClientSettings) -> AsyncClient:
-        """An async client for ``settings`` on the running event loop, reused until they change."""
-        if self._async_client is None or self._async_client.settings != settings:
+        """An async client for ``settings`` on the running event loop, reused until they change
+        or the loop does (widget callbacks may run on a kernel subshell's own loop)."""
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_client.settings != settings or self._async_loop is not loop:
             from .client import AsyncClient
 
             self._retire_async_client()
-            self._async_client = AsyncClient(settings)
+            self._async_client, self._async_loop = AsyncClient(settings), loop
         return self._async_client
 
     def _retire_async_client(self) -> None:
-        """Close the async client on the running loop (without one, nothing is open to close)."""
-        old, self._async_client = self._async_client, None
-        if old is not None:
-            try:
-                asyncio.get_running_loop().create_task(old.aclose())
-            except RuntimeError:
-                pass
+        """Close the async client on the loop it was made on (a closed loop has nothing open)."""
+        old, loop = self._async_client, self._async_loop
+        self._async_client = self._async_loop = None
+        if old is not None and loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(old.aclose(), loop)
 
     def close(self) -> None:
         self._retire_async_client()
@@ -113,19 +151,52 @@ class ClaudeSession:
 
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
+        return self.prepare(question, options, cell).request
+
+    def prepare(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> Prepared:
+        """The request for ``question``: the history that fits the context budget, with the
+        stable prefix marked for prompt caching. No I/O: a context window not yet known is
+        assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
+        from . import caching
+        from .budget import FALLBACK_CONTEXT_WINDOW, estimate_tokens, fit_history, input_limit
         from .protocol import MessageRequest, OutputConfig
 
-        history = self.conversation.messages(cell or CellRun()) if options.use_history else []
-        return MessageRequest.model_validate(
+        history = self.conversation.history(cell or CellRun()) if options.use_history else []
+        window = self.windows.of(options.model)
+        fixed = estimate_tokens([{"role": "user", "content": question}], options.system)
+        limit = input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens)
+        fitted = fit_history(history, fixed, limit, self._cut)
+        if self.prompt_caching:
+            system, messages = caching.mark(options.system, fitted.messages(), question)
+        else:
+            system, messages = options.system or None, caching.unmarked([*fitted.messages(), {"role": "user", "content": question}])
+        request = MessageRequest.model_validate(
             {
                 "model": options.model,
                 "max_tokens": options.max_tokens,
-                "messages": [*history, {"role": "user", "content": question}],
-                "system": options.system or None,
+                "messages": messages,
+                "system": system,
                 "temperature": options.temperature,
                 "output_config": OutputConfig(effort=options.effort) if options.effort else None,
             }
         )
+        # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
+        return Prepared(request, fitted, unsure=window is None and fitted.trimmed and limit != self.context_budget)
+
+    def _prepare_sending(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None, settings: ClientSettings) -> Prepared:
+        """:meth:`prepare`, asking the server for the context window when it matters."""
+        self._keep_secret(settings)
+        prepared = self.prepare(question, options, cell)
+        if prepared.unsure:
+            self.windows.learn(_models_or_none(self.client(settings).list_models))
+            prepared = self.prepare(question, options, cell)
+        return self._sending(prepared, options)
+
+    def _sending(self, prepared: Prepared, options: AskOptions) -> Prepared:
+        """Remember where the history was cut, to cut it there next time (the cache's prefix)."""
+        if options.use_history:
+            self._cut = prepared.fitted.cut
+        return prepared
 
     def ask(
         self,
@@ -141,8 +212,9 @@ class ClaudeSession:
         Raises :class:`AnswerCutOff` (keeping what arrived) when the stream breaks or is
         interrupted, and the client's errors when no answer started.
         """
-        turn = _Turn(question, options, cell)
-        with self.client(settings).stream(self.build_request(question, options, cell)) as stream:
+        prepared = self._prepare_sending(question, options, cell, settings)
+        turn = _Turn(question, options, cell, prepared.fitted)
+        with self.client(settings).stream(prepared.request) as stream:
             turn.renderer = open_renderer()
             try:
                 for event in stream:
@@ -161,8 +233,18 @@ class ClaudeSession:
     ) -> Answer:
         """:meth:`ask` on the event loop; cancelling the task stops the answer and keeps
         what arrived (raised as :class:`AnswerCutOff` with a ``CancelledError`` cause)."""
-        turn = _Turn(question, options, cell)
-        async with self.async_client(settings).stream(self.build_request(question, options, cell)) as stream:
+        self._keep_secret(settings)
+        prepared = self.prepare(question, options, cell)
+        if prepared.unsure:
+            try:
+                models: list[ModelInfo] | None = await self.async_client(settings).list_models()
+            except ClaudeError:
+                models = None
+            self.windows.learn(models)
+            prepared = self.prepare(question, options, cell)
+        self._sending(prepared, options)
+        turn = _Turn(question, options, cell, prepared.fitted)
+        async with self.async_client(settings).stream(prepared.request) as stream:
             turn.renderer = open_renderer()
             try:
                 async for event in stream:
@@ -185,8 +267,13 @@ class ClaudeSession:
             total_time=time.monotonic() - turn.started,
             stop_reason=message.stop_reason,
             complete=accumulator.complete,
+            turns_left_out=turn.fitted.turns_left_out,
+            images_left_out=turn.fitted.images_left_out,
         )
-        if options.use_history:
+        self.usage.add(answer.model, answer.usage)
+        if not options.use_history:
+            self.conversation.note_usage(answer.model, answer.usage)
+        else:
             self.conversation.record(
                 Exchange(
                     question=turn.question,
@@ -207,6 +294,7 @@ class _Turn:
     question: list[dict[str, Any]]
     options: AskOptions
     cell: CellRun | None
+    fitted: Fitted
     renderer: Renderer | None = None
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
@@ -218,6 +306,14 @@ class _Turn:
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
             self.renderer.feed(text)
+
+
+def _models_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:
+    """The server's models, or None when it can't list them (a proxy, a stand-in, an outage)."""
+    try:
+        return list_models()
+    except ClaudeError:
+        return None
 
 
 def _sendable_part(accumulator: MessageAccumulator) -> list[dict[str, Any]]:

@@ -69,7 +69,7 @@ def _schema(name: str, function: Callable[..., Any], argument_help: dict[str, st
     from pydantic import TypeAdapter
 
     try:
-        schema = TypeAdapter(function).json_schema()
+        schema = TypeAdapter(function).json_schema()  # type: ignore[arg-type]  # pydantic takes callables too
     except Exception as exc:  # pydantic can't express some signatures (*args, exotic types)
         raise ToolError(f"--tools {name}: can't describe its arguments as JSON ({exc})".split("\n")[0]) from None
     properties = schema.get("properties", {})

@@ -223,3 +223,16 @@ def shared_stand_in(_session_stand_in: StandIn, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", STAND_IN_KEY)
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     return _session_stand_in
+
+
+# --- browser tests that could not run are said loudly ---------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Skipped browser tests get a red line at the end of the run, not only an ``s``."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "browser" in getattr(r, "keywords", {})]
+    if not skipped:
+        return
+    longrepr = skipped[0].longrepr
+    reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
+    terminalreporter.write_sep("!", f"WARNING: {len(skipped)} browser tests were skipped: {reason}", red=True, bold=True)

@@ -1,0 +1,336 @@
+"""The chat panel in a real JupyterLab, driven in headless Chromium, against the stand-in.
+
+One JupyterLab server (random port on 127.0.0.1, a token, a temporary root) and one page for
+the module: cells are run from the UI (Shift+Enter) and the panel's widgets are used as a
+user would, then the DOM and the stand-in's recorded requests are checked. Screenshots go
+to ``tests/artifacts/``. Without Debian's ``chromium`` or the ``playwright`` package the tests
+are skipped, and the terminal summary says so loudly (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claude_magic.testing import StandIn
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+CHROMIUM_ARGS = (
+    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+    "--disable-background-networking --disable-component-update --disable-sync"
+).split()
+ARTIFACTS = Path(__file__).parent / "artifacts"
+KEY = "sk-ant-browser-test-key-4f2a9c"
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if CHROMIUM is None:
+        return "no Chromium found (/usr/bin/chromium); .ci/run installs it with apt-get install chromium"
+    return None
+
+
+MISSING = _missing()
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(MISSING is not None, reason=f"BROWSER TESTS SKIPPED: {MISSING}"),
+]
+
+SETUP_AND_PANEL = """\
+%load_ext claude_magic
+import pandas as pd
+sales = pd.DataFrame({"month": ["Jan", "Feb", "Mar"], "revenue": [120.5, 98.0, 143.25]})
+%claude chat"""
+LATER_FRAME = 'costs = pd.DataFrame({"item": ["rent", "staff"], "monthly_cost_eur": [2100, 5400]})'
+FOLLOW_UP = "%%claude\nAnd what did we talk about in the panel?"
+SECOND_PANEL = "import claude_magic\nclaude_magic.chat()"
+CELLS = [SETUP_AND_PANEL, LATER_FRAME, FOLLOW_UP, SECOND_PANEL]
+SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+
+@dataclass
+class Chat:
+    """The page with the notebook open and the first panel showing."""
+
+    page: Any
+    server: StandIn
+    lab: Lab
+
+    @property
+    def panel(self) -> Any:
+        return self.page.locator(".claude-chat").first
+
+    def ask(self, question: str, *, press_enter: bool = True) -> None:
+        box = self.panel.locator(".claude-chat-question input")
+        box.fill(question)
+        if press_enter:
+            box.press("Enter")
+        else:
+            self.panel.locator("button.claude-chat-send").click()
+
+    def last_answer(self) -> Any:
+        return self.panel.locator(".claude-chat-assistant").last
+
+    def status(self) -> Any:
+        return self.panel.locator(".claude-chat-status")
+
+    def wait_until_idle(self) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.panel.locator("button.claude-chat-send")).to_be_enabled(timeout=30_000)
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=ARTIFACTS / f"{name}.png")
+        self.panel.screenshot(path=ARTIFACTS / f"{name}-panel.png")
+
+    def run_cell(self, index: int) -> Any:
+        """Select the cell and press Shift+Enter, again while its prompt still shows that it was
+        never sent (a kernel still connecting drops it); then wait for it to finish."""
+        from playwright.sync_api import expect
+
+        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(index)
+        prompt = cell.locator(".jp-InputPrompt")
+        for _ in range(6):
+            cell.locator(".jp-InputArea-editor").click()
+            self.page.keyboard.press("Shift+Enter")
+            deadline = time.monotonic() + 5
+            while prompt.inner_text().strip() == "[ ]:" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if prompt.inner_text().strip() != "[ ]:":
+                break
+        expect(prompt).to_have_text(re.compile(r"\[\d+\]"), timeout=60_000)
+        return cell
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _notebook() -> dict[str, Any]:
+    cells = [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": source} for i, source in enumerate(CELLS)]
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    return {"cells": cells, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _write_settings(folder: Path) -> None:
+    for name, values in SETTINGS.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
+def _wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"JupyterLab did not start within 60 s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[StandIn]:
+    with StandIn(api_key=KEY) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, server: StandIn) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("lab")
+    root, state = base / "root", base / "state"
+    root.mkdir()
+    (root / "chat.ipynb").write_text(json.dumps(_notebook()))
+    _write_settings(state / "settings")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "ANTHROPIC_BASE_URL": server.base_url,
+        "ANTHROPIC_API_KEY": KEY,
+        "CLAUDE_MAGIC_HOME": str(state / "claude-magic"),
+        "JUPYTER_CONFIG_DIR": str(state / "config"),
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+        "IPYTHONDIR": str(state / "ipython"),
+    }
+    env.pop("ANTHROPIC_AUTH_TOKEN", None)
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "jupyterlab.log"
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(f"{url}/api/status?token={token}", process, log)
+        yield Lab(url, token, root, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def chat(lab: Lab, server: StandIn) -> Iterator[Chat]:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(f"{lab.url}/lab/tree/chat.ipynb?token={lab.token}")
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=60_000)
+            found = Chat(page, server, lab)
+            found.run_cell(0)
+            expect(found.panel).to_be_visible()
+            yield found
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "browser-last.png")
+            browser.close()
+
+
+@pytest.fixture(autouse=True)
+def quiet(server: StandIn) -> None:
+    server.reset()
+
+
+def test_a_question_streams_into_a_rendered_answer(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    expect(chat.panel.locator(".claude-chat-model option")).to_have_count(7)  # filled from /v1/models
+    chat.ask("Explain left and inner joins [[markdown]]")
+    answer = chat.last_answer()
+    expect(answer.locator("h2")).to_have_text("Left join vs inner join")
+    expect(answer.locator("table tbody tr")).to_have_count(2)
+    expect(answer.locator("pre code .kn").first).to_have_text("import")  # highlighted by Pygments
+    expect(answer.locator("mjx-container").first).to_be_attached()  # math typeset by the frontend
+    expect(answer).to_contain_text("A coffee costs $5 and a sandwich $10.")
+    expect(chat.status()).to_contain_text("out tokens")
+    chat.wait_until_idle()
+    assert chat.panel.locator(".claude-chat-user").last.inner_text() == "Explain left and inner joins [[markdown]]"
+    assert chat.server.message_requests[-1].body["stream"] is True
+    chat.shot("browser-answer")
+
+
+def test_stop_ends_a_slow_answer_at_once_and_keeps_what_arrived(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    chat.server.fail(delay=0.05)
+    chat.ask("Tell me a long story [[words=600]]", press_enter=False)
+    answer = chat.last_answer()
+    expect(answer).to_contain_text("stream tokens arrive")
+    chat.panel.locator("button.claude-chat-stop").click()
+    clicked = time.monotonic()
+    while chat.server.active_streams and time.monotonic() - clicked < 5:
+        time.sleep(0.01)
+    assert time.monotonic() - clicked < 0.5, "the stream was still open half a second after Stop"
+    expect(chat.status()).to_contain_text("stopped; the partial answer above is kept", timeout=2_000)
+    kept = answer.inner_text()
+    time.sleep(0.5)
+    assert answer.inner_text() == kept, "the answer kept growing after Stop"
+    full = chat.server.message_requests[-1].answer or ""
+    assert 0 < len(kept) < len(full) / 2
+    chat.shot("browser-stopped")
+
+
+def test_errors_are_one_line_in_the_panel_and_a_partial_answer_stays(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    chat.server.fail(status=400, message="messages: the stand-in refuses this one")
+    chat.ask("Will this be refused?")
+    expect(chat.status()).to_contain_text("the API refused the request (400 messages: the stand-in refuses this one)")
+    expect(chat.status()).to_have_class(re.compile("claude-chat-error"))
+    expect(chat.panel.locator(".claude-chat-question input")).to_have_value("Will this be refused?")  # to resend
+
+    chat.server.fail(error_after=8, message="Overloaded")
+    chat.ask("And this one breaks off [[markdown]]")
+    expect(chat.status()).to_contain_text("cut off by an error")
+    expect(chat.last_answer().locator("h2")).to_have_text("Left join vs inner join")
+    chat.shot("browser-error")
+    assert "Traceback" not in chat.page.locator(".jp-Notebook").inner_text()
+    assert "Traceback" not in chat.lab.log.read_text()
+
+
+def test_a_dataframe_picked_after_refresh_is_attached_and_html_stays_text(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    chat.run_cell(1)  # defines `costs` after the panel opened
+    picker = chat.panel.locator(".claude-chat-attachments select")
+    expect(picker.locator("option")).to_have_text(["sales · pandas DataFrame 3×2"])
+    chat.panel.locator("button.claude-chat-refresh").click()
+    expect(picker.locator("option")).to_have_text(["costs · pandas DataFrame 2×2", "sales · pandas DataFrame 3×2"])
+    picker.select_option(label="costs · pandas DataFrame 2×2")
+    chat.panel.locator(".claude-chat-model select").select_option("claude-haiku-5-5")
+    chat.ask('What do we spend most on? <img src=x onerror="window.__claude_xss = 1">')
+    answer = chat.last_answer()
+    expect(answer).to_contain_text('<img src=x onerror="window.__claude_xss = 1">')  # the stand-in quotes the question
+    expect(chat.panel.locator(".claude-chat-user").last).to_contain_text("attached: costs")
+    sent = chat.server.message_requests[-1]
+    assert sent.body["model"] == "claude-haiku-5-5"
+    blocks = sent.messages[-1]["content"]
+    assert blocks[0]["text"].startswith("Attached `costs` (pandas DataFrame)")
+    assert "monthly_cost_eur" in blocks[0]["text"] and "2 rows × 2 columns" in blocks[0]["text"]
+    assert chat.page.evaluate("window.__claude_xss") is None
+    assert answer.locator("img").count() == 0
+    expect(picker.locator("option:checked")).to_have_count(0)  # attachments go with one question
+    chat.shot("browser-attached")
+
+
+def test_cells_and_panels_share_one_conversation(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    chat.wait_until_idle()
+    chat.ask("Remember the word pelican")
+    expect(chat.status()).to_contain_text("out tokens")
+    chat.wait_until_idle()
+    cell = chat.run_cell(2)  # %%claude follow-up
+    expect(cell.locator(".jp-OutputArea")).to_contain_text("And what did we talk about in the panel?")
+    prompts = chat.server.message_requests[-1].prompts()
+    assert prompts[-2:] == ["Remember the word pelican", "And what did we talk about in the panel?"]
+
+    chat.run_cell(3)  # claude_magic.chat(): a second panel shows the cell's exchange
+    second = chat.page.locator(".claude-chat").nth(1)
+    expect(second.locator(".claude-chat-user").last).to_have_text("And what did we talk about in the panel?")
+    expect(second.locator(".claude-chat-assistant").last).to_contain_text("Stand-in answer")
+    second.screenshot(path=ARTIFACTS / "browser-second-panel.png")
