@@ -164,12 +164,6 @@ class Conversation:
         except (StoreError, OSError) as error:
             warn(f"the conversation could not be saved: {error}")
 
-    def image_digests(self) -> set[str]:
-        """Digests of the images the conversation holds (see :func:`claude_magic.images.block_digest`)."""
-        from .images import block_digest
-
-        return {d for e in self.exchanges for block in e.question if (d := block_digest(block)) is not None}
-
     def clear(self) -> Path | None:
         """Start a new conversation; a kept one is archived, never deleted (returns where)."""
         self.exchanges.clear()

@@ -253,6 +253,34 @@ def _encode(image: Any, image_format: str) -> bytes:
     return buffer.getvalue()
 
 
+REPEATED_IMAGE_NOTE = "(the same image as one earlier in this conversation)"
+
+
+def drop_repeated_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with each image sent once: a later copy of an image becomes a short note.
+
+    Works on what is actually sent (after the context budget has left turns out), so an image
+    whose first copy was left out is sent in full again. The messages given are not changed.
+    """
+    seen: set[str] = set()
+    result = []
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            result.append(message)
+            continue
+        blocks = []
+        for block in content:
+            digest = block_digest(block)
+            if digest is not None and digest in seen:
+                block = {"type": "text", "text": REPEATED_IMAGE_NOTE}
+            elif digest is not None:
+                seen.add(digest)
+            blocks.append(block)
+        result.append({**message, "content": blocks})
+    return result
+
+
 def block_digest(block: dict[str, Any]) -> str | None:
     """The digest of an image block's base64 data, for spotting an image sent before."""
     source = block.get("source") if block.get("type") == "image" else None

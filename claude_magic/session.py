@@ -135,19 +135,9 @@ class ClaudeSession:
             self._client = None
 
     def attachment_blocks(self, attachments: list[Attachment]) -> list[dict[str, Any]]:
-        """The blocks that carry ``attachments``; an image the conversation already holds is
-        named, not sent again (the earlier copy is still in the history)."""
-        sent = self.conversation.image_digests()
-        blocks: list[dict[str, Any]] = []
-        for attachment in attachments:
-            image = attachment.image
-            if image is not None and image.digest in sent:
-                blocks.append({"type": "text", "text": f"Attached image {attachment.label}: the same image as one attached earlier in this conversation."})
-                continue
-            if image is not None:
-                sent.add(image.digest)
-            blocks += attachment.blocks()
-        return blocks
+        """The blocks that carry ``attachments`` (an image already in the history is sent once:
+        :meth:`prepare` turns later copies into a note)."""
+        return [block for attachment in attachments for block in attachment.blocks()]
 
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
@@ -159,6 +149,7 @@ class ClaudeSession:
         assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
         from . import caching
         from .budget import FALLBACK_CONTEXT_WINDOW, estimate_tokens, fit_history, input_limit
+        from .images import drop_repeated_images
         from .protocol import MessageRequest, OutputConfig
 
         history = self.conversation.history(cell or CellRun()) if options.use_history else []
@@ -166,10 +157,11 @@ class ClaudeSession:
         fixed = estimate_tokens([{"role": "user", "content": question}], options.system)
         limit = input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens)
         fitted = fit_history(history, fixed, limit, self._cut)
+        *sent_history, sent_question = drop_repeated_images([*fitted.messages(), {"role": "user", "content": question}])
         if self.prompt_caching:
-            system, messages = caching.mark(options.system, fitted.messages(), question)
+            system, messages = caching.mark(options.system, sent_history, sent_question["content"])
         else:
-            system, messages = options.system or None, caching.unmarked([*fitted.messages(), {"role": "user", "content": question}])
+            system, messages = options.system or None, caching.unmarked([*sent_history, sent_question])
         request = MessageRequest.model_validate(
             {
                 "model": options.model,

@@ -177,7 +177,21 @@ def test_an_image_is_sent_in_full_once_and_stays_in_the_history(kernel: Kernel, 
     history = server.message_requests[-1].messages
     images = [b for m in history if isinstance(m["content"], list) for b in m["content"] if b["type"] == "image"]
     assert len(images) == 1  # the first question's image, sent back as history
-    assert "same image as one attached earlier" in sent_text(server)
+    assert "same image as one earlier in this conversation" in sent_text(server)
+
+
+def test_an_image_whose_first_copy_was_left_out_is_sent_again(kernel: Kernel, server: StandIn) -> None:
+    ask(kernel, "img = PILImage.new('RGB', (320, 200), 'purple')")
+    ask(kernel, "%claude -a img what colour?")
+    ask(kernel, "%config ClaudeMagics.context_budget = 1200")  # too small for the first turn's image
+    try:
+        ask(kernel, "%claude [[words=400]]")
+        ask(kernel, "%claude -a img and now?")
+    finally:
+        ask(kernel, "%config ClaudeMagics.context_budget = None")
+    history = server.message_requests[-1].messages
+    assert sum(1 for m in history if isinstance(m["content"], list) for b in m["content"] if b["type"] == "image") == 1
+    assert len(sent_images(server)) == 1  # in the question itself, in full
 
 
 def test_dry_run_shows_sizes_tokens_and_thumbnails_never_base64(kernel: Kernel, server: StandIn) -> None:
