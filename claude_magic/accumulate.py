@@ -68,6 +68,17 @@ class MessageAccumulator:
         self.complete = False
         """True once ``message_stop`` arrived."""
 
+    @classmethod
+    def of_message(cls, message: dict[str, Any]) -> MessageAccumulator:
+        """The state a stream of ``message`` (a complete message, e.g. a cached one) ends in."""
+        accumulator = cls()
+        head = {k: v for k, v in message.items() if k not in ("content", "usage", "stop_reason", "stop_sequence")}
+        accumulator._head, accumulator._usage = head, dict(message.get("usage", {}))
+        accumulator._blocks = {i: _Block(dict(block)) for i, block in enumerate(message.get("content", []))}
+        accumulator.stop_reason, accumulator.stop_sequence = message.get("stop_reason"), message.get("stop_sequence")
+        accumulator.complete = True
+        return accumulator
+
     def add(self, event: StreamEvent) -> None:
         """Apply one event (unknown ones change nothing)."""
         if isinstance(event, ContentBlockDeltaEvent):

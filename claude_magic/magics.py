@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,12 @@ class ClaudeMagics(Magics):
     live_updates = Bool(
         help="Update the answer in place as it streams; off: show it once, complete (for nbval and "
         "other tools that keep only the first version of an output). Default from $CLAUDE_MAGIC_LIVE_UPDATES, else on."
+    ).tag(config=True)
+    cache = Bool(
+        False, help="Answer an identical earlier request (same model, settings, system, history and question) from the answer cache."
+    ).tag(config=True)
+    code_cells = Enum(
+        ("joined", "each"), "joined", help="--code: the answer's Python blocks joined in one new cell, or one cell each."
     ).tag(config=True)
     attachment_chars = Int(
         DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
@@ -198,6 +205,9 @@ class ClaudeMagics(Magics):
     @argument("--fig", nargs="?", type=int, const=-1, metavar="N", help="Attach the last plot an earlier cell displayed, or those cell [N] displayed.")
     @argument("--recent", type=int, metavar="N", help="Attach the source (and short output) of the last N cells.")
     @argument("--error", action="store_true", help="Attach the last exception, with its traceback.")
+    @argument("--cached", action="store_true", help="Answer from the answer cache when this exact request was answered before.")
+    @argument("--fresh", action="store_true", help="Ask even if the answer is cached (and cache the new one).")
+    @argument("--code", action="store_true", help="Put the answer's Python code into new cells below (never run).")
     @argument(
         "question",
         nargs="*",
@@ -248,7 +258,16 @@ class ClaudeMagics(Magics):
         options = self._options(args)
         if args.dry_run:
             return self._show_request(question, options, attachments)
-        self._send(question, options, store_as=args.output)
+        answer = self._send(question, options, store_as=args.output)
+        if args.code:
+            self._offer_code(answer.text)
+
+    def _offer_code(self, text: str) -> None:
+        from .code_cells import cells_for, put_in_next_cells, python_blocks
+
+        cells = cells_for(python_blocks(text), one_cell_each=self.code_cells == "each")
+        in_vscode = "__vsc_ipynb_file__" in self._namespace or "VSCODE_PID" in os.environ
+        print(put_in_next_cells(self.shell, cells, in_vscode), file=sys.stderr)
 
     def _attachments(self, args: Any) -> list[Attachment]:
         """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
@@ -286,6 +305,8 @@ class ClaudeMagics(Magics):
             temperature=args.temperature if args.temperature is not None else self.temperature,
             effort=args.effort or self.effort,  # type: ignore[arg-type]  # both limited to EFFORT_LEVELS
             use_history=not args.no_history,
+            cached=args.cached or args.fresh or self.cache,
+            fresh=args.fresh,
         )
 
     def _send(self, question: list[dict[str, Any]], options: AskOptions, store_as: str | None) -> Answer:
@@ -569,6 +590,9 @@ def footer(answer: Answer) -> str:
     usage = answer.usage
     tokens = TokenUsage.from_api(usage)
     parts = [answer.model, f"{tokens.input:,} in · {tokens.output:,} out tokens"]
+    if answer.cached_at is not None:
+        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(answer.cached_at))
+        return " · ".join([*parts, f"from the answer cache (received {saved}; --fresh asks again), no cost"])
     if tokens.cache_read or tokens.written:
         parts.append(f"cache: {tokens.cache_read:,} read, {tokens.written:,} written")
     spent = cost(answer.model, usage) if usage else None

@@ -21,6 +21,7 @@ from .pricing import Tally
 
 if TYPE_CHECKING:
     from .accumulate import MessageAccumulator
+    from .answer_cache import AnswerCache
     from .client import AsyncClient, Client
     from .context import Attachment
     from .protocol import MessageRequest, ModelInfo, StreamEvent
@@ -36,6 +37,10 @@ class AskOptions:
     effort: Effort | None = None
     use_history: bool = True
     """False for a one-off that neither sends nor records history."""
+    cached: bool = False
+    """Answer an identical earlier request from the answer cache (and keep this answer in it)."""
+    fresh: bool = False
+    """With ``cached``: ask anyway, and replace the cached answer."""
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Answer:
     turns_left_out: int = 0
     """Earlier turns not sent, to fit the context budget."""
     images_left_out: int = 0
+    cached_at: float | None = None
+    """When the answer came from the answer cache: the time it was first received."""
 
 
 @dataclass
@@ -87,6 +94,7 @@ class ClaudeSession:
         """Tokens and cost of every answer this session (the notebook's are in its store)."""
         self._client: Client | None = None
         self._async_client: AsyncClient | None = None
+        self._answer_cache: AnswerCache | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -206,6 +214,12 @@ class ClaudeSession:
         """
         prepared = self._prepare_sending(question, options, cell, settings)
         turn = _Turn(question, options, cell, prepared.fitted)
+        cache_key = self._cache_key(prepared, settings) if options.cached else None
+        if cache_key is not None and not options.fresh and (hit := self.answer_cache.get(cache_key)) is not None:
+            from .accumulate import MessageAccumulator
+
+            turn.renderer = open_renderer()
+            return self._conclude(MessageAccumulator.of_message(hit.message), turn, cached_at=hit.saved_at)
         with self.client(settings).stream(prepared.request) as stream:
             turn.renderer = open_renderer()
             try:
@@ -213,7 +227,25 @@ class ClaudeSession:
                     turn.show(event)
             except (ClaudeError, KeyboardInterrupt) as cause:
                 raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
-            return self._conclude(stream.accumulator, turn)
+            answer = self._conclude(stream.accumulator, turn)
+        if cache_key is not None and answer.complete:
+            self.answer_cache.put(cache_key, stream.accumulator.message().to_wire())
+        return answer
+
+    def _cache_key(self, prepared: Prepared, settings: ClientSettings) -> str:
+        from .answer_cache import request_key
+        from .client import Client
+
+        body = Client(settings).message_body(prepared.request, stream=True)
+        return request_key(body, settings.api_version, settings.base_url)
+
+    @property
+    def answer_cache(self) -> AnswerCache:
+        if self._answer_cache is None:
+            from .answer_cache import AnswerCache
+
+            self._answer_cache = AnswerCache()
+        return self._answer_cache
 
     async def ask_async(
         self,
@@ -245,7 +277,7 @@ class ClaudeSession:
                 raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
             return self._conclude(stream.accumulator, turn)
 
-    def _conclude(self, accumulator: MessageAccumulator, turn: _Turn) -> Answer:
+    def _conclude(self, accumulator: MessageAccumulator, turn: _Turn, cached_at: float | None = None) -> Answer:
         """Show the answer's final state and record the exchange, complete or not."""
         message = accumulator.message()
         if turn.renderer is not None:
@@ -261,8 +293,10 @@ class ClaudeSession:
             complete=accumulator.complete,
             turns_left_out=turn.fitted.turns_left_out,
             images_left_out=turn.fitted.images_left_out,
+            cached_at=cached_at,
         )
-        self.usage.add(answer.model, answer.usage)
+        if cached_at is None:  # a cached answer cost nothing this time
+            self.usage.add(answer.model, answer.usage)
         if not options.use_history:
             self.conversation.note_usage(answer.model, answer.usage)
         else:

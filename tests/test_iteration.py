@@ -1,0 +1,83 @@
+"""Prompt iteration in a real kernel: the answer cache and code into the next cell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kernel_harness import Kernel
+
+from claude_magic.testing import StandIn
+
+pytestmark = pytest.mark.kernel
+
+KEY = "sk-ant-iteration-test-key-0a1b2c3d4e"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[StandIn]:
+    with StandIn(api_key=KEY) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def kernel(server: StandIn, home: Path) -> Iterator[Kernel]:
+    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "CLAUDE_MAGIC_HOME": str(home), "JPY_SESSION_NAME": None}
+    with Kernel(env) as k:
+        assert k.run("%load_ext claude_magic").status == "ok"
+        yield k
+
+
+@pytest.fixture(autouse=True)
+def fresh(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("get_ipython().magics_manager.registry['ClaudeMagics'].session.conversation.clear()\n%config ClaudeMagics.cache = False")
+    server.reset()
+
+
+def test_a_rerun_with_cached_costs_no_request_and_shows_the_same_answer(kernel: Kernel, server: StandIn, home: Path) -> None:
+    first = kernel.run("%%claude --cached\nWhat is a p-value?", cell_id="q")
+    again = kernel.run("%%claude --cached\nWhat is a p-value?", cell_id="q")
+    assert len(server.message_requests) == 1
+    assert again.markdown()[0] == first.markdown()[0]
+    assert "from the answer cache" in again.markdown()[-1] and "from the answer cache" not in first.markdown()[-1]
+    cached_files = list((home / "answers").glob("*.json"))
+    assert len(cached_files) == 1 and KEY not in cached_files[0].read_text()
+    kernel.run("%claude and then?")  # the cached exchange is in the conversation like any other
+    assert server.message_requests[-1].prompts() == ["What is a p-value?", "and then?"]
+
+
+def test_a_changed_prompt_misses_and_fresh_asks_again(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("%config ClaudeMagics.cache = True")
+    kernel.run("%claude --no-history alpha")
+    kernel.run("%claude --no-history alpha")
+    assert len(server.message_requests) == 1
+    kernel.run("%claude --no-history beta")
+    assert len(server.message_requests) == 2
+    result = kernel.run("%claude --no-history --fresh alpha")
+    assert len(server.message_requests) == 3 and "from the answer cache" not in result.markdown()[-1]
+
+
+def test_code_goes_to_the_next_cell_never_run(kernel: Kernel, server: StandIn) -> None:
+    result = kernel.run("%claude --code Show me a join [[markdown]]")
+    payloads = [p for p in result.reply["payload"] if p["source"] == "set_next_input"]
+    assert len(payloads) == 1 and payloads[0]["replace"] is False
+    assert payloads[0]["text"].startswith("import pandas as pd") and "left.merge(right" in payloads[0]["text"]
+    assert "1 new cell below, not run" in result.stderr
+    assert kernel.run("print('left' in dir())").stdout.strip() == "False"
+
+
+def test_code_in_vscode_is_shown_with_a_hint(kernel: Kernel, server: StandIn) -> None:
+    result = kernel.run("__vsc_ipynb_file__ = '/tmp/x.ipynb'\n%claude --code Show me a join [[markdown]]")
+    kernel.run("del __vsc_ipynb_file__")
+    assert not [p for p in result.reply["payload"] if p["source"] == "set_next_input"]
+    assert "VS Code" in result.stderr and any("left.merge(right" in md for md in result.markdown())
+
+
+def test_an_answer_without_code_says_so(kernel: Kernel) -> None:
+    assert "no Python code block" in kernel.run("%claude --code hello").stderr
