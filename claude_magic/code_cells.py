@@ -33,6 +33,10 @@ def put_in_next_cells(shell: Any, cells: list[str], in_vscode: bool) -> str:
         code = "\n\n".join(cells)
         show_text({"text/markdown": f"```python\n{code}\n```", "text/plain": code})
         return "--code: this frontend can't take new cells from the kernel (VS Code ignores them); copy the code above"
-    for cell in reversed(cells):  # each payload inserts right below this cell, so the last goes first
-        shell.set_next_input(cell, replace=False)
-    return f"--code: {len(cells)} new cell{'s' if len(cells) > 1 else ''} below, not run"
+    payloads = getattr(shell, "payload_manager", None)
+    if len(cells) == 1 or payloads is None:
+        shell.set_next_input(cells[0], replace=False)
+        return "--code: 1 new cell below, not run"
+    for cell in cells:  # one payload each (set_next_input keeps only the last); frontends that take one use the first
+        payloads.write_payload({"source": "set_next_input", "text": cell, "replace": False}, single=False)
+    return f"--code: {len(cells)} cells offered below, not run (JupyterLab takes the first; set ClaudeMagics.code_cells = 'joined' for one cell with all)"

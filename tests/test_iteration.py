@@ -81,3 +81,16 @@ def test_code_in_vscode_is_shown_with_a_hint(kernel: Kernel, server: StandIn) ->
 
 def test_an_answer_without_code_says_so(kernel: Kernel) -> None:
     assert "no Python code block" in kernel.run("%claude --code hello").stderr
+
+
+
+def test_code_cells_each_offers_one_payload_per_block() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from claude_magic.code_cells import put_in_next_cells
+
+    shell = InteractiveShell.instance()
+    shell.payload_manager.clear_payload()
+    note = put_in_next_cells(shell, ["import a", "import b"], in_vscode=False)
+    assert [p["text"] for p in shell.payload_manager.read_payload()] == ["import a", "import b"]
+    assert "2 cells offered below" in note
