@@ -208,6 +208,7 @@ class ClaudeMagics(Magics):
     @argument("--cached", action="store_true", help="Answer from the answer cache when this exact request was answered before.")
     @argument("--fresh", action="store_true", help="Ask even if the answer is cached (and cache the new one).")
     @argument("--code", action="store_true", help="Put the answer's Python code into new cells below (never run).")
+    @argument("-p", "--template", metavar="NAME", help="Ask the prompt template held in the variable NAME; key=value pairs follow it and fill its {placeholders}.")
     @argument(
         "question",
         nargs="*",
@@ -245,7 +246,10 @@ class ClaudeMagics(Magics):
     def _ask(self, args: Any, prompt: str) -> None:
         from .interpolate import interpolate
 
-        interpolated = interpolate(prompt, self._namespace)
+        namespace = self._namespace
+        if args.template:
+            prompt, namespace = self._template(args.template, prompt)
+        interpolated = interpolate(prompt, namespace)
         for reference in interpolated.unresolved:
             print(f"claude: {reference} names nothing; sent as written", file=sys.stderr)
         text = interpolated.text.strip()
@@ -261,6 +265,20 @@ class ClaudeMagics(Magics):
         answer = self._send(question, options, store_as=args.output)
         if args.code:
             self._offer_code(answer.text)
+
+    def _template(self, name: str, assignments: str) -> tuple[str, dict[str, Any]]:
+        """The template a variable holds, and the namespace its ``{placeholders}`` are filled
+        from: the ``key=value`` pairs given, then the notebook's variables."""
+        template = self._namespace.get(name)
+        if not isinstance(template, str):
+            raise UsageError(f"-p {name}: no string variable {name!r} holds a prompt template")
+        values: dict[str, Any] = {}
+        for pair in shlex.split(assignments):
+            key, equals, value = pair.partition("=")
+            if not equals or not key.isidentifier():
+                raise UsageError(f"-p {name}: expected key=value pairs after the template name, got {pair!r}")
+            values[key] = value
+        return template, {**self._namespace, **values}
 
     def _offer_code(self, text: str) -> None:
         from .code_cells import cells_for, put_in_next_cells, python_blocks

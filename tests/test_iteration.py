@@ -94,3 +94,16 @@ def test_code_cells_each_offers_one_payload_per_block() -> None:
     note = put_in_next_cells(shell, ["import a", "import b"], in_vscode=False)
     assert [p["text"] for p in shell.payload_manager.read_payload()] == ["import a", "import b"]
     assert "2 cells offered below" in note
+
+
+def test_a_template_is_filled_from_key_value_pairs_then_variables(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("review = 'Review this {language} snippet for {focus}: {{literal}} {\"json\": 1}'\nfocus = 'speed'")
+    kernel.run("%claude -p review language=Python")
+    kernel.run("%claude -p review language=R 'focus=style and naming'")
+    prompts = [r.prompts()[-1] for r in server.message_requests]
+    assert prompts == [
+        'Review this Python snippet for speed: {literal} {"json": 1}',
+        'Review this R snippet for style and naming: {literal} {"json": 1}',
+    ]
+    assert "key=value" in kernel.run("%claude -p review oops").stderr
+    assert "no string variable" in kernel.run("%claude -p missing a=1").stderr
