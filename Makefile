@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/render.py
 	$(PY) bench/startup.py
 	$(PY) bench/context.py
+	$(PY) bench/compare.py
 	$(PY) bench/caching.py
 
 clean:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .render import Renderer
     from .session import Answer
 
-COMMANDS = ("config", "models", "chat", "history", "reset", "export", "usage")
+COMMANDS = ("config", "models", "chat", "history", "reset", "export", "usage", "keep")
 """Words that make ``%claude`` a command rather than a question (``%claude -- config …`` asks)."""
 
 
@@ -120,6 +120,8 @@ class ClaudeMagics(Magics):
         self._apply_request_policy()
         self._cell = CellRun()
         self._runs = 0
+        self._compared: tuple[list[dict[str, Any]], list[Any]] | None = None
+        """The last --compare / --sweep / --samples: its question and its columns, for %claude keep."""
         self.notebook = NotebookContext(is_own_error=lambda error: isinstance(error, (ClaudeMagicError, UsageError)))
         if shell is not None:
             shell.events.register("pre_run_cell", self._note_cell)
@@ -208,6 +210,9 @@ class ClaudeMagics(Magics):
     @argument("--cached", action="store_true", help="Answer from the answer cache when this exact request was answered before.")
     @argument("--fresh", action="store_true", help="Ask even if the answer is cached (and cache the new one).")
     @argument("--code", action="store_true", help="Put the answer's Python code into new cells below (never run).")
+    @argument("--compare", metavar="MODELS", help="Ask each of these comma-separated models at once; answers side by side.")
+    @argument("--sweep", metavar="SETTING=V1,V2", help="Ask once per value of a setting (model, effort, max_tokens, temperature, or system=LIST_VARIABLE).")
+    @argument("-n", "--samples", type=int, metavar="N", help="Draw N answers to the question at once.")
     @argument("-p", "--template", metavar="NAME", help="Ask the prompt template held in the variable NAME; key=value pairs follow it and fill its {placeholders}.")
     @argument(
         "question",
@@ -262,9 +267,44 @@ class ClaudeMagics(Magics):
         options = self._options(args)
         if args.dry_run:
             return self._show_request(question, options, attachments)
+        if args.compare or args.sweep or args.samples:
+            return self._compare(args, question, options)
         answer = self._send(question, options, store_as=args.output)
         if args.code:
             self._offer_code(answer.text)
+
+    def _compare(self, args: Any, question: list[dict[str, Any]], options: AskOptions) -> None:
+        """Several answers side by side; none joins the conversation until kept."""
+        from IPython.display import display
+
+        from . import compare
+
+        columns = compare.variants(options, args.compare, args.sweep, args.samples, self._namespace)
+        handle = display({"text/plain": "…"}, raw=True, display_id=True)
+        drawn: list[int] = []
+
+        def draw(current: list[compare.Column]) -> None:
+            state = [len(c.pieces) + (c.total is not None) + (c.error is not None) for c in current]
+            if state != drawn:
+                drawn[:] = state
+                handle.update(compare.bundle(current), raw=True)
+
+        compare.run(self.session, question, columns, self.client_settings(), self._cell, draw)
+        self._compared = (question, columns)
+        print(f"claude: {len(columns)} answers, none added to the conversation; keep one with %claude keep N", file=sys.stderr)
+
+    def _keep(self, number: str) -> None:
+        from .conversation import CellRun as Cell
+        from .conversation import Exchange
+
+        question, columns = self._compared or ([], [])
+        if not number.isdigit() or not 1 <= int(number) <= len(columns):
+            raise UsageError(f"%claude keep N: N is the number of a compared answer (1 to {len(columns)})" if columns else "%claude keep: nothing was compared yet")
+        column = columns[int(number) - 1]
+        if not column.content:
+            raise UsageError(f"%claude keep {number}: that answer has no content")
+        self.session.conversation.record(Exchange(question=question, answer=column.content, cell=Cell(), model=column.model, usage=column.usage))
+        print(f"claude: answer {number} ({column.label}) is now part of the conversation", file=sys.stderr)
 
     def _template(self, name: str, assignments: str) -> tuple[str, dict[str, Any]]:
         """The template a variable holds, and the namespace its ``{placeholders}`` are filled
@@ -391,6 +431,7 @@ class ClaudeMagics(Magics):
             "reset": self._reset,
             "export": self._export,
             "usage": self._show_usage,
+            "keep": self._keep,
         }
         arguments = command_arguments(name, rest, line)
         try:
@@ -491,7 +532,7 @@ class ClaudeMagics(Magics):
         show_text(usage_report(self.session.usage, notebook_usage(store) if store is not None else None))
 
 
-COMMAND_ARGUMENTS = {"export": "PATH (a .md or .json file)"}
+COMMAND_ARGUMENTS = {"export": "PATH (a .md or .json file)", "keep": "N (the number of a compared answer)"}
 """The commands that take an argument, and what it is; the others take none."""
 
 

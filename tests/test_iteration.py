@@ -107,3 +107,40 @@ def test_a_template_is_filled_from_key_value_pairs_then_variables(kernel: Kernel
     ]
     assert "key=value" in kernel.run("%claude -p review oops").stderr
     assert "no string variable" in kernel.run("%claude -p missing a=1").stderr
+
+
+def test_compare_asks_every_model_at_once_and_leaves_the_conversation_alone(kernel: Kernel, server: StandIn) -> None:
+    server.fail(delay=0.02, times=3)
+    kernel.run("%claude first")
+    result = kernel.run("%claude --compare claude-sonnet-5-5,claude-haiku-5-5,claude-opus-5-5 Which is best? [[words=40]]")
+    asked = server.message_requests[1:]
+    assert sorted(r.body["model"] for r in asked) == ["claude-haiku-5-5", "claude-opus-5-5", "claude-sonnet-5-5"]
+    assert server.max_concurrent >= 3  # the three streams overlapped
+    assert all(r.prompts() == ["first", "Which is best? [[words=40]]"] for r in asked)
+    final = result.displays()[0]["data"]
+    assert final["text/html"].count('class="cm-col"') == 3 and "total" in final["text/plain"] and "≈ $" in final["text/plain"]
+    for r in asked:
+        assert r.answer.split()[0] in final["text/plain"]
+    kernel.run("%claude after")
+    assert server.message_requests[-1].prompts() == ["first", "after"]  # compared answers not added
+
+
+def test_sweep_and_samples_send_one_request_per_value(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("prompts = ['Be terse.', 'Be thorough.']")
+    kernel.run("%claude --sweep effort=low,medium,high hi")
+    assert [r.body["output_config"]["effort"] for r in server.message_requests] == ["low", "medium", "high"]
+    kernel.run("%claude --sweep system=prompts hi")
+    assert sorted(r.body["system"] for r in server.message_requests[3:]) == ["Be terse.", "Be thorough."]
+    kernel.run("%claude -n 3 hi")
+    assert len(server.message_requests) == 8
+    assert "SETTING=" in kernel.run("%claude --sweep colour=red hi").error["evalue"]
+
+
+def test_keep_adds_the_chosen_answer_to_the_conversation(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("%claude --compare claude-sonnet-5-5,claude-haiku-5-5 pick one")
+    chosen = next(r.answer for r in server.message_requests if r.body["model"] == "claude-haiku-5-5")
+    assert "now part of the conversation" in kernel.run("%claude keep 2").stderr
+    kernel.run("%claude and so?")
+    history = server.message_requests[-1].messages
+    assert history[0]["content"][-1]["text"] == "pick one" and history[1]["content"][0]["text"] == chosen
+    assert "keep N" in kernel.run("%claude keep 7").stderr

@@ -1,0 +1,176 @@
+"""``--compare``, ``--sweep`` and ``--samples``: one question, several answers, side by side.
+
+Each variant (a model, a value of one setting, or a sample) is a separate request sent with
+the same history, all at once on the async client. The cell stays a plain synchronous magic:
+the requests run on an event loop in a worker thread and the cell's thread draws one HTML
+display (columns where there is room, stacked otherwise) at a throttled rate. Ctrl-C cancels
+every request and keeps what arrived. Compared answers are not added to the conversation
+until the user keeps one (``%claude keep N``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import ClaudeError
+
+if TYPE_CHECKING:
+    from .config import ClientSettings
+    from .conversation import CellRun
+    from .session import AskOptions, ClaudeSession
+
+SWEEPABLE = ("model", "effort", "max_tokens", "system", "temperature")
+POLL_SECONDS = 0.1
+
+
+class CompareError(ClaudeError):
+    """A --compare / --sweep / --samples request that can't be made as written."""
+
+
+@dataclass
+class Column:
+    """One variant's answer as it arrives (appended from the worker thread, read by the cell's)."""
+
+    label: str
+    options: AskOptions
+    pieces: list[str] = field(default_factory=list)
+    content: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    first_token: float | None = None
+    total: float | None = None
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def stats(self) -> str:
+        from .pricing import cost, format_cost
+
+        if self.error:
+            return self.error
+        if self.total is None:
+            return "streaming…"
+        spent = cost(self.model or self.options.model, self.usage)
+        parts = [
+            f"{self.usage.get('input_tokens', 0):,} in · {self.usage.get('output_tokens', 0):,} out",
+            f"first token {self.first_token:.2f} s" if self.first_token is not None else "no text",
+            f"total {self.total:.2f} s",
+            f"≈ {format_cost(spent)}" if spent is not None else "cost unknown",
+        ]
+        return " · ".join(parts)
+
+
+def variants(base: AskOptions, compare: str | None, sweep: str | None, samples: int | None, namespace: dict[str, Any]) -> list[Column]:
+    """The columns to fill: one per model, per swept value, or per sample."""
+    if compare:
+        models = [m.strip() for m in compare.split(",") if m.strip()]
+        return [Column(model, replace(base, model=model, use_history=base.use_history)) for model in models]
+    if sweep:
+        setting, equals, values = sweep.partition("=")
+        setting = setting.strip().replace("-", "_")
+        if not equals or setting not in SWEEPABLE:
+            raise CompareError(f"--sweep takes SETTING=V1,V2,… with SETTING one of {', '.join(SWEEPABLE)}")
+        return [Column(f"{setting}={_short(value)}", replace(base, **{setting: value})) for value in _sweep_values(setting, values, namespace)]
+    count = samples or 1
+    return [Column(f"sample {i}", base) for i in range(1, count + 1)]
+
+
+def _sweep_values(setting: str, values: str, namespace: dict[str, Any]) -> list[Any]:
+    if setting == "system" and values.strip().isidentifier():
+        prompts = namespace.get(values.strip())
+        if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+            raise CompareError(f"--sweep system={values.strip()}: give a list of strings held in that variable")
+        return list(prompts)
+    raw = [v.strip() for v in values.split(",") if v.strip()]
+    try:
+        return [int(v) for v in raw] if setting == "max_tokens" else [float(v) for v in raw] if setting == "temperature" else raw
+    except ValueError:
+        raise CompareError(f"--sweep {setting}: {values!r} are not all numbers") from None
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def run(session: ClaudeSession, question: list[dict[str, Any]], columns: list[Column], settings: ClientSettings, cell: CellRun | None, draw: Any) -> None:
+    """Ask every column's variant at once and draw the columns until all have ended."""
+    requests = [session.prepare(question, column.options, cell).request for column in columns]
+    loop = asyncio.new_event_loop()
+    tasks: list[asyncio.Task[None]] = []
+    started = threading.Event()
+
+    async def gather() -> None:
+        from .client import AsyncClient
+
+        async with AsyncClient(settings) as client:
+            tasks.extend(asyncio.ensure_future(_stream(client, request, column)) for request, column in zip(requests, columns, strict=True))
+            started.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    worker = threading.Thread(target=loop.run_until_complete, args=(gather(),), name="claude-compare", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            draw(columns)
+    except KeyboardInterrupt:
+        started.wait(1)
+        for task in tasks:
+            loop.call_soon_threadsafe(task.cancel)
+        worker.join(5)
+        for column in columns:
+            if column.total is None:
+                column.error = column.error or "interrupted; the partial answer is kept"
+    finally:
+        draw(columns)
+        if not worker.is_alive():
+            loop.close()
+
+
+async def _stream(client: Any, request: Any, column: Column) -> None:
+    from .client import text_of
+
+    began = time.monotonic()
+    try:
+        async with client.stream(request) as stream:
+            try:
+                async for event in stream:
+                    if text := text_of(event):
+                        if column.first_token is None:
+                            column.first_token = time.monotonic() - began
+                        column.pieces.append(text)
+            finally:
+                column.content, column.usage = stream.accumulator.content(), stream.accumulator.usage
+                column.model = stream.accumulator.message().model
+        column.total = time.monotonic() - began
+    except ClaudeError as error:
+        column.error = str(error)
+    except asyncio.CancelledError:
+        column.error = "interrupted; the partial answer is kept"
+
+
+def bundle(columns: list[Column]) -> dict[str, str]:
+    """The display: an HTML grid of columns (stacked when narrow), and plain text."""
+    from .markdown_html import highlight_css, to_html
+
+    cards = "".join(
+        f'<div class="cm-col"><div class="cm-head">{i}. {html.escape(c.label)}</div>'
+        f'<div class="cm-body">{to_html(c.text)}</div><div class="cm-stats">{html.escape(c.stats())}</div></div>'
+        for i, c in enumerate(columns, 1)
+    )
+    style = (
+        "<style>.cm-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px}"
+        ".cm-col{border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:8px;overflow-x:auto}"
+        ".cm-head{font-weight:bold;margin-bottom:4px}.cm-stats{font-size:85%;color:var(--jp-ui-font-color2,#777);margin-top:6px}"
+        f"{highlight_css('.cm-grid')}</style>"
+    )
+    plain = "\n\n".join(f"[{i}] {c.label}\n{c.text}\n({c.stats()})" for i, c in enumerate(columns, 1))
+    return {"text/html": f'{style}<div class="cm-grid">{cards}</div>', "text/plain": plain}
