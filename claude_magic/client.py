@@ -41,6 +41,7 @@ from .protocol import (
     StreamEvent,
     TextBlock,
     TextDelta,
+    ThinkingDelta,
     TokenCount,
     parse_event,
 )
@@ -57,6 +58,13 @@ def text_of(event: StreamEvent) -> str | None:
         return event.delta.text if isinstance(event.delta, TextDelta) else None
     if isinstance(event, ContentBlockStartEvent) and isinstance(event.content_block, TextBlock):
         return event.content_block.text or None
+    return None
+
+
+def thinking_of(event: StreamEvent) -> str | None:
+    """The thinking text an event adds, if any."""
+    if isinstance(event, ContentBlockDeltaEvent) and isinstance(event.delta, ThinkingDelta):
+        return event.delta.thinking or None
     return None
 
 

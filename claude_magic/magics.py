@@ -213,6 +213,15 @@ class ClaudeMagics(Magics):
     @argument("--compare", metavar="MODELS", help="Ask each of these comma-separated models at once; answers side by side.")
     @argument("--sweep", metavar="SETTING=V1,V2", help="Ask once per value of a setting (model, effort, max_tokens, temperature, or system=LIST_VARIABLE).")
     @argument("-n", "--samples", type=int, metavar="N", help="Draw N answers to the question at once.")
+    @argument(
+        "--think",
+        nargs="?",
+        type=int,
+        const=0,
+        metavar="N",
+        help="Let the model think first, shown collapsed above the answer: adaptive thinking (current models, "
+        "steered by --effort), or with a budget of N tokens where the model takes one.",
+    )
     @argument("-p", "--template", metavar="NAME", help="Ask the prompt template held in the variable NAME; key=value pairs follow it and fill its {placeholders}.")
     @argument(
         "question",
@@ -363,6 +372,7 @@ class ClaudeMagics(Magics):
             temperature=args.temperature if args.temperature is not None else self.temperature,
             effort=args.effort or self.effort,  # type: ignore[arg-type]  # both limited to EFFORT_LEVELS
             use_history=not args.no_history,
+            thinking=None if args.think is None else {"type": "adaptive"} if args.think == 0 else {"type": "enabled", "budget_tokens": args.think},
             cached=args.cached or args.fresh or self.cache,
             fresh=args.fresh,
         )
@@ -594,12 +604,12 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
     """
     tokens: list[str] = []
     position = 0
-    wants_value = False
+    wants: str | None = None
     while match := _TOKEN.search(line, position):
         token = match.group(0)
-        if wants_value:
+        if wants == "any" or (wants == "number" and _is_number(token)):
             tokens.append(_unquote(token))
-            wants_value = False
+            wants = None
         elif token == "--":
             position = match.end()
             break
@@ -608,19 +618,22 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
             break
         else:
             tokens.append(_unquote(token))
-            wants_value = _takes_value(parser, token)
+            wants = _value_wanted(parser, token)
         position = match.end()
     else:
         position = len(line)
     return tokens, line[position:].strip()
 
 
-def _takes_value(parser: Any, token: str) -> bool:
-    """Whether an option token is followed by its value as a separate token."""
+def _value_wanted(parser: Any, token: str) -> str | None:
+    """What may follow an option token as its value: ``any`` token, a ``number`` only (an
+    optional numeric value, as ``--fig [N]``), or nothing (a flag, or ``-mVALUE`` / ``--x=v``)."""
     if "=" in token:
-        return False
+        return None
     action = parser._option_string_actions.get(token)  # None for "-mVALUE": value attached
-    return action is not None and action.nargs != 0
+    if action is None or action.nargs == 0:
+        return None
+    return "number" if action.nargs == "?" else "any"
 
 
 def _unquote(token: str) -> str:
@@ -687,6 +700,8 @@ def explain(error: ClaudeError, settings: ClientSettings) -> str:
         hint = ""
         if any(name in error.message for name in ("temperature", "top_p", "top_k")):
             hint = "; current models accept only default sampling: drop -t / unset ClaudeMagics.temperature"
+        elif "thinking" in error.message:
+            hint = "; --think alone asks for adaptive thinking, --think N for a budget: each model takes one of them (see %claude models)"
         return f"the API refused the request (400 {error.message}){hint}{_request(error)}"
     if isinstance(error, APIError):
         return f"{error}"

@@ -73,9 +73,13 @@ def display_markdown(text: str) -> str:
     return protect_dollars(close_open_fence(text))
 
 
-def markdown_bundle(text: str) -> dict[str, str]:
-    """A display bundle: rendered Markdown, and the exact text as ``text/plain``."""
-    return {"text/markdown": display_markdown(text), "text/plain": text}
+def markdown_bundle(text: str, thinking: str = "") -> dict[str, str]:
+    """A display bundle: rendered Markdown (any thinking collapsed above the answer), and
+    the exact answer text as ``text/plain``."""
+    shown = display_markdown(text)
+    if thinking:
+        shown = f"<details><summary>Thinking</summary>\n\n{display_markdown(thinking)}\n\n</details>\n\n{shown}"
+    return {"text/markdown": shown, "text/plain": text}
 
 
 class Renderer(Protocol):
@@ -83,6 +87,9 @@ class Renderer(Protocol):
 
     def feed(self, text: str) -> None:
         """New answer text; cheap, called for every delta."""
+
+    def feed_thinking(self, text: str) -> None:
+        """New thinking text (shown collapsed above the answer, where the renderer can)."""
 
     def finish(self, text: str) -> None:
         """The answer is over (complete or not): show ``text``, the whole of it."""
@@ -103,15 +110,27 @@ class ThrottledDisplay:
         self._interval = 1.0 / refresh_rate if refresh_rate > 0 else 0.0
         self._clock = clock
         self._pieces: list[str] = []
+        self._thinking: list[str] = []
         self._chars = 0
         self._last_draw: float | None = None
         self.draws = 0
 
+    @property
+    def thinking(self) -> str:
+        return "".join(self._thinking)
+
+    def feed_thinking(self, text: str) -> None:
+        if text:
+            self._thinking.append(text)
+            self._grown(len(text))
+
     def feed(self, text: str) -> None:
-        if not text:
-            return
-        self._pieces.append(text)
-        self._chars += len(text)
+        if text:
+            self._pieces.append(text)
+            self._grown(len(text))
+
+    def _grown(self, chars: int) -> None:
+        self._chars += chars
         now = self._clock()
         if self._last_draw is None or now - self._last_draw >= self._min_interval():
             self._redraw(now)
@@ -144,19 +163,25 @@ class NotebookAnswer(ThrottledDisplay):
         super().__init__(self._update, refresh_rate=refresh_rate, clock=clock)
 
     def _update(self, text: str) -> None:
-        self._handle.update(markdown_bundle(text), raw=True)
+        self._handle.update(markdown_bundle(text, self.thinking), raw=True)
 
 
 class FinalAnswer:
     """No live updates: the complete answer is displayed once, when it ends."""
 
+    def __init__(self) -> None:
+        self._thinking: list[str] = []
+
     def feed(self, text: str) -> None:
         pass
+
+    def feed_thinking(self, text: str) -> None:
+        self._thinking.append(text)
 
     def finish(self, text: str) -> None:
         from IPython.display import display
 
-        display(markdown_bundle(text), raw=True)
+        display(markdown_bundle(text, "".join(self._thinking)), raw=True)
 
 
 class TerminalAnswer:
@@ -170,6 +195,9 @@ class TerminalAnswer:
         self._stream.write(text)
         self._stream.flush()
         self._written += len(text)
+
+    def feed_thinking(self, text: str) -> None:
+        """The terminal shows the answer only; thinking stays in the conversation."""
 
     def finish(self, text: str) -> None:
         if len(text) > self._written:  # text the stream never fed, e.g. from a non-streamed answer

@@ -41,6 +41,8 @@ class AskOptions:
     """Answer an identical earlier request from the answer cache (and keep this answer in it)."""
     fresh: bool = False
     """With ``cached``: ask anyway, and replace the cached answer."""
+    thinking: dict[str, Any] | None = None
+    """The request's ``thinking`` (``{"type": "adaptive"}``, or ``enabled`` with a budget)."""
 
 
 @dataclass
@@ -178,6 +180,7 @@ class ClaudeSession:
                 "system": system,
                 "temperature": options.temperature,
                 "output_config": OutputConfig(effort=options.effort) if options.effort else None,
+                "thinking": options.thinking,
             }
         )
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
@@ -326,9 +329,11 @@ class _Turn:
     first_token: float | None = None
 
     def show(self, event: StreamEvent) -> None:
-        from .client import text_of
+        from .client import text_of, thinking_of
 
-        if (text := text_of(event)) and self.renderer is not None:
+        if (thinking := thinking_of(event)) and self.renderer is not None:
+            self.renderer.feed_thinking(thinking)
+        elif (text := text_of(event)) and self.renderer is not None:
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
             self.renderer.feed(text)

@@ -128,7 +128,7 @@ def test_compare_asks_every_model_at_once_and_leaves_the_conversation_alone(kern
 def test_sweep_and_samples_send_one_request_per_value(kernel: Kernel, server: StandIn) -> None:
     kernel.run("prompts = ['Be terse.', 'Be thorough.']")
     kernel.run("%claude --sweep effort=low,medium,high hi")
-    assert [r.body["output_config"]["effort"] for r in server.message_requests] == ["low", "medium", "high"]
+    assert sorted(r.body["output_config"]["effort"] for r in server.message_requests) == ["high", "low", "medium"]  # sent at once
     kernel.run("%claude --sweep system=prompts hi")
     assert sorted(r.body["system"] for r in server.message_requests[3:]) == ["Be terse.", "Be thorough."]
     kernel.run("%claude -n 3 hi")
@@ -144,3 +144,28 @@ def test_keep_adds_the_chosen_answer_to_the_conversation(kernel: Kernel, server:
     history = server.message_requests[-1].messages
     assert history[0]["content"][-1]["text"] == "pick one" and history[1]["content"][0]["text"] == chosen
     assert "keep N" in kernel.run("%claude keep 7").stderr
+
+
+def test_think_streams_thinking_collapsed_above_the_answer_and_sends_it_back(kernel: Kernel, server: StandIn) -> None:
+    result = kernel.run("%claude --think --effort high Why is the sky blue?")
+    body = server.message_requests[-1].body
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
+    markdown = result.markdown()[0]
+    assert markdown.startswith("<details><summary>Thinking</summary>") and "The user asks: “Why is the sky blue?”" in markdown
+    assert markdown.rstrip().endswith(display_answer(server))
+    kernel.run("%claude and at sunset?")
+    thinking = server.message_requests[-1].messages[1]["content"][0]
+    assert thinking["type"] == "thinking" and thinking["signature"].startswith("sig_standin_")  # sent back whole
+
+
+def test_think_with_a_budget_where_the_model_takes_one(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("%claude -m claude-haiku-4-5 --max-tokens 4000 --think 2048 hi")
+    assert server.message_requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    error = kernel.run("%claude --think 2048 hi").error["evalue"]
+    assert "'enabled' is not supported" in error and "--think alone" in error
+
+
+def display_answer(server: StandIn) -> str:
+    from claude_magic.render import display_markdown
+
+    return display_markdown(server.message_requests[-1].answer).rstrip()

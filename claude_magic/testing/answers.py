@@ -126,6 +126,12 @@ def answer_for(body: dict[str, Any]) -> str:
     return summary_answer(body)
 
 
+def thinking_for(body: dict[str, Any]) -> str:
+    """What the stand-in "thinks" when thinking is on: deterministic, from the question."""
+    question = " ".join(question_of(body["messages"][-1].get("content", "")).split())[:120]
+    return f"The user asks: “{question}”. I will check what the request holds and answer plainly."
+
+
 def summary_answer(body: dict[str, Any]) -> str:
     """A short answer that reports what the request held, so tests can assert on it."""
     messages = body["messages"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import itertools
 import json
 import socket
@@ -30,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..config import SAMPLING_PARAMETERS, accepts_sampling_parameters
-from .answers import answer_for, directives, split_into_deltas, text_of_content
+from .answers import answer_for, directives, split_into_deltas, text_of_content, thinking_for
 from .cache import MAX_BREAKPOINTS, PromptCache, breakpoints, input_tokens
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
 
@@ -245,7 +246,27 @@ class StandIn:
             _check_max_tokens(body["max_tokens"], model)
         _check_messages(body["messages"])
         _check_cache_control(body)
+        _check_thinking(body, model)
         return model
+
+
+def _check_thinking(body: dict[str, Any], model: dict[str, Any]) -> None:
+    """The thinking modes the model's capabilities allow, and thinking blocks sent back whole."""
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        supported = model["capabilities"]["thinking"]["types"]
+        if kind in ("adaptive", "enabled") and not supported.get(kind, {}).get("supported"):
+            other = "adaptive" if kind == "enabled" else "enabled"
+            raise APIFailure(400, f"thinking.type: '{kind}' is not supported for {model['id']}; use '{other}'")
+        if kind == "enabled":
+            budget = thinking.get("budget_tokens")
+            if not isinstance(budget, int) or budget < 1024 or budget >= body.get("max_tokens", 0):
+                raise APIFailure(400, "thinking.budget_tokens: must be at least 1024 and less than max_tokens")
+    for i, message in enumerate(body["messages"]):
+        for j, block in enumerate(message.get("content") if isinstance(message.get("content"), list) else []):
+            if isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature"):
+                raise APIFailure(400, f"messages.{i}.content.{j}.thinking.signature: Field required")
 
 
 def resolve_model(model_id: Any) -> dict[str, Any] | None:
@@ -436,16 +457,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
         text = self.recorded.answer = answer_for(body)
-        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": len(split_into_deltas(text))}
+        thinking = thinking_for(body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
+        output = len(split_into_deltas(text)) + (len(split_into_deltas(thinking)) if thinking else 0)
+        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": output}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
-            self._send_json(200, _message(message_id, model["id"], [{"type": "text", "text": text}], "end_turn", usage))
+            content = ([_thinking_block(thinking)] if thinking else []) + [{"type": "text", "text": text}]
+            self._send_json(200, _message(message_id, model["id"], content, "end_turn", usage))
             return
         with self.stand_in._lock:
             self.stand_in._active += 1
             self.stand_in.max_concurrent = max(self.stand_in.max_concurrent, self.stand_in._active)
         try:
-            self._stream(message_id, model["id"], text, usage, fault, _delay(fault, body, self.stand_in.delay))
+            self._stream(message_id, model["id"], text, usage, fault, _delay(fault, body, self.stand_in.delay), thinking)
         finally:
             with self.stand_in._lock:
                 self.stand_in._active -= 1
@@ -462,7 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or _STATUS_ERROR_TYPES.get(status, "api_error")
         self._send_error(status, error_type, fault.message or _reason(status), extra)
 
-    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float) -> None:
+    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float, thinking: str | None = None) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -472,7 +496,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._pending: list[bytes] = []
         start_usage = {**usage, "output_tokens": 1}
         self._event("message_start", {"type": "message_start", "message": _message(message_id, model, [], None, start_usage)})
-        self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        index = 0
+        if thinking:
+            self._thinking(thinking)
+            index = 1
+        self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
         self._event("ping", {"type": "ping"})
         for sent, piece in enumerate(split_into_deltas(text)):
             if sent == fault.error_after:
@@ -486,15 +514,24 @@ class _Handler(BaseHTTPRequestHandler):
             if delay:
                 self._send_pending()
                 time.sleep(delay)
-            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+            delta = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}
             self._event("content_block_delta", delta)
-        self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         self._event(
             "message_delta",
             {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": usage},
         )
         self._event("message_stop", {"type": "message_stop"})
         self._end_chunks()
+
+    def _thinking(self, thinking: str) -> None:
+        """A thinking block at index 0: its deltas, a final empty one, then its signature."""
+        self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+        for piece in [*split_into_deltas(thinking), ""]:
+            self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}})
+        signature = _thinking_block(thinking)["signature"]
+        self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": signature}})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
 
     def _event(self, name: str, data: dict[str, Any]) -> None:
         """Queue one event; events ready together go out in one HTTP chunk, as from a busy
@@ -552,6 +589,11 @@ def _delay(fault: Fault, body: dict[str, Any], default: float) -> float:
     prompt = text_of_content(body["messages"][-1].get("content", ""))
     asked = directives(prompt).delay
     return asked if asked is not None else default
+
+
+def _thinking_block(thinking: str) -> dict[str, str]:
+    signature = "sig_standin_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+    return {"type": "thinking", "thinking": thinking, "signature": signature}
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:
