@@ -50,9 +50,11 @@ class Exchange:
     usage: dict[str, Any] = field(default_factory=dict)
     complete: bool = True
     """False when the answer was cut off (error, interrupt) and only its start is kept."""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Tool rounds between question and answer: assistant ``tool_use`` and user ``tool_result`` messages."""
 
     def messages(self) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": self.question}, {"role": "assistant", "content": self.answer}]
+        return [{"role": "user", "content": self.question}, *self.steps, {"role": "assistant", "content": self.answer}]
 
     def to_event(self, replaces: str | None) -> dict[str, Any]:
         """The log line that records this exchange (and the cell whose exchanges it replaced)."""
@@ -65,6 +67,7 @@ class Exchange:
             "usage": self.usage,
             "complete": self.complete,
             "question": self.question,
+            "steps": self.steps,
             "answer": self.answer,
         }
 
@@ -78,6 +81,7 @@ class Exchange:
             model=str(event.get("model") or ""),
             usage=dict(event.get("usage") or {}),
             complete=bool(event.get("complete", True)),
+            steps=list(event.get("steps") or []),
         )
 
 

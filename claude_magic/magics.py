@@ -7,6 +7,7 @@ line, never a traceback; nothing heavier than IPython itself is imported until f
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shlex
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from .context import Attachment
     from .render import Renderer
     from .session import Answer
+    from .tools import Tool, ToolRun
 
 COMMANDS = ("config", "models", "chat", "history", "reset", "export", "usage", "keep")
 """Words that make ``%claude`` a command rather than a question (``%claude -- config …`` asks)."""
@@ -95,6 +97,7 @@ class ClaudeMagics(Magics):
         help="Update the answer in place as it streams; off: show it once, complete (for nbval and "
         "other tools that keep only the first version of an output). Default from $CLAUDE_MAGIC_LIVE_UPDATES, else on."
     ).tag(config=True)
+    max_tool_rounds = Int(8, help="--tools: most rounds of tool calls before the answer stops.").tag(config=True)
     cache = Bool(
         False, help="Answer an identical earlier request (same model, settings, system, history and question) from the answer cache."
     ).tag(config=True)
@@ -213,6 +216,7 @@ class ClaudeMagics(Magics):
     @argument("--compare", metavar="MODELS", help="Ask each of these comma-separated models at once; answers side by side.")
     @argument("--sweep", metavar="SETTING=V1,V2", help="Ask once per value of a setting (model, effort, max_tokens, temperature, or system=LIST_VARIABLE).")
     @argument("-n", "--samples", type=int, metavar="N", help="Draw N answers to the question at once.")
+    @argument("--tools", metavar="F,G", help="Let Claude call these notebook functions (schemas from their signatures and docstrings); each call is shown.")
     @argument(
         "--think",
         nargs="?",
@@ -281,6 +285,26 @@ class ClaudeMagics(Magics):
         answer = self._send(question, options, store_as=args.output)
         if args.code:
             self._offer_code(answer.text)
+
+    def _show_tool_run(self, run: ToolRun) -> None:
+        """A tool call and its result, collapsed, shown as it happens."""
+        from .render import show_text
+
+        arguments = ", ".join(f"{k}={v!r}" for k, v in run.arguments.items())
+        outcome = "error" if run.is_error else "result"
+        summary = f"🔧 {run.name}({arguments}) → {outcome}"
+        fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", run.output)), default=0) + 1)
+        show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fence}\n{run.output}\n{fence}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
+
+    def _tools(self, names: str | None) -> tuple[Tool, ...]:
+        from .tools import ToolError, tool_from
+
+        tools = []
+        for name in [n.strip() for n in (names or "").split(",") if n.strip()]:
+            if name not in self._namespace:
+                raise ToolError(f"--tools {name}: no such function in the notebook")
+            tools.append(tool_from(name, self._namespace[name]))
+        return tuple(tools)
 
     def _compare(self, args: Any, question: list[dict[str, Any]], options: AskOptions) -> None:
         """Several answers side by side; none joins the conversation until kept."""
@@ -374,6 +398,8 @@ class ClaudeMagics(Magics):
             use_history=not args.no_history,
             thinking=None if args.think is None else {"type": "adaptive"} if args.think == 0 else {"type": "enabled", "budget_tokens": args.think},
             cached=args.cached or args.fresh or self.cache,
+            tools=self._tools(args.tools),
+            max_tool_rounds=self.max_tool_rounds,
             fresh=args.fresh,
         )
 
@@ -383,7 +409,7 @@ class ClaudeMagics(Magics):
 
         settings = self.client_settings()
         try:
-            answer = self.session.ask(question, options, settings, self._open_renderer, self._cell)
+            answer = self.session.ask(question, options, settings, self._open_renderer, self._cell, self._show_tool_run)
         except AnswerCutOff as cut:
             show_footer(footer(cut.answer), in_notebook=self._in_notebook)
             if store_as:
@@ -394,6 +420,8 @@ class ClaudeMagics(Magics):
         except ClaudeError as error:
             raise ClaudeMagicError(explain(error, settings)) from None
         show_footer(footer(answer), in_notebook=self._in_notebook)
+        if options.tools and answer.stop_reason == "tool_use":
+            print(f"claude: stopped after {options.max_tool_rounds} tool rounds (ClaudeMagics.max_tool_rounds); ask again to go on", file=sys.stderr)
         if store_as:
             self._namespace[store_as] = answer.text
         return answer

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .context import Attachment
     from .protocol import MessageRequest, ModelInfo, StreamEvent
     from .render import Renderer
+    from .tools import Tool, ToolRun
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class AskOptions:
     """With ``cached``: ask anyway, and replace the cached answer."""
     thinking: dict[str, Any] | None = None
     """The request's ``thinking`` (``{"type": "adaptive"}``, or ``enabled`` with a budget)."""
+    tools: tuple[Tool, ...] = ()
+    """Python functions the model may call; the tool loop runs at most ``max_tool_rounds``."""
+    max_tool_rounds: int = 8
 
 
 @dataclass
@@ -153,7 +157,9 @@ class ClaudeSession:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
         return self.prepare(question, options, cell).request
 
-    def prepare(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> Prepared:
+    def prepare(
+        self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None, steps: list[dict[str, Any]] | None = None
+    ) -> Prepared:
         """The request for ``question``: the history that fits the context budget, with the
         stable prefix marked for prompt caching. No I/O: a context window not yet known is
         assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
@@ -176,23 +182,26 @@ class ClaudeSession:
             {
                 "model": options.model,
                 "max_tokens": options.max_tokens,
-                "messages": messages,
+                "messages": [*messages, *(steps or [])],
                 "system": system,
                 "temperature": options.temperature,
                 "output_config": OutputConfig(effort=options.effort) if options.effort else None,
                 "thinking": options.thinking,
+                **({"tools": [tool.definition() for tool in options.tools]} if options.tools else {}),
             }
         )
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
         return Prepared(request, fitted, unsure=window is None and fitted.trimmed and limit != self.context_budget)
 
-    def _prepare_sending(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None, settings: ClientSettings) -> Prepared:
+    def _prepare_sending(
+        self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None, settings: ClientSettings, steps: list[dict[str, Any]] | None = None
+    ) -> Prepared:
         """:meth:`prepare`, asking the server for the context window when it matters."""
         self._keep_secret(settings)
-        prepared = self.prepare(question, options, cell)
+        prepared = self.prepare(question, options, cell, steps)
         if prepared.unsure:
             self.windows.learn(_models_or_none(self.client(settings).list_models))
-            prepared = self.prepare(question, options, cell)
+            prepared = self.prepare(question, options, cell, steps)
         return self._sending(prepared, options)
 
     def _sending(self, prepared: Prepared, options: AskOptions) -> Prepared:
@@ -208,32 +217,62 @@ class ClaudeSession:
         settings: ClientSettings,
         open_renderer: Callable[[], Renderer],
         cell: CellRun | None = None,
+        show_tool_run: Callable[[ToolRun], None] | None = None,
     ) -> Answer:
         """Send ``question`` with the history, stream the answer into the renderer that
-        ``open_renderer`` makes once the answer starts, and record the exchange.
+        ``open_renderer`` makes once the answer starts, and record the exchange. With tools,
+        each ``tool_use`` round runs the named functions, shows each run and asks again, at
+        most ``options.max_tool_rounds`` times; the whole exchange is recorded.
 
         Raises :class:`AnswerCutOff` (keeping what arrived) when the stream breaks or is
         interrupted, and the client's errors when no answer started.
         """
+        steps: list[dict[str, Any]] = []
         prepared = self._prepare_sending(question, options, cell, settings)
-        turn = _Turn(question, options, cell, prepared.fitted)
-        cache_key = self._cache_key(prepared, settings) if options.cached else None
+        cache_key = self._cache_key(prepared, settings) if options.cached and not options.tools else None
         if cache_key is not None and not options.fresh and (hit := self.answer_cache.get(cache_key)) is not None:
             from .accumulate import MessageAccumulator
 
-            turn.renderer = open_renderer()
+            turn = _Turn(question, options, cell, prepared.fitted, open_renderer())
             return self._conclude(MessageAccumulator.of_message(hit.message), turn, cached_at=hit.saved_at)
-        with self.client(settings).stream(prepared.request) as stream:
+        while True:
+            turn = _Turn(question, options, cell, prepared.fitted, steps=steps)
+            accumulator = self._stream_round(prepared.request, turn, settings, open_renderer)
+            if not (accumulator.stop_reason == "tool_use" and options.tools and len(steps) < 2 * options.max_tool_rounds):
+                break
+            runs = self._run_tools(accumulator.content(), options, show_tool_run)
+            self.usage.add(options.model, accumulator.usage)
+            steps += [{"role": "assistant", "content": accumulator.content()}, {"role": "user", "content": [r.result_block() for r in runs]}]
+            prepared = self._prepare_sending(question, options, cell, settings, steps)
+        answer = self._conclude(accumulator, turn)
+        if cache_key is not None and answer.complete:
+            self.answer_cache.put(cache_key, accumulator.message().to_wire())
+        return answer
+
+    def _stream_round(self, request: MessageRequest, turn: _Turn, settings: ClientSettings, open_renderer: Callable[[], Renderer]) -> MessageAccumulator:
+        """One request streamed into a new renderer; a broken one is concluded and raised."""
+        with self.client(settings).stream(request) as stream:
             turn.renderer = open_renderer()
             try:
                 for event in stream:
                     turn.show(event)
             except (ClaudeError, KeyboardInterrupt) as cause:
                 raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
-            answer = self._conclude(stream.accumulator, turn)
-        if cache_key is not None and answer.complete:
-            self.answer_cache.put(cache_key, stream.accumulator.message().to_wire())
-        return answer
+            return stream.accumulator
+
+    @staticmethod
+    def _run_tools(content: list[dict[str, Any]], options: AskOptions, show: Callable[[ToolRun], None] | None) -> list[ToolRun]:
+        """Run each ``tool_use`` block of an answer (only the user's named functions can run)."""
+        from .tools import run
+
+        by_name = {tool.name: tool for tool in options.tools}
+        runs = []
+        for block in content:
+            if block.get("type") == "tool_use":
+                runs.append(tool_run := run(by_name, block))
+                if show is not None:
+                    show(tool_run)
+        return runs
 
     def _cache_key(self, prepared: Prepared, settings: ClientSettings) -> str:
         from .answer_cache import request_key
@@ -311,6 +350,7 @@ class ClaudeSession:
                     model=answer.model,
                     usage=answer.usage,
                     complete=answer.complete,
+                    steps=list(turn.steps),
                 )
             )
         return answer
@@ -325,6 +365,8 @@ class _Turn:
     cell: CellRun | None
     fitted: Fitted
     renderer: Renderer | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Tool rounds so far (see :attr:`Exchange.steps`)."""
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
 

@@ -169,3 +169,55 @@ def display_answer(server: StandIn) -> str:
     from claude_magic.render import display_markdown
 
     return display_markdown(server.message_requests[-1].answer).rstrip()
+
+
+TOOLS = '''
+def add(a: int, b: int = 2) -> int:
+    """Add two integers.
+
+    Args:
+        a: the first
+        b: the second
+    """
+    return a + b
+
+def boom(x: str) -> str:
+    """Always fails."""
+    raise ValueError(f"cannot handle {x}")
+'''
+
+
+def test_tool_loop_runs_named_functions_shows_each_call_and_keeps_the_exchange(kernel: Kernel, server: StandIn) -> None:
+    kernel.run(TOOLS)
+    server.tool_calls.extend([("add", {"a": 40, "b": 2}), ("boom", {"x": "this"})])
+    result = kernel.run("%claude --tools add,boom Please compute", cell_id="tools")
+    assert result.error is None
+    first, second, third = server.message_requests
+    assert [t["name"] for t in first.body["tools"]] == ["add", "boom"]
+    assert first.body["tools"][0]["input_schema"]["properties"]["a"]["description"] == "the first"
+    assert second.messages[-1]["content"] == [{"type": "tool_result", "tool_use_id": second.messages[-2]["content"][1]["id"], "content": "42"}]
+    failed = third.messages[-1]["content"][0]
+    assert failed["is_error"] is True and failed["content"] == "ValueError: cannot handle this"
+    shown = "\n".join(result.markdown())
+    assert "🔧 add(a=40, b=2) → result" in shown and "🔧 boom(x=&#x27;this&#x27;) → error" in shown
+    assert "tool result (error): ValueError: cannot handle this" in third.answer
+    kernel.run("%claude thanks")
+    roles = [(m["role"], [b.get("type") for b in m["content"]] if isinstance(m["content"], list) else "text") for m in server.message_requests[-1].messages]
+    assert [r for r, _ in roles] == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert roles[1][1] == ["text", "tool_use"] and roles[2][1] == ["tool_result"]
+
+
+def test_the_tool_loop_is_bounded_and_says_so(kernel: Kernel, server: StandIn) -> None:
+    kernel.run(TOOLS + "\n%config ClaudeMagics.max_tool_rounds = 2")
+    try:
+        server.tool_calls.extend([("add", {"a": 1})] * 5)
+        result = kernel.run("%claude --tools add keep adding")
+    finally:
+        kernel.run("%config ClaudeMagics.max_tool_rounds = 8")
+        server.tool_calls.clear()
+    assert len(server.message_requests) == 3 and "stopped after 2 tool rounds" in result.stderr
+
+
+def test_only_named_functions_are_tools(kernel: Kernel, server: StandIn) -> None:
+    assert "no such function" in kernel.run("%claude --tools nope hi").error["evalue"]
+    assert server.message_requests == []

@@ -107,6 +107,8 @@ def question_of(content: Any) -> str:
     """The question in a user turn: its last text block (attachments come before it)."""
     if isinstance(content, str):
         return content
+    if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+        return "(tool results)"
     texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
     return texts[-1] if texts else ""
 
@@ -152,6 +154,8 @@ def summary_answer(body: dict[str, Any]) -> str:
     if body.get("system"):
         lines.append(f"- system prompt: “{text_of_content(body['system'])[:200]}”")
     lines += [f"- image {i}: {describe_image(block)}" for i, block in enumerate(image_blocks(messages), 1)]
+    results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"] if isinstance(content, list) else []
+    lines += [f"- tool result{' (error)' if r.get('is_error') else ''}: {text_of_content(r.get('content', ''))}" for r in results]
     return "\n".join([*lines, "", STAND_IN_NOTE])
 
 

@@ -124,6 +124,10 @@ class StandIn:
     """Default seconds between deltas."""
     events_per_chunk: int = 64
     """Most events sent in one HTTP chunk when they are ready together (1: a chunk each)."""
+    tool_calls: deque[tuple[str, dict[str, Any]]] = field(default_factory=deque, repr=False)
+    """Scripted tool calls: each request that offers tools takes the next one and answers with
+    that ``tool_use``; with none left it answers in text (reporting the tool results it got).
+    Unscripted, a question offering tools gets one call of the first tool."""
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
     cache: PromptCache = field(default_factory=PromptCache, repr=False)
     """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
@@ -206,6 +210,21 @@ class StandIn:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def _tool_use_for(self, body: dict[str, Any], request_id: str) -> dict[str, Any] | None:
+        """The tool call this request is answered with, if any (see :attr:`tool_calls`)."""
+        tools = body.get("tools") or []
+        if not tools:
+            return None
+        with self._lock:
+            scripted = self.tool_calls.popleft() if self.tool_calls else None
+        if scripted is None:
+            last = body["messages"][-1].get("content")
+            if isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last):
+                return None
+            scripted = (tools[0]["name"], sample_arguments(tools[0].get("input_schema", {})))
+        name, arguments = scripted
+        return {"type": "tool_use", "id": f"toolu_{request_id}", "name": name, "input": arguments}
 
     def _request_id(self) -> str:
         return f"req_standin_{next(self._ids):06d}"
@@ -456,20 +475,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_fault_status(fault)
             return
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
-        text = self.recorded.answer = answer_for(body)
+        tool_use = self.stand_in._tool_use_for(body, self.request_id)
+        text = self.recorded.answer = f"I'll use the tool `{tool_use['name']}`." if tool_use else answer_for(body)
         thinking = thinking_for(body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
         output = len(split_into_deltas(text)) + (len(split_into_deltas(thinking)) if thinking else 0)
         usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": output}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
-            content = ([_thinking_block(thinking)] if thinking else []) + [{"type": "text", "text": text}]
-            self._send_json(200, _message(message_id, model["id"], content, "end_turn", usage))
+            content = ([_thinking_block(thinking)] if thinking else []) + [{"type": "text", "text": text}] + ([tool_use] if tool_use else [])
+            self._send_json(200, _message(message_id, model["id"], content, "tool_use" if tool_use else "end_turn", usage))
             return
         with self.stand_in._lock:
             self.stand_in._active += 1
             self.stand_in.max_concurrent = max(self.stand_in.max_concurrent, self.stand_in._active)
         try:
-            self._stream(message_id, model["id"], text, usage, fault, _delay(fault, body, self.stand_in.delay), thinking)
+            self._stream(message_id, model["id"], text, usage, fault, _delay(fault, body, self.stand_in.delay), thinking, tool_use)
         finally:
             with self.stand_in._lock:
                 self.stand_in._active -= 1
@@ -486,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or _STATUS_ERROR_TYPES.get(status, "api_error")
         self._send_error(status, error_type, fault.message or _reason(status), extra)
 
-    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float, thinking: str | None = None) -> None:
+    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float, thinking: str | None = None, tool_use: dict[str, Any] | None = None) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -517,12 +537,24 @@ class _Handler(BaseHTTPRequestHandler):
             delta = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}
             self._event("content_block_delta", delta)
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+        if tool_use:
+            self._tool_use(index + 1, tool_use)
+        stop_reason = "tool_use" if tool_use else "end_turn"
         self._event(
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": usage},
+            {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage},
         )
         self._event("message_stop", {"type": "message_stop"})
         self._end_chunks()
+
+    def _tool_use(self, index: int, tool_use: dict[str, Any]) -> None:
+        """A tool_use block whose input arrives as partial JSON, split mid-string as the API does."""
+        start = {"type": "content_block_start", "index": index, "content_block": {**tool_use, "input": {}}}
+        self._event("content_block_start", start)
+        arguments = json.dumps(tool_use["input"])
+        for piece in ("", arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+            self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": index})
 
     def _thinking(self, thinking: str) -> None:
         """A thinking block at index 0: its deltas, a final empty one, then its signature."""
@@ -594,6 +626,13 @@ def _delay(fault: Fault, body: dict[str, Any], default: float) -> float:
 def _thinking_block(thinking: str) -> dict[str, str]:
     signature = "sig_standin_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
     return {"type": "thinking", "thinking": thinking, "signature": signature}
+
+
+def sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """Arguments for a tool's required parameters: the default, else a simple value of the type."""
+    samples = {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
+    properties = schema.get("properties", {})
+    return {name: properties.get(name, {}).get("default", samples.get(properties.get(name, {}).get("type"), "text")) for name in schema.get("required", [])}
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:
