@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .conversation import CellRun
     from .session import AskOptions, ClaudeSession
 
-SWEEPABLE = ("model", "effort", "max_tokens", "system", "temperature")
+SWEEPABLE = ("model", "effort", "max_tokens", "thinking", "system", "temperature")
 POLL_SECONDS = 0.1
 
 
@@ -77,9 +77,16 @@ def variants(base: AskOptions, compare: str | None, sweep: str | None, samples: 
         setting = setting.strip().replace("-", "_")
         if not equals or setting not in SWEEPABLE:
             raise CompareError(f"--sweep takes SETTING=V1,V2,… with SETTING one of {', '.join(SWEEPABLE)}")
-        return [Column(f"{setting}={_short(value)}", replace(base, **{setting: value})) for value in _sweep_values(setting, values, namespace)]
+        values_and_labels = zip(_sweep_values(setting, values, namespace), _labels(setting, values, namespace), strict=True)
+        return [Column(f"{setting}={label}", replace(base, **{setting: value})) for value, label in values_and_labels]
     count = samples or 1
     return [Column(f"sample {i}", base) for i in range(1, count + 1)]
+
+
+def _labels(setting: str, values: str, namespace: dict[str, Any]) -> list[str]:
+    if setting == "system" and values.strip().isidentifier():
+        return [_short(prompt) for prompt in namespace[values.strip()]]
+    return [_short(v.strip()) for v in values.split(",") if v.strip()]
 
 
 def _sweep_values(setting: str, values: str, namespace: dict[str, Any]) -> list[Any]:
@@ -89,10 +96,23 @@ def _sweep_values(setting: str, values: str, namespace: dict[str, Any]) -> list[
             raise CompareError(f"--sweep system={values.strip()}: give a list of strings held in that variable")
         return list(prompts)
     raw = [v.strip() for v in values.split(",") if v.strip()]
+    if setting == "thinking":
+        return [_thinking(value) for value in raw]
     try:
         return [int(v) for v in raw] if setting == "max_tokens" else [float(v) for v in raw] if setting == "temperature" else raw
     except ValueError:
         raise CompareError(f"--sweep {setting}: {values!r} are not all numbers") from None
+
+
+def _thinking(value: str) -> dict[str, Any] | None:
+    """``off``, ``adaptive`` or a budget of tokens, as the request's ``thinking``."""
+    if value in ("off", "none"):
+        return None
+    if value == "adaptive":
+        return {"type": "adaptive"}
+    if value.isdigit():
+        return {"type": "enabled", "budget_tokens": int(value)}
+    raise CompareError(f"--sweep thinking: {value!r} is not off, adaptive or a number of tokens")
 
 
 def _short(value: Any) -> str:

@@ -221,3 +221,8 @@ def test_the_tool_loop_is_bounded_and_says_so(kernel: Kernel, server: StandIn) -
 def test_only_named_functions_are_tools(kernel: Kernel, server: StandIn) -> None:
     assert "no such function" in kernel.run("%claude --tools nope hi").error["evalue"]
     assert server.message_requests == []
+
+
+def test_sweep_over_thinking(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("%claude -m claude-haiku-4-5 --max-tokens 4000 --sweep thinking=off,2048 hi")
+    assert sorted(str(r.body.get("thinking")) for r in server.message_requests) == ["None", "{'type': 'enabled', 'budget_tokens': 2048}"]
