@@ -47,13 +47,16 @@ def close_open_fence(markdown: str) -> str:
 
 
 def protect_dollars(markdown: str) -> str:
-    """Escape the ``$`` signs that are not math, so "$5 and $10" is not typeset by the frontend.
+    r"""Escape the ``$`` signs that are not math, so "$5 and $10" is not typeset by the frontend.
 
     Math follows Pandoc's rule: ``$x$`` opens before a non-space, closes after a non-space,
     and is not followed by a digit; ``$$…$$`` is display math. Code is left untouched.
-    """
 
-    return replace_math(markdown, lambda kind, text: "\\$" if kind == "dollar" else text)
+    A price is written ``\\$``: the Markdown renderer turns that into ``\$`` in the page, which
+    MathJax (``processEscapes``) shows as a plain dollar. A single backslash would be eaten by
+    the Markdown step, leaving a bare ``$`` for MathJax to pair with the next one.
+    """
+    return replace_math(markdown, lambda kind, text: "\\\\$" if kind in ("dollar", "escaped") else text)
 
 
 def replace_math(markdown: str, replace: Callable[[str, str], str]) -> str:

@@ -60,7 +60,8 @@ sales = pd.DataFrame({"month": ["Jan", "Feb", "Mar"], "revenue": [120.5, 98.0, 1
 LATER_FRAME = 'costs = pd.DataFrame({"item": ["rent", "staff"], "monthly_cost_eur": [2100, 5400]})'
 FOLLOW_UP = "%%claude\nAnd what did we talk about in the panel?"
 SECOND_PANEL = "import claude_magic\nclaude_magic.chat()"
-CELLS = [SETUP_AND_PANEL, LATER_FRAME, FOLLOW_UP, SECOND_PANEL]
+RICH_CELL = "%%claude\nExplain left and inner joins, with a small pandas example [[markdown]]"
+CELLS = [SETUP_AND_PANEL, LATER_FRAME, FOLLOW_UP, SECOND_PANEL, RICH_CELL]
 SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
@@ -334,3 +335,22 @@ def test_cells_and_panels_share_one_conversation(chat: Chat) -> None:
     expect(second.locator(".claude-chat-user").last).to_have_text("And what did we talk about in the panel?")
     expect(second.locator(".claude-chat-assistant").last).to_contain_text("Stand-in answer")
     second.screenshot(path=ARTIFACTS / "browser-second-panel.png")
+
+
+def test_a_cell_answer_streams_into_rendered_markdown(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    cell = chat.run_cell(4)  # %%claude with the stand-in's rich Markdown answer
+    output = cell.locator(".jp-OutputArea")
+    expect(output.locator("h2")).to_contain_text("Left join vs inner join")
+    expect(output.locator("table tbody tr")).to_have_count(2)
+    expect(output.locator("mjx-container").first).to_be_attached()  # math typeset by the frontend
+    expect(output).to_contain_text("out tokens")  # the footer: the answer is complete
+    cell.screenshot(path=ARTIFACTS / "browser-cell-answer.png")
+
+
+def test_a_price_in_a_cell_answer_stays_a_price(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    output = chat.page.locator(".jp-Notebook .jp-Cell").nth(4).locator(".jp-OutputArea")  # the answer of the test above
+    expect(output).to_contain_text("A coffee costs $5 and a sandwich $10.", timeout=2_000)

@@ -94,7 +94,7 @@ def test_replace_math_names_each_kind_and_leaves_code_alone() -> None:
     seen: list[tuple[str, str]] = []
     replace_math("$x$ $$y$$ \\$ costs $5.\n`$z$`\n```\n$w$\n```", lambda kind, text: seen.append((kind, text)) or text)
     assert seen == [("inline", "$x$"), ("display", "$$y$$"), ("escaped", "\\$"), ("dollar", "$")]
-    assert protect_dollars("$x$ costs $5") == "$x$ costs \\$5"
+    assert protect_dollars("$x$ costs $5") == "$x$ costs \\\\$5"
 
 
 def test_highlighting_follows_the_themes_editor_colours() -> None:

@@ -18,15 +18,15 @@ from claude_magic.render import (
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("A coffee costs $5 and a sandwich $10.", "A coffee costs \\$5 and a sandwich \\$10."),
+        ("A coffee costs $5 and a sandwich $10.", "A coffee costs \\\\$5 and a sandwich \\\\$10."),
         ("inline $x^2$ and display $$\\frac{a}{b}$$", "inline $x^2$ and display $$\\frac{a}{b}$$"),
-        ("costs $5, and $x$ is odd", "costs \\$5, and $x$ is odd"),
+        ("costs $5, and $x$ is odd", "costs \\\\$5, and $x$ is odd"),
         ("`echo $HOME` keeps $y$", "`echo $HOME` keeps $y$"),
-        ("```bash\necho $PATH $5\n```\nprice $3", "```bash\necho $PATH $5\n```\nprice \\$3"),
-        ("already escaped \\$5", "already escaped \\$5"),
+        ("```bash\necho $PATH $5\n```\nprice $3", "```bash\necho $PATH $5\n```\nprice \\\\$3"),
+        ("already escaped \\$5", "already escaped \\\\$5"),
         ("$n_{left}$ rows", "$n_{left}$ rows"),
         ("no dollars at all", "no dollars at all"),
-        ("between $1 and $2$", "between \\$1 and $2$"),
+        ("between $1 and $2$", "between \\\\$1 and $2$"),
     ],
 )
 def test_dollar_amounts_are_escaped_and_math_is_kept(text: str, shown: str) -> None:
@@ -49,7 +49,7 @@ def test_an_unclosed_fence_is_closed_for_display(text: str, shown: str) -> None:
 
 def test_the_bundle_keeps_the_exact_text_as_plain() -> None:
     bundle = markdown_bundle("price $5\n```py\nx = 1")
-    assert bundle == {"text/plain": "price $5\n```py\nx = 1", "text/markdown": "price \\$5\n```py\nx = 1\n```"}
+    assert bundle == {"text/plain": "price $5\n```py\nx = 1", "text/markdown": "price \\\\$5\n```py\nx = 1\n```"}
     assert display_markdown("done") == "done"
 
 
