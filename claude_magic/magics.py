@@ -286,6 +286,15 @@ class ClaudeMagics(Magics):
         if args.code:
             self._offer_code(answer.text)
 
+    def _thinking(self, args: Any) -> dict[str, Any] | None:
+        """--think in the form the model takes, from its capabilities in /v1/models."""
+        if args.think is None:
+            return None
+        from .session import thinking_request
+
+        model, max_tokens = args.model or self.model, args.max_tokens or self.max_tokens
+        return thinking_request(model, self.session.model_info(model, self.client_settings()), args.think, max_tokens)
+
     def _show_tool_run(self, run: ToolRun) -> None:
         """A tool call and its result, collapsed, shown as it happens."""
         from .render import show_text
@@ -396,7 +405,7 @@ class ClaudeMagics(Magics):
             temperature=args.temperature if args.temperature is not None else self.temperature,
             effort=args.effort or self.effort,  # type: ignore[arg-type]  # both limited to EFFORT_LEVELS
             use_history=not args.no_history,
-            thinking=None if args.think is None else {"type": "adaptive"} if args.think == 0 else {"type": "enabled", "budget_tokens": args.think},
+            thinking=self._thinking(args),
             cached=args.cached or args.fresh or self.cache,
             tools=self._tools(args.tools),
             max_tool_rounds=self.max_tool_rounds,

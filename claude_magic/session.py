@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .budget import ContextWindows, Cut, Fitted
 from .config import ClientSettings, Effort
 from .conversation import CellRun, Conversation, Exchange
-from .errors import ClaudeError
+from .errors import ClaudeError, ConfigurationError
 from .pricing import Tally
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class ClaudeSession:
         self._client: Client | None = None
         self._async_client: AsyncClient | None = None
         self._answer_cache: AnswerCache | None = None
+        self._models: list[ModelInfo] | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -203,6 +204,13 @@ class ClaudeSession:
             self.windows.learn(_models_or_none(self.client(settings).list_models))
             prepared = self.prepare(question, options, cell, steps)
         return self._sending(prepared, options)
+
+    def model_info(self, model: str, settings: ClientSettings) -> ModelInfo | None:
+        """What ``/v1/models`` says of ``model`` (listed once a session); None if unlisted or unknown."""
+        if self._models is None:
+            self._models = _models_or_none(self.client(settings).list_models) or []
+            self.windows.learn(self._models or None)
+        return next((m for m in self._models if m.id == model), None)
 
     def _sending(self, prepared: Prepared, options: AskOptions) -> Prepared:
         """Remember where the history was cut, to cut it there next time (the cache's prefix)."""
@@ -379,6 +387,22 @@ class _Turn:
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
             self.renderer.feed(text)
+
+
+def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens: int) -> dict[str, Any]:
+    """The ``thinking`` a model takes: adaptive where it can (``budget`` 0), a budget where it
+    takes one. Unknown capabilities: send what was asked and let the API say."""
+    types = ((info.model_extra or {}).get("capabilities") or {}).get("thinking", {}).get("types", {}) if info else {}
+    adaptive, enabled = (bool(types.get(kind, {}).get("supported")) for kind in ("adaptive", "enabled"))
+    if budget == 0:
+        if enabled and not adaptive:
+            return {"type": "enabled", "budget_tokens": max(1024, min(max_tokens // 2, 8192))}
+        return {"type": "adaptive"}
+    if adaptive and not enabled:
+        raise ConfigurationError(f"{model} thinks adaptively and takes no budget: use --think without N, and --effort to steer it")
+    if not 1024 <= budget < max_tokens:
+        raise ConfigurationError(f"--think {budget}: a thinking budget is at least 1024 tokens and less than --max-tokens ({max_tokens})")
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def _models_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:

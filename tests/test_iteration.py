@@ -161,8 +161,11 @@ def test_think_streams_thinking_collapsed_above_the_answer_and_sends_it_back(ker
 def test_think_with_a_budget_where_the_model_takes_one(kernel: Kernel, server: StandIn) -> None:
     kernel.run("%claude -m claude-haiku-4-5 --max-tokens 4000 --think 2048 hi")
     assert server.message_requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    kernel.run("%claude -m claude-haiku-4-5 --max-tokens 4000 --think hi")  # the form this model takes
+    assert server.message_requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+    sent = len(server.message_requests)
     error = kernel.run("%claude --think 2048 hi").error["evalue"]
-    assert "'enabled' is not supported" in error and "--think alone" in error
+    assert "thinks adaptively and takes no budget" in error and len(server.message_requests) == sent
 
 
 def display_answer(server: StandIn) -> str:
