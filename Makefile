@@ -33,7 +33,7 @@ test-quick: $(STAMP)
 
 ## notebooks: re-run the example notebooks against the stand-in and save their outputs (what nbval compares)
 notebooks: $(STAMP)
-	env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u ANTHROPIC_BASE_URL CLAUDE_MAGIC_LIVE_UPDATES=0 \
+	env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u ANTHROPIC_BASE_URL -u JPY_SESSION_NAME CLAUDE_MAGIC_LIVE_UPDATES=0 \
 		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
 
 ## bench: the benchmarks under bench/

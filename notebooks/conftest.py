@@ -21,6 +21,7 @@ NOTEBOOK_ENV: dict[str, str | None] = {
     "ANTHROPIC_API_KEY": None,
     "ANTHROPIC_AUTH_TOKEN": None,
     "ANTHROPIC_BASE_URL": None,
+    "JPY_SESSION_NAME": None,  # run from inside a notebook, the kernels would otherwise save their conversations
 }
 
 
