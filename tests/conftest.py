@@ -236,3 +236,34 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     longrepr = skipped[0].longrepr
     reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
     terminalreporter.write_sep("!", f"WARNING: {len(skipped)} browser tests were skipped: {reason}", red=True, bold=True)
+
+
+# --- a real kernel with the magics loaded, against a stand-in (test modules set KEY, maybe SETUP) ---
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> Iterator[StandIn]:
+    """A stand-in for the module, accepting only the module's ``KEY``."""
+    with StandIn(api_key=request.module.KEY) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's ``CLAUDE_MAGIC_HOME``."""
+    return tmp_path_factory.mktemp("claude_magic_home")
+
+
+@pytest.fixture(scope="module")
+def kernel(server: StandIn, home: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A kernel with the extension loaded and the module's ``SETUP`` run. No notebook name:
+    the conversation lives for the session only, so nothing carries over between modules."""
+    from kernel_harness import Kernel
+
+    key = request.module.KEY
+    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": key, "ANTHROPIC_AUTH_TOKEN": None, "CLAUDE_MAGIC_HOME": str(home), "JPY_SESSION_NAME": None}
+    with Kernel(env) as k:
+        assert k.run("%load_ext claude_magic").status == "ok"
+        if setup := getattr(request.module, "SETUP", None):
+            assert k.run(setup).status == "ok"
+        yield k

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,22 +23,6 @@ from PIL import Image as PILImage
 import matplotlib.pyplot as plt
 %matplotlib inline
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[StandIn]:
-    with StandIn(api_key=KEY) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture(scope="module")
-def kernel(server: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    home = tmp_path_factory.mktemp("home")
-    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "CLAUDE_MAGIC_HOME": str(home), "JPY_SESSION_NAME": None}
-    with Kernel(env) as k:
-        assert k.run("%load_ext claude_magic").status == "ok"
-        assert k.run(SETUP).status == "ok"
-        yield k
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,25 +12,6 @@ from claude_magic.testing import StandIn
 pytestmark = pytest.mark.kernel
 
 KEY = "sk-ant-iteration-test-key-0a1b2c3d4e"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[StandIn]:
-    with StandIn(api_key=KEY) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="module")
-def kernel(server: StandIn, home: Path) -> Iterator[Kernel]:
-    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "CLAUDE_MAGIC_HOME": str(home), "JPY_SESSION_NAME": None}
-    with Kernel(env) as k:
-        assert k.run("%load_ext claude_magic").status == "ok"
-        yield k
 
 
 @pytest.fixture(autouse=True)

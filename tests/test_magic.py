@@ -18,22 +18,6 @@ pytestmark = pytest.mark.kernel
 KEY = "sk-ant-kernel-test-key-6d1f0c2b9a"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[StandIn]:
-    with StandIn(api_key=KEY) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture(scope="module")
-def kernel(server: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    # no notebook: the conversation lives for the session only, and nothing leaks between tests
-    home = str(tmp_path_factory.mktemp("claude_magic_home"))
-    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_AUTH_TOKEN": None, "CLAUDE_MAGIC_HOME": home, "JPY_SESSION_NAME": None}
-    with Kernel(env) as k:
-        assert k.run("%load_ext claude_magic").status == "ok"
-        yield k
-
-
 @pytest.fixture(autouse=True)
 def fresh(kernel: Kernel, server: StandIn) -> Iterator[None]:
     """Each test starts with an empty conversation, default settings and a quiet server."""

@@ -25,12 +25,6 @@ pytestmark = pytest.mark.kernel
 KEY = "sk-ant-persistence-test-key-7c4e9a1b2d"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[StandIn]:
-    with StandIn(api_key=KEY) as stand_in:
-        yield stand_in
-
-
 @pytest.fixture(autouse=True)
 def quiet(server: StandIn) -> None:
     server.reset()
