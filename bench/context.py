@@ -49,10 +49,8 @@ def main() -> None:
     print("DataFrame summaries (20 columns), median of 3")
     for exponent in range(3, 8):
         rows = 10**exponent
-        data = frame(rows)
-        seconds, attachment = timed(lambda: attach("`df`", data))
+        seconds, attachment = timed(lambda data=frame(rows): attach("`df`", data))
         print(f"  10^{exponent} rows: {seconds * 1000:8.1f} ms, {len(attachment.text):6,} characters")
-        del data
     figure = plt.figure(figsize=(40, 30), dpi=100)
     axes = figure.gca()
     for k in range(20):
