@@ -201,16 +201,22 @@ class ClaudeSession:
         self._keep_secret(settings)
         prepared = self.prepare(question, options, cell, steps)
         if prepared.unsure:
-            self.windows.learn(_models_or_none(self.client(settings).list_models))
+            self._listed_models(settings)
             prepared = self.prepare(question, options, cell, steps)
         return self._sending(prepared, options)
 
     def model_info(self, model: str, settings: ClientSettings) -> ModelInfo | None:
-        """What ``/v1/models`` says of ``model`` (listed once a session); None if unlisted or unknown."""
+        """What ``/v1/models`` says of ``model``; None if unlisted or unknown."""
+        return next((m for m in self._listed_models(settings) if m.id == model), None)
+
+    def _listed_models(self, settings: ClientSettings) -> list[ModelInfo]:
+        """The server's models, asked for once a session (for context windows and capabilities
+        alike); empty when it can't list them."""
         if self._models is None:
-            self._models = _models_or_none(self.client(settings).list_models) or []
-            self.windows.learn(self._models or None)
-        return next((m for m in self._models if m.id == model), None)
+            listed = _models_or_none(self.client(settings).list_models)
+            self._models = listed or []
+            self.windows.learn(listed)
+        return self._models
 
     def _sending(self, prepared: Prepared, options: AskOptions) -> Prepared:
         """Remember where the history was cut, to cut it there next time (the cache's prefix)."""
