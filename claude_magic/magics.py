@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int, Unicode, default, observe, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, observe, validate
 
 from .config import (
     API_VERSIONS,
@@ -153,10 +153,22 @@ class ClaudeMagics(Magics):
     def _settings_changed(self, change: Any) -> None:
         self.session.close()
 
+    @validate("max_tokens", "max_tool_rounds")
+    def _at_least_one(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1, not {proposal['value']}")
+        return proposal["value"]  # type: ignore[no-any-return]
+
+    @validate("model")
+    def _named_model(self, proposal: Any) -> str:
+        if not proposal["value"].strip():
+            raise TraitError("model can't be empty: name a model (%claude models lists them)")
+        return proposal["value"]  # type: ignore[no-any-return]
+
     @validate("context_budget")
     def _positive_budget(self, proposal: Any) -> int | None:
         if proposal["value"] is not None and proposal["value"] < 1:
-            raise ValueError("context_budget is a number of tokens (or None for the model's context window)")
+            raise TraitError("context_budget is a number of tokens (or None for the model's context window)")
         return proposal["value"]  # type: ignore[no-any-return]
 
     @observe("prompt_caching", "context_budget")
@@ -264,6 +276,7 @@ class ClaudeMagics(Magics):
     def _ask(self, args: Any, prompt: str) -> None:
         from .interpolate import interpolate
 
+        check_option_values(args)
         namespace = self._namespace
         if args.template:
             prompt, namespace = self._template(args.template, prompt)
@@ -292,7 +305,8 @@ class ClaudeMagics(Magics):
             return None
         from .session import thinking_request
 
-        model, max_tokens = args.model or self.model, args.max_tokens or self.max_tokens
+        model = args.model if args.model is not None else self.model
+        max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
         return thinking_request(model, self.session.model_info(model, self.client_settings()), args.think, max_tokens)
 
     def _show_tool_run(self, run: ToolRun) -> None:
@@ -309,7 +323,10 @@ class ClaudeMagics(Magics):
         from .tools import ToolError, tool_from
 
         tools = []
-        for name in [n.strip() for n in (names or "").split(",") if n.strip()]:
+        listed = [n.strip() for n in (names or "").split(",") if n.strip()]
+        if repeated := sorted({n for n in listed if listed.count(n) > 1}):
+            raise ToolError(f"--tools names {', '.join(repeated)} more than once; each tool is offered once")
+        for name in listed:
             if name not in self._namespace:
                 raise ToolError(f"--tools {name}: no such function in the notebook")
             tools.append(tool_from(name, self._namespace[name]))
@@ -399,8 +416,8 @@ class ClaudeMagics(Magics):
 
     def _options(self, args: Any) -> AskOptions:
         return AskOptions(
-            model=args.model or self.model,
-            max_tokens=args.max_tokens or self.max_tokens,
+            model=args.model if args.model is not None else self.model,
+            max_tokens=args.max_tokens if args.max_tokens is not None else self.max_tokens,
             system=args.system if args.system is not None else self.system,
             temperature=args.temperature if args.temperature is not None else self.temperature,
             effort=args.effort or self.effort,  # type: ignore[arg-type]  # both limited to EFFORT_LEVELS
@@ -429,8 +446,8 @@ class ClaudeMagics(Magics):
         except ClaudeError as error:
             raise ClaudeMagicError(explain(error, settings)) from None
         show_footer(footer(answer), in_notebook=self._in_notebook)
-        if options.tools and answer.stop_reason == "tool_use":
-            print(f"claude: stopped after {options.max_tool_rounds} tool rounds (ClaudeMagics.max_tool_rounds); ask again to go on", file=sys.stderr)
+        if answer.calls_not_run:
+            print(f"claude: {calls_not_run_note(answer.calls_not_run, options)}", file=sys.stderr)
         if store_as:
             self._namespace[store_as] = answer.text
         return answer
@@ -577,6 +594,19 @@ class ClaudeMagics(Magics):
 
         store = self.session.conversation.store
         show_text(usage_report(self.session.usage, notebook_usage(store) if store is not None else None))
+
+
+_AT_LEAST_ONE = {"max_tokens": "--max-tokens", "samples": "--samples", "recent": "--recent"}
+
+
+def check_option_values(args: Any) -> None:
+    """Refuse values that would otherwise be quietly replaced by a default or ignored."""
+    if args.model is not None and not args.model.strip():
+        raise UsageError("-m: the model name is empty; leave -m out for the default (ClaudeMagics.model)")
+    for name, option in _AT_LEAST_ONE.items():
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"{option} {value}: give a number of at least 1")
 
 
 COMMAND_ARGUMENTS = {"export": "PATH (a .md or .json file)", "keep": "N (the number of a compared answer)"}
@@ -745,6 +775,16 @@ def explain(error: ClaudeError, settings: ClientSettings) -> str:
     if isinstance(error, APIConnectionError):
         return f"{error}; check ANTHROPIC_BASE_URL and the network"
     return str(error)
+
+
+def calls_not_run_note(calls: list[str], options: AskOptions) -> str:
+    """Why the answer's last tool calls were not run, and that the conversation goes on."""
+    listed = ", ".join(calls)
+    if options.tools:
+        why = f"stopped after {options.max_tool_rounds} tool rounds (ClaudeMagics.max_tool_rounds); {listed} was not run"
+    else:
+        why = f"Claude asked to call {listed}, which is not among --tools; it was not run"
+    return f"{why}. The conversation goes on: ask a follow-up to let Claude continue"
 
 
 def explain_cut_off(cause: BaseException) -> str:

@@ -63,6 +63,8 @@ class Answer:
     images_left_out: int = 0
     cached_at: float | None = None
     """When the answer came from the answer cache: the time it was first received."""
+    calls_not_run: list[str] = field(default_factory=list)
+    """Tool calls the answer ended with that were not run (round limit, no tools, interrupt)."""
 
 
 @dataclass
@@ -252,9 +254,20 @@ class ClaudeSession:
         while True:
             turn = _Turn(question, options, cell, prepared.fitted, steps=steps)
             accumulator = self._stream_round(prepared.request, turn, settings, open_renderer)
-            if not (accumulator.stop_reason == "tool_use" and options.tools and len(steps) < 2 * options.max_tool_rounds):
+            if accumulator.stop_reason != "tool_use":
                 break
-            runs = self._run_tools(accumulator.content(), options, show_tool_run)
+            if not options.tools:
+                turn.calls_not_run_because = "no tools were offered for it"
+                break
+            if len(steps) >= 2 * options.max_tool_rounds:
+                turn.calls_not_run_because = f"the limit of {options.max_tool_rounds} tool rounds was reached"
+                break
+            turn.finish_showing(accumulator.text)
+            try:
+                runs = self._run_tools(accumulator.content(), options, show_tool_run)
+            except KeyboardInterrupt as cause:
+                turn.calls_not_run_because = "interrupted by the user"
+                raise AnswerCutOff(self._conclude(accumulator, turn), cause) from None
             self.usage.add(options.model, accumulator.usage)
             steps += [{"role": "assistant", "content": accumulator.content()}, {"role": "user", "content": [r.result_block() for r in runs]}]
             prepared = self._prepare_sending(question, options, cell, settings, steps)
@@ -336,9 +349,9 @@ class ClaudeSession:
     def _conclude(self, accumulator: MessageAccumulator, turn: _Turn, cached_at: float | None = None) -> Answer:
         """Show the answer's final state and record the exchange, complete or not."""
         message = accumulator.message()
-        if turn.renderer is not None:
-            turn.renderer.finish(message.text)
+        turn.finish_showing(message.text)
         options = turn.options
+        content, calls_not_run = _sendable_answer(accumulator, turn.calls_not_run_because)
         answer = Answer(
             text=message.text,
             model=message.model or options.model,
@@ -350,6 +363,7 @@ class ClaudeSession:
             turns_left_out=turn.fitted.turns_left_out,
             images_left_out=turn.fitted.images_left_out,
             cached_at=cached_at,
+            calls_not_run=calls_not_run,
         )
         if cached_at is None:  # a cached answer cost nothing this time
             self.usage.add(answer.model, answer.usage)
@@ -359,7 +373,7 @@ class ClaudeSession:
             self.conversation.record(
                 Exchange(
                     question=turn.question,
-                    answer=accumulator.content() if answer.complete else _sendable_part(accumulator),
+                    answer=content,
                     cell=turn.cell or CellRun(),
                     model=answer.model,
                     usage=answer.usage,
@@ -383,6 +397,14 @@ class _Turn:
     """Tool rounds so far (see :attr:`Exchange.steps`)."""
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
+    calls_not_run_because: str = "no tools were offered for it"
+    """Why a ``tool_use`` the answer ends with was not run, for the note that replaces it."""
+
+    def finish_showing(self, text: str) -> None:
+        """This round's text is complete: show all of it (the next round gets its own renderer)."""
+        if self.renderer is not None:
+            self.renderer.finish(text)
+            self.renderer = None
 
     def show(self, event: StreamEvent) -> None:
         from .client import text_of, thinking_of
@@ -419,6 +441,24 @@ def _models_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInf
         return None
 
 
-def _sendable_part(accumulator: MessageAccumulator) -> list[dict[str, Any]]:
-    """The text of a cut-off answer: its unfinished thinking or tool blocks can't be sent back."""
-    return [b for b in accumulator.content() if b.get("type") == "text" and b.get("text")]
+def _sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The answer's blocks as the conversation can send them back, and the tool calls left out.
+
+    A cut-off answer keeps its text only (its unfinished thinking or tool blocks can't be sent
+    back). A ``tool_use`` that was not run would make every later request invalid (the API wants
+    its ``tool_result`` in the next message), so it is replaced by a note saying so.
+    """
+    content = accumulator.content()
+    if not accumulator.complete:
+        return [b for b in content if b.get("type") == "text" and b.get("text")], []
+    calls = [_call_text(b) for b in content if b.get("type") == "tool_use"]
+    if not calls:
+        return content, []
+    kept = [b for b in content if b.get("type") != "tool_use"]
+    return [*kept, {"type": "text", "text": f"[Tool call {', '.join(calls)} not run: {why_not_run}.]"}], calls
+
+
+def _call_text(block: dict[str, Any]) -> str:
+    """``name(a=1, b='x')``: a tool call as it reads in a note."""
+    arguments = block.get("input") if isinstance(block.get("input"), dict) else {}
+    return f"{block.get('name', '?')}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,7 @@ def test_tool_loop_runs_named_functions_shows_each_call_and_keeps_the_exchange(k
     assert failed["is_error"] is True and failed["content"] == "ValueError: cannot handle this"
     shown = "\n".join(result.markdown())
     assert "🔧 add(a=40, b=2) → result" in shown and "🔧 boom(x=&#x27;this&#x27;) → error" in shown
+    assert "I'll use the tool `add`." in result.markdown()[0]  # each round's text shown whole
     assert "tool result (error): ValueError: cannot handle this" in third.answer
     kernel.run("%claude thanks")
     roles = [(m["role"], [b.get("type") for b in m["content"]] if isinstance(m["content"], list) else "text") for m in server.message_requests[-1].messages]
@@ -190,7 +192,7 @@ def test_tool_loop_runs_named_functions_shows_each_call_and_keeps_the_exchange(k
     assert roles[1][1] == ["text", "tool_use"] and roles[2][1] == ["tool_result"]
 
 
-def test_the_tool_loop_is_bounded_and_says_so(kernel: Kernel, server: StandIn) -> None:
+def test_the_tool_loop_is_bounded_says_so_and_the_conversation_goes_on(kernel: Kernel, server: StandIn) -> None:
     kernel.run(TOOLS + "\n%config ClaudeMagics.max_tool_rounds = 2")
     try:
         server.tool_calls.extend([("add", {"a": 1})] * 5)
@@ -199,6 +201,41 @@ def test_the_tool_loop_is_bounded_and_says_so(kernel: Kernel, server: StandIn) -
         kernel.run("%config ClaudeMagics.max_tool_rounds = 8")
         server.tool_calls.clear()
     assert len(server.message_requests) == 3 and "stopped after 2 tool rounds" in result.stderr
+    assert "add(a=1) was not run" in result.stderr and "ask again" not in result.stderr
+    after = kernel.run("%claude and now?")
+    assert after.error is None, after.error  # the API refuses a tool_use left without its tool_result
+    last_answer = server.message_requests[-1].messages[-2]["content"]
+    assert [b["type"] for b in last_answer] == ["text", "text"]
+    assert last_answer[-1]["text"] == "[Tool call add(a=1) not run: the limit of 2 tool rounds was reached.]"
+
+
+def test_a_tool_call_without_tools_is_not_run_and_leaves_the_conversation_usable(kernel: Kernel, server: StandIn) -> None:
+    server.tool_calls.extend([("add", {"a": 2})])
+    server.scripted_calls_need_tools = False
+    try:
+        result = kernel.run("%claude a question offering no tools")
+    finally:
+        server.scripted_calls_need_tools = True
+        server.tool_calls.clear()
+    assert "Claude asked to call add(a=2), which is not among --tools; it was not run" in result.stderr
+    assert kernel.run("%claude fine").error is None
+
+
+def test_an_interrupt_while_a_tool_runs_keeps_the_round_and_says_so(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("import time\ndef slow(seconds: float) -> str:\n    \"\"\"Sleep.\"\"\"\n    time.sleep(seconds)\n    return 'done'")
+    server.tool_calls.extend([("slow", {"seconds": 30})])
+    msg_id = kernel.submit("%claude --tools slow take your time", cell_id="slow")
+    result = kernel.collect(msg_id, until=lambda r: any("I'll use the tool" in m for m in r.markdown()))
+    time.sleep(0.3)  # the tool is running
+    kernel.interrupt()
+    result = kernel.collect(msg_id, result)
+    message = result.error["evalue"]
+    assert "interrupted" in message and "before the answer started" not in message
+    assert len(server.message_requests) == 1
+    assert kernel.run("%claude go on").error is None
+    answered = server.message_requests[-1].messages[-2]["content"]
+    assert answered[0]["text"] == "I'll use the tool `slow`."
+    assert answered[-1]["text"] == "[Tool call slow(seconds=30) not run: interrupted by the user.]"
 
 
 def test_only_named_functions_are_tools(kernel: Kernel, server: StandIn) -> None:

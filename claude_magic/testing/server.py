@@ -128,6 +128,9 @@ class StandIn:
     """Scripted tool calls: each request that offers tools takes the next one and answers with
     that ``tool_use``; with none left it answers in text (reporting the tool results it got).
     Unscripted, a question offering tools gets one call of the first tool."""
+    scripted_calls_need_tools: bool = True
+    """False: a scripted tool call answers a request that offers no tools too (a client must
+    cope with a ``tool_use`` it never asked for)."""
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
     cache: PromptCache = field(default_factory=PromptCache, repr=False)
     """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
@@ -214,11 +217,13 @@ class StandIn:
     def _tool_use_for(self, body: dict[str, Any], request_id: str) -> dict[str, Any] | None:
         """The tool call this request is answered with, if any (see :attr:`tool_calls`)."""
         tools = body.get("tools") or []
-        if not tools:
+        if not tools and self.scripted_calls_need_tools:
             return None
         with self._lock:
             scripted = self.tool_calls.popleft() if self.tool_calls else None
         if scripted is None:
+            if not tools:
+                return None
             last = body["messages"][-1].get("content")
             if isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last):
                 return None
@@ -330,6 +335,25 @@ def _check_messages(messages: Any) -> None:
                 _check_image(block, f"messages.{i}.content.{j}")
     if messages[0].get("role") != "user":
         raise APIFailure(400, "messages: the first message must use the user role")
+    _check_tool_results(messages)
+
+
+def _check_tool_results(messages: list[dict[str, Any]]) -> None:
+    """Every ``tool_use`` of an assistant turn is answered by a ``tool_result`` in the next message."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        calls = [b.get("id") for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
+        following = messages[i + 1].get("content") if i + 1 < len(messages) else None
+        answered = {b.get("tool_use_id") for b in following if isinstance(b, dict) and b.get("type") == "tool_result"} if isinstance(following, list) else set()
+        unanswered = [str(call) for call in calls if call not in answered]
+        if unanswered:
+            raise APIFailure(
+                400,
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {', '.join(unanswered)}. "
+                "Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+            )
 
 
 def _check_cache_control(body: dict[str, Any]) -> None:
