@@ -200,6 +200,10 @@ class _StreamBase:
             raise StreamInterrupted("the connection closed before the answer was complete")
 
     def _interrupted(self, exc: httpx.TransportError) -> StreamInterrupted:
+        if isinstance(exc, httpx.TimeoutException):
+            waited = (self.response.request.extensions.get("timeout") or {}).get("read")
+            during = f"for {waited:g} s " if waited else ""
+            return StreamInterrupted(f"the API sent nothing {during}mid-answer (read timeout; ClaudeMagics.timeout sets how long to wait)")
         return StreamInterrupted(f"the connection dropped mid-answer ({type(exc).__name__})")
 
     @property

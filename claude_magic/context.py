@@ -69,8 +69,20 @@ def describes(applies: Callable[[Any], bool]) -> Callable[[Describer], Describer
 
 
 def attach(label: str, obj: Any, budget: int = DEFAULT_ATTACHMENT_CHARS, llm_formatter: Callable[[Any], Any] | None = None) -> Attachment:
-    """The attachment for ``obj``; ``llm_formatter`` is the shell's ``text/llm+plain`` formatter."""
-    text = _self_description(obj, llm_formatter)
+    """The attachment for ``obj``; ``llm_formatter`` is the shell's ``text/llm+plain`` formatter.
+
+    An object that fails while being described (its own ``_repr_llm_``, or a library raising on
+    it) can't be attached: one line says which and why, and nothing is sent."""
+    try:
+        return _describe(label, obj, budget, llm_formatter)
+    except ClaudeError:
+        raise
+    except Exception as exc:
+        raise AttachmentError(f"can't attach {label}: describing it raised {_one_line(exc)}") from None
+
+
+def _describe(label: str, obj: Any, budget: int, llm_formatter: Callable[[Any], Any] | None) -> Attachment:
+    text = _self_description(label, obj, llm_formatter)
     if text is not None:
         return Attachment(label, f"{_type_name(obj)}, described by itself", text=bounded(text, budget))
     for applies, describer in _REGISTRY:
@@ -112,15 +124,27 @@ def _is_picture(obj: Any) -> bool:
     return _is("numpy.ndarray")(obj) and images.is_image_array(obj)
 
 
-def _self_description(obj: Any, llm_formatter: Callable[[Any], Any] | None) -> str | None:
+def _self_description(label: str, obj: Any, llm_formatter: Callable[[Any], Any] | None) -> str | None:
     method = getattr(type(obj), "_repr_llm_", None)
     if callable(method):
-        return str(method(obj))
+        return _said_by(label, "its _repr_llm_()", lambda: method(obj))
     if llm_formatter is not None:
-        formatted = llm_formatter(obj)
-        if formatted is not None:
-            return str(formatted)
+        return _said_by(label, "its text/llm+plain formatter", lambda: llm_formatter(obj))
     return None
+
+
+def _said_by(label: str, what: str, describe: Callable[[], Any]) -> str | None:
+    """The text an object's own description gives; when that fails it is the object's failure,
+    said in one line naming what raised."""
+    try:
+        description = describe()
+    except Exception as exc:
+        raise AttachmentError(f"can't attach {label}: {what} raised {_one_line(exc)}") from None
+    return None if description is None else str(description)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".split("\n")[0]
 
 
 def _type_name(obj: Any) -> str:

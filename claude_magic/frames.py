@@ -3,6 +3,8 @@
 Whatever the frame's size, the summary's size is capped by a character budget and its cost
 by sampling: statistics over more than ``STATS_ROWS`` rows are computed on evenly spaced rows
 (and say so), null counts are exact, and only a handful of rows are ever turned into text.
+Wide frames are bounded the same way: only the columns the budget has room for are looked at
+(:func:`columns_shown`), so 5,000 columns cost what the few hundred shown cost.
 Each library has a small adapter that produces a :class:`FrameFacts`; one renderer writes it.
 """
 
@@ -22,6 +24,11 @@ TOP_VALUES = 5
 SAMPLE_ROWS = 5
 """Rows shown from the head and from the tail."""
 CELL_CHARS = 60
+COLUMN_ROW_CHARS = 24
+"""About the fewest characters a column's row in the columns table takes."""
+DETAIL_COLUMN_CHARS = 200
+"""About what one column adds to the statistics table and the sample rows together."""
+POLARS_STATS = ("count", "null_count", "mean", "std", "min", "25%", "50%", "75%", "max")
 
 
 @dataclass
@@ -39,6 +46,8 @@ class FrameFacts:
     kind: str
     rows: int
     columns: list[Column]
+    total_columns: int
+    """All the frame's columns; ``columns`` are the first ones, those the budget has room for."""
     stats_header: list[str] = field(default_factory=list)
     stats_rows: list[list[str]] = field(default_factory=list)
     stats_sampled_from: int | None = None
@@ -53,8 +62,15 @@ def is_frame(obj: Any) -> bool:
 
 def summarise(obj: Any, budget: int) -> tuple[str, str]:
     """(kind, summary text of at most ``budget`` characters) for a DataFrame or Series."""
-    facts = _ADAPTERS[_qualname(obj)](obj)
+    facts = _ADAPTERS[_qualname(obj)](obj, budget)
     return facts.kind, render(facts, budget)
+
+
+def columns_shown(total: int, budget: int) -> tuple[int, int]:
+    """How many of the first columns get a row in the columns table, and how many of those also
+    get statistics and sample values: what half the ``budget`` each has room for."""
+    described = min(total, max(1, budget // 2 // COLUMN_ROW_CHARS))
+    return described, min(described, max(1, budget // 2 // DETAIL_COLUMN_CHARS))
 
 
 def _qualname(obj: Any) -> str:
@@ -74,17 +90,19 @@ def _cell(value: Any) -> str:
 # --- pandas ------------------------------------------------------------------------------------
 
 
-def _pandas_facts(obj: Any) -> FrameFacts:
-    frame = obj.to_frame() if obj.ndim == 1 else obj
+def _pandas_facts(obj: Any, budget: int) -> FrameFacts:
+    whole = obj.to_frame() if obj.ndim == 1 else obj
     kind = "pandas Series" if obj.ndim == 1 else "pandas DataFrame"
+    described, detailed = columns_shown(whole.shape[1], budget)
+    frame = whole.iloc[:, :described]
     rows = len(frame)
     stride = _stride(rows)
     sample = frame.iloc[::stride]
     estimated = rows > EXACT_NULLS_ROWS
     nulls = sample.isna().sum() * (rows / len(sample)) if estimated else frame.isna().sum()
     columns = [Column(str(name), str(dtype), round(nulls.iloc[i])) for i, (name, dtype) in enumerate(frame.dtypes.items())]
-    facts = FrameFacts(kind, rows, columns, stats_sampled_from=rows if stride > 1 else None, nulls_estimated=estimated)
-    numeric = sample.select_dtypes(include="number")
+    facts = FrameFacts(kind, rows, columns, whole.shape[1], stats_sampled_from=rows if stride > 1 else None, nulls_estimated=estimated)
+    numeric = sample.iloc[:, :detailed].select_dtypes(include="number")
     if numeric.shape[1]:
         described = numeric.describe()
         facts.stats_header = ["stat", *(str(c) for c in described.columns)]
@@ -95,40 +113,59 @@ def _pandas_facts(obj: Any) -> FrameFacts:
             counts = series.value_counts(dropna=True)
             if 0 < len(counts) <= LOW_CARDINALITY:
                 column.top_values = [(_cell(k), int(v)) for k, v in counts.head(TOP_VALUES).items()]
-    facts.head = [[_cell(v) for v in row] for row in frame.head(SAMPLE_ROWS).itertuples(index=False)]
+    shown = frame.iloc[:, :detailed]
+    facts.head = [[_cell(v) for v in row] for row in shown.head(SAMPLE_ROWS).itertuples(index=False)]
     if rows > SAMPLE_ROWS:
-        facts.tail = [[_cell(v) for v in row] for row in frame.tail(min(SAMPLE_ROWS, rows - SAMPLE_ROWS)).itertuples(index=False)]
+        facts.tail = [[_cell(v) for v in row] for row in shown.tail(min(SAMPLE_ROWS, rows - SAMPLE_ROWS)).itertuples(index=False)]
     return facts
 
 
 # --- polars ------------------------------------------------------------------------------------
 
 
-def _polars_facts(obj: Any) -> FrameFacts:
+def _polars_facts(obj: Any, budget: int) -> FrameFacts:
     is_series = type(obj).__name__ == "Series"
-    frame = obj.to_frame() if is_series else obj
+    whole = obj.to_frame() if is_series else obj
     kind = "polars Series" if is_series else "polars DataFrame"
+    described, detailed = columns_shown(whole.width, budget)
+    frame = whole.select(whole.columns[:described])
     rows = frame.height
     stride = _stride(rows)
     sample = frame.gather_every(stride) if stride > 1 else frame
     null_counts = frame.null_count().row(0)
     columns = [Column(name, str(dtype), int(n)) for (name, dtype), n in zip(frame.schema.items(), null_counts, strict=True)]
-    facts = FrameFacts(kind, rows, columns, stats_sampled_from=rows if stride > 1 else None)
-    numeric = [c.name for c, dtype in zip(columns, frame.dtypes, strict=True) if dtype.is_numeric()]
+    facts = FrameFacts(kind, rows, columns, whole.width, stats_sampled_from=rows if stride > 1 else None)
+    numeric = [c.name for c, dtype in zip(columns[:detailed], frame.dtypes, strict=False) if dtype.is_numeric()]
     if numeric:
-        described = sample.select(numeric).describe()
         facts.stats_header = ["stat", *numeric]
-        facts.stats_rows = [[str(row[0]), *(_number(v) for v in row[1:])] for row in described.rows()]
+        facts.stats_rows = _polars_statistics(sample, numeric)
     for column, dtype in zip(columns, frame.dtypes, strict=True):
         if dtype.is_numeric() or dtype.is_temporal():
             continue
         counts = sample.get_column(column.name).drop_nulls().value_counts(sort=True)
         if 0 < counts.height <= LOW_CARDINALITY:
             column.top_values = [(_cell(k), int(v)) for k, v in counts.head(TOP_VALUES).rows()]
-    facts.head = [[_cell(v) for v in row] for row in frame.head(SAMPLE_ROWS).rows()]
+    shown = frame.select(frame.columns[:detailed])
+    facts.head = [[_cell(v) for v in row] for row in shown.head(SAMPLE_ROWS).rows()]
     if rows > SAMPLE_ROWS:
-        facts.tail = [[_cell(v) for v in row] for row in frame.tail(min(SAMPLE_ROWS, rows - SAMPLE_ROWS)).rows()]
+        facts.tail = [[_cell(v) for v in row] for row in shown.tail(min(SAMPLE_ROWS, rows - SAMPLE_ROWS)).rows()]
     return facts
+
+
+def _polars_statistics(sample: Any, numeric: list[str]) -> list[list[str]]:
+    """describe()'s rows, as one flat ``select`` (polars' own describe() grows much faster
+    than linearly with the number of columns)."""
+    import polars as pl
+
+    def statistic(name: str, column: Any) -> Any:
+        quantiles = {"25%": 0.25, "50%": 0.5, "75%": 0.75}
+        if name in quantiles:
+            return column.quantile(quantiles[name], "nearest")
+        return getattr(column, name)()
+
+    expressions = [statistic(stat, pl.col(c).cast(pl.Float64)).alias(f"{stat}\0{c}") for stat in POLARS_STATS for c in numeric]
+    values = iter(sample.select(expressions).row(0))
+    return [[stat, *(_number(next(values)) for _ in numeric)] for stat in POLARS_STATS]
 
 
 _ADAPTERS = {
@@ -152,8 +189,8 @@ def render(facts: FrameFacts, budget: int) -> str:
     """The summary as Markdown-ish text; parts are dropped, least useful last, to fit ``budget``."""
     names = [c.name for c in facts.columns]
     parts = [
-        f"{facts.kind}: {facts.rows:,} rows × {len(facts.columns)} columns",
-        _columns_table(facts.columns, facts.nulls_estimated),
+        f"{facts.kind}: {facts.rows:,} rows × {facts.total_columns:,} columns",
+        _columns_table(facts.columns, facts.nulls_estimated, facts.total_columns),
     ]
     optional = []
     if facts.stats_rows:
@@ -170,13 +207,14 @@ def render(facts: FrameFacts, budget: int) -> str:
     return text if len(text) <= budget else _truncate(text, budget)
 
 
-def _columns_table(columns: Sequence[Column], estimated: bool) -> str:
+def _columns_table(columns: Sequence[Column], estimated: bool, total: int) -> str:
     rows = [
         [c.name, c.dtype, f"{'~' if estimated and c.nulls else ''}{c.nulls:,}", ", ".join(f"{v} ({n:,})" for v, n in c.top_values) if c.top_values else ""]
         for c in columns
     ]
     note = " (null counts estimated from evenly spaced rows)" if estimated else ""
-    return f"Columns{note}:\n" + _table(["column", "dtype", "nulls", "top values"], rows)
+    which = f" (the first {len(columns):,} of {total:,}; the others are not described)" if total > len(columns) else ""
+    return f"Columns{which}{note}:\n" + _table(["column", "dtype", "nulls", "top values"], rows)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

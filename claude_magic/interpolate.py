@@ -14,12 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ClaudeError
+
 _REF = r"[A-Za-z_]\w*(?:\s*(?:\.\s*[A-Za-z_]\w*|\[[^\[\]{}\n]+\]))*"
 _PATTERN = re.compile(r"\{\{(?P<literal>" + _REF + r")\}\}|\{(?P<ref>" + _REF + r")\}")
 
 
 class Unresolved(Exception):
     """A reference that names nothing (or whose lookup failed)."""
+
+
+class RenderError(ClaudeError):
+    """A reference that names a value which can't be turned into text (its ``__str__`` raised)."""
 
 
 @dataclass
@@ -38,12 +44,21 @@ def interpolate(prompt: str, namespace: Mapping[str, Any], render: Callable[[Any
             return "{" + match.group("literal") + "}"
         reference = match.group("ref")
         try:
-            return render(lookup(reference, namespace))
+            value = lookup(reference, namespace)
         except Unresolved as why:
             unresolved.append(f"{{{reference}}} ({why})")
             return match.group(0)
+        return _rendered(reference, value, render)
 
     return Interpolated(_PATTERN.sub(substitute, prompt), unresolved)
+
+
+def _rendered(reference: str, value: Any, render: Callable[[Any], str]) -> str:
+    try:
+        return render(value)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".split("\n")[0]
+        raise RenderError(f"{{{reference}}} names a {type(value).__name__} that can't be shown as text ({reason}); nothing was sent") from None
 
 
 def lookup(reference: str, namespace: Mapping[str, Any]) -> Any:

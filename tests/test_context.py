@@ -205,6 +205,36 @@ def test_containers_text_and_anything_else_are_bounded() -> None:
     assert len(attach("`thing`", Thing(), budget=1000).text) < 3000
 
 
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_a_wide_frame_describes_the_columns_its_budget_shows(library: str) -> None:
+    data = {f"c{i}": [float(i), None] for i in range(5000)}
+    frame = pd.DataFrame(data) if library == "pandas" else pl.DataFrame(data)
+    text = attach("`wide`", frame, budget=20_000).text
+    assert f"{library} DataFrame: 2 rows × 5,000 columns" in text
+    assert "(the first 416 of 5,000; the others are not described)" in text
+    assert "| c415 | Float64 | 1 |" in text.replace("float64", "Float64") and "c416" not in text
+    assert len(text) <= 20_000 and "| mean |" in text  # statistics for the first columns fit beside the list
+
+
+class SaysItself:
+    def _repr_llm_(self) -> str:
+        raise ValueError("no words\ntoday")
+
+
+def test_an_object_whose_own_description_fails_is_refused_in_one_line() -> None:
+    with pytest.raises(AttachmentError, match=r"^can't attach `me`: its _repr_llm_\(\) raised ValueError: no words$"):
+        attach("`me`", SaysItself())
+
+
+def test_a_library_failing_on_an_object_is_refused_in_one_line() -> None:
+    class Odd(dict):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            raise RuntimeError("odd mapping")
+
+    with pytest.raises(AttachmentError, match=r"^can't attach `odd`: describing it raised RuntimeError: odd mapping$"):
+        attach("`odd`", Odd(a=1))
+
+
 def test_an_object_that_cannot_be_attached_is_named() -> None:
     with pytest.raises(AttachmentError):
         from claude_magic.notebook_context import NotebookContext

@@ -292,6 +292,60 @@ def test_timeout_names_the_base_url(kernel: Kernel, server: StandIn) -> None:
     assert "no answer from" in message and server.base_url in message
 
 
+def test_a_read_timeout_mid_answer_says_so_and_keeps_the_partial_answer(kernel: Kernel, server: StandIn) -> None:
+    server.fail(delay=1.0)
+    result = kernel.run("%config ClaudeMagics.timeout = 0.4\n%claude Tell me a story [[words=50]]")
+    kernel.run("%config ClaudeMagics.timeout = 600")
+    message = one_line_error(result)
+    assert "the API sent nothing for 0.4 s mid-answer (read timeout" in message and "dropped" not in message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%claude --max-tokens 0 hi", "--max-tokens 0: give a number of at least 1"),
+        ('%claude -m "" hi', "-m: the model name is empty"),
+        ("%claude --tools add,add hi", "--tools names add more than once"),
+        ("%claude -n 0 hi", "--samples 0: give a number of at least 1"),
+        ("%claude --recent 0 hi", "--recent 0: give a number of at least 1"),
+        ("%claude {bad}", "{bad} names a Unprintable that can't be shown as text (ValueError: no text); nothing was sent"),
+        ("%claude -a talker hi", "can't attach `talker`: its _repr_llm_() raised RuntimeError: tongue-tied"),
+    ],
+)
+def test_values_are_never_quietly_replaced_and_failing_objects_are_one_line(kernel: Kernel, server: StandIn, line: str, expected: str) -> None:
+    kernel.run(BAD_OBJECTS)
+    result = kernel.run(line)
+    message = one_line_error(result) if result.error else result.stderr  # UsageError: IPython's own one line
+    assert expected in message and message.count("\n") <= 1
+    assert server.message_requests == []
+
+
+BAD_OBJECTS = """
+def add(a: int) -> int:
+    return a
+class Unprintable:
+    def __str__(self):
+        raise ValueError("no text")
+class Talker:
+    def _repr_llm_(self):
+        raise RuntimeError("tongue-tied")
+bad, talker = Unprintable(), Talker()
+"""
+
+
+def test_settings_refuse_values_that_mean_nothing(kernel: Kernel) -> None:
+    refusals = {
+        "max_tokens = 0": "max_tokens must be at least 1, not 0",
+        "max_tool_rounds = 0": "max_tool_rounds must be at least 1, not 0",
+        "model = ''": "model can't be empty",
+        "context_budget = 0": "context_budget is a number of tokens",
+    }
+    for setting, why in refusals.items():
+        assert why in kernel.run(f"%config ClaudeMagics.{setting}").stderr
+    assert kernel.run("get_ipython().magics_manager.registry['ClaudeMagics'].context_budget is None").displays()[0]["data"]["text/plain"] == "True"
+    assert kernel.run("get_ipython().magics_manager.registry['ClaudeMagics'].max_tokens").displays()[0]["data"]["text/plain"] == "8192"
+
+
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [({"error_after": 4, "error_type": "overloaded_error"}, "overloaded_error"), ({"drop_after": 4}, "dropped")],
