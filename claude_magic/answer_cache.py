@@ -42,7 +42,9 @@ def request_key(body: dict[str, Any], api_version: str, base_url: str) -> str:
 
 
 class AnswerCache:
-    def __init__(self, directory: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice | None = None) -> None:
+    def __init__(
+        self, directory: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice | None = None
+    ) -> None:
         from .store import home, on_stderr
 
         self.directory = directory if directory is not None else home() / "answers"

@@ -21,6 +21,7 @@ Without a notebook the conversation lives for the session only.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class Conversation:
         self._cursor: Cursor | None = None
         """How far this kernel has read the log."""
         self._reported: set[str] = set()
+        self._guard = threading.RLock()
+        """Catching up and changing take turns (the chat panel may ask from another thread)."""
 
     @classmethod
     def open(cls, notebook: str | None, root: Path | None = None, notice: Notice | None = None) -> Conversation:
@@ -179,7 +182,8 @@ class Conversation:
             from .store import StoreError
 
             try:
-                self._catch_up()
+                with self._guard:
+                    self._catch_up()
             except StoreError as error:
                 self._report_once(f"{error}; questions asked in other kernels on this notebook are not picked up")
         return self
@@ -248,16 +252,17 @@ class Conversation:
         from .store import StoreError, plainly
 
         changed = False
-        try:
-            with self.store.locked():
-                self._catch_up()
-                change()
-                changed = True
-                self._cursor = self.store.append(event)
-        except (StoreError, OSError) as error:
-            if not changed:
-                change()
-            self.store.notice(f"the conversation could not be saved: {plainly(error)}")
+        with self._guard:
+            try:
+                with self.store.locked():
+                    self._catch_up()
+                    change()
+                    changed = True
+                    self._cursor = self.store.append(event)
+            except (StoreError, OSError) as error:
+                if not changed:
+                    change()
+                self.store.notice(f"the conversation could not be saved: {plainly(error)}")
 
     def _report_once(self, message: str) -> None:
         if message not in self._reported and self.store is not None:
@@ -267,16 +272,17 @@ class Conversation:
     def clear(self) -> Cleared:
         """Start a new conversation; a kept one is archived, never deleted (what happened to it
         is returned, for the user to be told)."""
-        turns = len(self.exchanges)
-        self.exchanges = []
-        self._last_run_of_cell.clear()
-        if self.store is None:
-            return Cleared(turns)
-        from .store import StoreError, plainly
+        with self._guard:
+            turns = len(self.exchanges)
+            self.exchanges = []
+            self._last_run_of_cell.clear()
+            if self.store is None:
+                return Cleared(turns)
+            from .store import StoreError, plainly
 
-        try:
-            archived = self.store.archive()
-        except (StoreError, OSError) as error:
-            return Cleared(turns, self.store.path, failure=plainly(error))
-        self._cursor = None
-        return Cleared(turns, self.store.path, archived)
+            try:
+                archived = self.store.archive()
+            except (StoreError, OSError) as error:
+                return Cleared(turns, self.store.path, failure=plainly(error))
+            self._cursor = None
+            return Cleared(turns, self.store.path, archived)

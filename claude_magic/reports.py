@@ -49,7 +49,9 @@ def usage_report(session: Tally, conversation: Conversation) -> dict[str, str]:
 
 def session_only(conversation: Conversation) -> str:
     """Why the conversation is not kept: the notebook's log could not be read, or no notebook was named."""
-    return f"this conversation lives for this session only: {conversation.unsaved}" if conversation.unsaved else SESSION_ONLY
+    if conversation.unsaved:
+        return f"this conversation lives for this session only: {conversation.unsaved}"
+    return SESSION_ONLY
 
 
 def notebook_usage(store: ConversationStore) -> Tally:

@@ -47,7 +47,8 @@ from .errors import ClaudeError
 from .redaction import dumps
 
 FORMAT = 2
-"""2: an exchange has an ``id`` and ``replaces`` lists the ids it replaces (1: a cell id). Events are read by their shape."""
+"""2: an exchange has an ``id``, and ``replaces`` lists the ids it replaced (1: a cell id).
+Each event is read by its shape, so a log started in format 1 goes on in format 2."""
 LOCK_TIMEOUT = 10.0
 """Seconds to wait for another kernel's write before giving up (a write takes milliseconds)."""
 
@@ -124,12 +125,18 @@ class ImageStore:
             return None
 
 
+Identity = tuple[int, int] | None
+"""A log file as ``(st_dev, st_ino)``: a reset moves the log away, and the new one is another file."""
+Located = tuple[int, dict[str, Any]]
+"""An event and the offset of its line."""
+
+
 @dataclass(frozen=True)
 class Cursor:
-    """How far a reader of the live log got: the file it read (``st_dev``, ``st_ino``; None
-    before there was one) and the offset just after the last whole line it read."""
+    """How far a reader of the live log got: the file it read (None before there was one) and
+    the offset just after the last whole line it read."""
 
-    file: tuple[int, int] | None = None
+    file: Identity = None
     offset: int = 0
 
 
@@ -137,7 +144,7 @@ class Cursor:
 class Tail:
     """What the live log gained since a cursor."""
 
-    events: list[tuple[int, dict[str, Any]]]
+    events: list[Located]
     """Each new event with its offset in the log (which names it for good: the log only grows)."""
     cursor: Cursor
     """Where the reading stopped: after the last whole line."""
@@ -157,7 +164,7 @@ class ConversationStore:
         self.images = ImageStore(self.root / "images")
         self.notice = notice
         """Where problems are reported (damaged lines, missing images): set by the store's owner."""
-        self._reported: set[tuple[str, tuple[int, int] | None, int]] = set()
+        self._reported: set[tuple[str, Identity, int]] = set()
         """Damaged lines already reported (reading the log again says nothing new)."""
         self._holding = _Holding()
 
@@ -190,7 +197,7 @@ class ConversationStore:
         try:
             self._holding.file_lock.acquire()
         except Timeout:
-            raise StoreError(f"{self.path} is locked by another process; the conversation was not saved") from None
+            raise StoreError(f"{self.path} stayed locked by another process for {LOCK_TIMEOUT:g} s") from None
 
     def _release(self) -> None:
         if self._holding.file_lock is not None:
@@ -311,11 +318,12 @@ class ConversationStore:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                raise StoreError(f"the archived conversation {path} could not be read ({exc.strerror or exc})") from None
+                reason = exc.strerror or exc
+                raise StoreError(f"the archived conversation {path} could not be read ({reason})") from None
             yield from (event for _, event in self._whole_lines(data, 0, None, path)[0])
         yield from (event for _, event in self.follow(with_images=False).events)
 
-    def _whole_lines(self, data: bytes, start: int, identity: tuple[int, int] | None, path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    def _whole_lines(self, data: bytes, start: int, identity: Identity, path: Path) -> tuple[list[Located], int]:
         """The events of the whole lines of ``data`` (read from offset ``start``) and the offset
         after them; an unfinished last line is reported (once) and not read."""
         end = data.rfind(b"\n") + 1
@@ -323,7 +331,7 @@ class ConversationStore:
             self._report_damage(path, identity, start + end, torn=True)
         return list(self._parse(data[:end], start, identity, path)), start + end
 
-    def _parse(self, data: bytes, start: int, identity: tuple[int, int] | None, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _parse(self, data: bytes, start: int, identity: Identity, path: Path) -> Iterator[Located]:
         """The events of ``data`` (whole lines read from offset ``start``), each with its offset;
         a damaged line is reported and skipped alone."""
         offset = start
@@ -339,13 +347,16 @@ class ConversationStore:
             if isinstance(event, dict):
                 yield here, event
 
-    def _report_damage(self, path: Path, identity: tuple[int, int] | None, offset: int, *, torn: bool) -> None:
+    def _report_damage(self, path: Path, identity: Identity, offset: int, *, torn: bool) -> None:
         """Report an unreadable line once; ``torn``: the last one, with no newline after it, so
         its write never finished."""
         if (str(path), identity, offset) in self._reported:
             return
         self._reported.add((str(path), identity, offset))
-        what = "the last entry is incomplete (cut off mid-write)" if torn else f"line {_line_number(path, offset)} is damaged"
+        if torn:
+            what = "the last entry is incomplete (cut off mid-write)"
+        else:
+            what = f"line {_line_number(path, offset)} is damaged"
         self.notice(f"{path}: {what}; skipped it")
 
     def _internalise(self, value: Any) -> Any:
@@ -357,7 +368,8 @@ class ConversationStore:
         if value.get("type") == "image" and isinstance(source, dict) and source.get("type") == "stored":
             data = self.images.get(str(source.get("sha256")), str(source.get("media_type")))
             if data is None:
-                self.notice(f"image {source.get('sha256')} is missing from {self.images.folder}; left out of the conversation")
+                missing = f"image {source.get('sha256')} is missing from {self.images.folder}"
+                self.notice(f"{missing}; left out of the conversation")
                 return {"type": "text", "text": MISSING_IMAGE}
             return {**value, "source": {"type": "base64", "media_type": source.get("media_type"), "data": data}}
         return {key: self._internalise(item) for key, item in value.items()}

@@ -19,7 +19,9 @@ NOTEBOOK = "/home/user/shared.ipynb"
 
 
 def exchange(question: str, cell: CellRun | None = None) -> Exchange:
-    return Exchange([{"type": "text", "text": question}], [{"type": "text", "text": f"answer to {question}"}], cell or CellRun())
+    return Exchange(
+        [{"type": "text", "text": question}], [{"type": "text", "text": f"answer to {question}"}], cell or CellRun()
+    )
 
 
 def questions(conversation: Conversation, cell: CellRun | None = None) -> list[str]:
@@ -39,7 +41,12 @@ def test_a_kernel_picks_up_what_another_one_recorded(tmp_path: Path) -> None:
     assert ask(a, "a1") == ["b1"]
     assert ask(b, "b2") == ["b1", "a1"]  # b never re-opened the log: it caught up
     assert ask(a, "a2") == ["b1", "a1", "b2"]
-    assert questions(Conversation.open(NOTEBOOK, tmp_path)) == questions(a) == questions(b.refresh()) == ["b1", "a1", "b2", "a2"]
+    assert (
+        questions(Conversation.open(NOTEBOOK, tmp_path))
+        == questions(a)
+        == questions(b.refresh())
+        == ["b1", "a1", "b2", "a2"]
+    )
 
 
 def test_a_rerun_in_one_kernel_replaces_the_exchange_the_other_made_for_that_cell(tmp_path: Path) -> None:
@@ -59,7 +66,12 @@ def test_an_exchange_a_kernel_never_saw_is_not_replaced_by_it(tmp_path: Path) ->
     a.record(exchange("x from a", CellRun("X", 1, 1)))
     b.record(exchange("x from b", CellRun("X", 1, 1)))
     assert sent_a == sent_b == []
-    assert questions(b) == questions(a.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["x from a", "x from b"]
+    assert (
+        questions(b)
+        == questions(a.refresh())
+        == questions(Conversation.open(NOTEBOOK, tmp_path))
+        == ["x from a", "x from b"]
+    )
 
 
 def test_a_reset_in_one_kernel_starts_over_in_the_others(tmp_path: Path) -> None:
@@ -69,7 +81,9 @@ def test_a_reset_in_one_kernel_starts_over_in_the_others(tmp_path: Path) -> None
     assert a.clear().archived is not None
     assert ask(b, "after, from b") == []
     assert ask(a, "after, from a") == ["after, from b"]
-    assert questions(b.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["after, from b", "after, from a"]
+    assert (
+        questions(b.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["after, from b", "after, from a"]
+    )
 
 
 def test_a_log_of_format_1_is_read_as_before_and_continued_by_name(tmp_path: Path) -> None:
@@ -87,7 +101,9 @@ def test_a_log_of_format_1_is_read_as_before_and_continued_by_name(tmp_path: Pat
     first, second = Conversation.open(NOTEBOOK, tmp_path), Conversation.open(NOTEBOOK, tmp_path)
     assert questions(first) == ["b", "a, second run"]
     assert ask(first, "b, rerun", CellRun("B", 1, 1)) == ["a, second run"]
-    assert questions(second.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["a, second run", "b, rerun"]
+    assert (
+        questions(second.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["a, second run", "b, rerun"]
+    )
 
 
 def _texts(question: str) -> dict:
@@ -109,7 +125,10 @@ def test_following_the_log_reads_only_what_was_written_since(tmp_path: Path) -> 
 
 def test_a_torn_line_is_left_until_the_next_append_cuts_it_off(tmp_path: Path) -> None:
     notices: list[str] = []
-    a, b = Conversation.open(NOTEBOOK, tmp_path, notice=notices.append), Conversation.open(NOTEBOOK, tmp_path, notice=notices.append)
+    a, b = (
+        Conversation.open(NOTEBOOK, tmp_path, notice=notices.append),
+        Conversation.open(NOTEBOOK, tmp_path, notice=notices.append),
+    )
     ask(a, "one")
     with open(a.store.path, "ab") as log:
         log.write(b'{"event":"exchange","id":"torn","question":[{"type":"te')  # a kernel died mid-write
@@ -127,7 +146,7 @@ class Kernel:
     conversation: Conversation
     last_run: dict[str, int] = field(default_factory=dict)
     """The model's copy of the kernel's last recorded run of each cell."""
-    cell: CellRun = CellRun()
+    cell: CellRun = field(default_factory=CellRun)
     pending: tuple[Exchange, list[str]] | None = None
     """A question asked and not yet answered, and the ids in view when it was asked."""
 
@@ -158,7 +177,9 @@ def test_replaying_the_log_gives_the_state_every_kernel_had_live(tmp_path: Path,
             view = ids(kernel.conversation.refresh())
             assert view == model  # caught up
             sent = questions(kernel.conversation, kernel.cell)
-            assert sent == [i for i in model if not (is_new_run(kernel, kernel.cell) and cell_of[i] == kernel.cell.cell_id)]
+            assert sent == [
+                i for i in model if not (is_new_run(kernel, kernel.cell) and cell_of[i] == kernel.cell.cell_id)
+            ]
             kernel.pending = (exchange(f"q{len(cell_of)}", kernel.cell), view)
             cell_of[f"q{len(cell_of)}"] = kernel.cell.cell_id
         elif kernel.pending is not None and action == "answer":

@@ -122,6 +122,16 @@ def test_a_damaged_line_in_the_middle_is_skipped_alone(tmp_path: Path, capsys: p
     assert "line 3 is damaged" in capsys.readouterr().err
 
 
+def test_problems_go_to_the_notice_its_owner_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conversation = Conversation.open(NOTEBOOK, tmp_path)
+    for text in ("one", "two"):
+        conversation.record(exchange(text))
+    conversation.store.path.write_text(conversation.store.path.read_text() + "{not json\n")
+    notices: list[str] = []
+    assert questions(Conversation.open(NOTEBOOK, tmp_path, notice=notices.append)) == ["one", "two"]
+    assert notices == [f"{conversation.store.path}: line 4 is damaged; skipped it"] and capsys.readouterr().err == ""
+
+
 def test_reset_archives_the_log_and_a_new_one_starts(tmp_path: Path) -> None:
     conversation = Conversation.open(NOTEBOOK, tmp_path)
     conversation.record(exchange("before"))
