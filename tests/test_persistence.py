@@ -267,7 +267,7 @@ def test_the_key_is_in_no_persisted_file(fresh: Kernel, home: Path, tmp_path: Pa
     ok(fresh, "%claude A question")
     ok(fresh, f"%config ClaudeMagics.api_key = '{KEY}'")
     ok(fresh, "%claude My key is {os.environ['ANTHROPIC_API_KEY']}, is that safe?")  # even when asked to
-    ok(fresh, "%claude --cached Is {os.environ['ANTHROPIC_API_KEY']} still valid?")  # the stand-in echoes it in the answer
+    ok(fresh, "%claude --cached Is {os.environ['ANTHROPIC_API_KEY']} still valid?")  # the answer echoes it
     ok(fresh, f"%claude export {tmp_path / 'talk.json'}\n%claude export {tmp_path / 'talk.md'}\n%claude reset")
     ok(fresh, "%config ClaudeMagics.api_key = None")
     files = [p for p in [*home.rglob("*"), *tmp_path.rglob("*")] if p.is_file()]
