@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) bench/context.py
 	$(PY) bench/compare.py
 	$(PY) bench/caching.py
+	$(PY) bench/store.py
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache

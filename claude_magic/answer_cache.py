@@ -3,8 +3,12 @@
 A request is identified by the SHA-256 of its canonical JSON body (model, settings, system,
 history and question) together with the API version and base URL: the same question asked
 of a different server is a different request. Only the answer is stored, one JSON file per
-request under ``$CLAUDE_MAGIC_HOME/answers``, never a credential. Past ``max_bytes`` the
-least recently used answers are removed (a hit refreshes a file's time).
+request under ``$CLAUDE_MAGIC_HOME/answers``, scrubbed of credentials as the conversation's log
+is (:func:`claude_magic.redaction.dumps`). Past ``max_bytes`` the least recently used answers
+are removed (a hit refreshes a file's time).
+
+The cache never costs an answer: one that can't be kept (a read-only home, a full disk) is
+reported in one line, and a hit whose time can't be refreshed is still a hit.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import Notice
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
@@ -35,36 +42,50 @@ def request_key(body: dict[str, Any], api_version: str, base_url: str) -> str:
 
 
 class AnswerCache:
-    def __init__(self, directory: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        if directory is None:
-            from .store import home
+    def __init__(
+        self, directory: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice | None = None
+    ) -> None:
+        from .store import home, on_stderr
 
-            directory = home() / "answers"
-        self.directory = directory
+        self.directory = directory if directory is not None else home() / "answers"
         self.max_bytes = max_bytes
+        self.notice = notice or on_stderr
+        """Where an answer that could not be kept is reported: set by the cache's owner."""
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 
     def get(self, key: str) -> CachedAnswer | None:
+        """The answer kept for ``key``; None when there is none (or it is damaged)."""
         path = self._path(key)
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            os.utime(path)  # most recently used now
-        except (OSError, ValueError):
+            answer = CachedAnswer(stored["message"], stored["saved_at"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        return CachedAnswer(stored["message"], stored["saved_at"])
+        with suppress(OSError):  # a read-only cache still answers; it just can't note the use
+            os.utime(path)  # most recently used now
+        return answer
 
     def put(self, key: str, message: dict[str, Any]) -> None:
-        """Store atomically (a reader never sees half a file), then keep within ``max_bytes``."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"message": message, "saved_at": time.time()}, ensure_ascii=False)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.directory, suffix=".tmp", delete=False) as handle:
-            handle.write(data)
-        os.replace(handle.name, self._path(key))
+        """Keep ``message`` for ``key``; one that can't be written is reported, never raised."""
+        from .store import plainly
+
+        try:
+            self._write(key, message)
+        except OSError as error:
+            self.notice(f"this answer was not kept in the answer cache: {plainly(error)}")
+            return
         self._evict()
 
+    def _write(self, key: str, message: dict[str, Any]) -> None:
+        from .redaction import dumps
+        from .store import write_atomically
+
+        write_atomically(self._path(key), dumps({"message": message, "saved_at": time.time()}).encode("utf-8"))
+
     def _evict(self) -> None:
+        """Keep within ``max_bytes``: the least recently used answers go first."""
         entries = []
         for path in self.directory.glob("*.json"):
             try:
@@ -76,5 +97,6 @@ class AnswerCache:
         for _, size, path in sorted(entries):
             if total <= self.max_bytes:
                 break
-            path.unlink(missing_ok=True)
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
             total -= size

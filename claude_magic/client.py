@@ -45,6 +45,7 @@ from .protocol import (
     TokenCount,
     parse_event,
 )
+from .redaction import remember
 from .retries import retry_delay, server_retry_after, should_retry
 from .sse import ServerSentEvent, SSEDecoder
 
@@ -72,6 +73,7 @@ class _ClientBase:
     def __init__(self, settings: ClientSettings | None = None, *, transport: Any = None) -> None:
         self.settings = settings or ClientSettings()
         self._transport = transport
+        remember(self.settings.credentials.secrets())  # kept out of every file and preview from now on
 
     def __repr__(self) -> str:
         s = self.settings

@@ -1,24 +1,38 @@
 """The notebook's conversation with Claude: exchanges in the order they happened.
 
-It is cell-aware: the first question asked by a new run of a cell drops the exchanges that
-cell's earlier runs added, so re-running a cell replaces its exchange instead of piling up
-duplicates. (Cells are known by the frontend's cell id; without one, exchanges just append.)
+It is cell-aware: the first question asked by a new run of a cell replaces the exchanges of
+that cell this kernel has in view (its earlier runs, wherever they ran), so re-running a cell
+replaces its exchange instead of piling up duplicates. (Cells are known by the frontend's cell
+id; without one, exchanges just append.)
 
 It is durable when the kernel knows its notebook (:func:`notebook_path`): each recorded
-exchange, with the cell whose exchanges it replaced, goes to the notebook's log in
-:mod:`claude_magic.store`, and :meth:`Conversation.open` replays that log in a new kernel.
+exchange goes to the notebook's log in :mod:`claude_magic.store` with an id of its own and
+the ids of the exchanges it replaced, and :meth:`Conversation.open` replays that log in a new
+kernel. There is one conversation per notebook, however many kernels run it: before building
+a request the session calls :meth:`Conversation.refresh`, which applies what other kernels
+recorded since (reading only the log's new bytes), and :meth:`Conversation.record` catches up
+and appends in one hold of the log's lock. So each kernel's view is always the log replayed,
+and a restart restores exactly what the kernels had: an exchange is replaced only by name, by
+a later run of its cell in a kernel that had it in view, never lost to one that did not.
+(Logs of format 1 name a cell in ``replaces``; they are read as they always were.)
+
 Without a notebook the conversation lives for the session only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .store import ConversationStore
+    from .store import ConversationStore, Cursor, Notice
+
+Replaces = list[str] | str | None
+"""What a logged exchange replaced: exchange ids (format 2), a cell id (format 1), or nothing."""
 
 
 def notebook_path(environ: Mapping[str, str], namespace: Mapping[str, Any]) -> str | None:
@@ -39,6 +53,10 @@ class CellRun:
     run: int = 0
 
 
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
 @dataclass
 class Exchange:
     """A question and its answer, as content blocks ready to send back."""
@@ -52,15 +70,18 @@ class Exchange:
     """False when the answer was cut off (error, interrupt) and only its start is kept."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Tool rounds between question and answer: assistant ``tool_use`` and user ``tool_result`` messages."""
+    id: str = field(default_factory=_new_id)
+    """Names the exchange in the log, for a later run of its cell to replace it by."""
 
     def messages(self) -> list[dict[str, Any]]:
         return [{"role": "user", "content": self.question}, *self.steps, {"role": "assistant", "content": self.answer}]
 
-    def to_event(self, replaces: str | None) -> dict[str, Any]:
-        """The log line that records this exchange (and the cell whose exchanges it replaced)."""
+    def to_event(self, replaces: list[str]) -> dict[str, Any]:
+        """The log line that records this exchange (and the ids of the exchanges it replaced)."""
         cell = {"id": self.cell.cell_id, "count": self.cell.execution_count, "run": self.cell.run}
         return {
             "event": "exchange",
+            "id": self.id,
             "cell": cell,
             "replaces": replaces,
             "model": self.model,
@@ -72,7 +93,9 @@ class Exchange:
         }
 
     @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> Exchange:
+    def from_event(cls, event: Mapping[str, Any], fallback_id: str | None = None) -> Exchange:
+        """The exchange a log line (or an export's record) holds; ``fallback_id`` names one that has none
+        (format 1), or a new id is made."""
         cell = event.get("cell") or {}
         return cls(
             question=list(event.get("question") or []),
@@ -82,51 +105,100 @@ class Exchange:
             usage=dict(event.get("usage") or {}),
             complete=bool(event.get("complete", True)),
             steps=list(event.get("steps") or []),
+            id=str(event.get("id") or fallback_id or _new_id()),
         )
 
 
+@dataclass(frozen=True)
+class Cleared:
+    """What :meth:`Conversation.clear` did with the conversation it ended; its ``str`` says so in
+    one line, with what a restarted kernel will find."""
+
+    turns: int
+    log: Path | None = None
+    """The notebook's log; None: the conversation lived for the session only."""
+    archived: Path | None = None
+    failure: str | None = None
+    """Why the log could not be archived (it stays where it is)."""
+
+    def __str__(self) -> str:
+        previous = f"the previous one ({self.turns} turn{'s' if self.turns != 1 else ''})"
+        if self.failure is not None:
+            return (
+                f"A new conversation starts in this kernel, but {previous} could not be archived ({self.failure}): "
+                f"it stays in {self.log}, and a restarted kernel will continue it"
+            )
+        if self.archived is not None:
+            return f"A new conversation starts; {previous} is archived in {self.archived}"
+        if self.log is None:
+            return f"A new conversation starts; {previous} lived for this session only."
+        if self.turns:
+            return f"A new conversation starts; {previous} had not been saved, so there was nothing to archive."
+        return "A new conversation starts (there was nothing to archive)."
+
+
 class Conversation:
-    def __init__(self, store: ConversationStore | None = None) -> None:
+    def __init__(self, store: ConversationStore | None = None, unsaved: str | None = None) -> None:
         self.exchanges: list[Exchange] = []
         self._last_run_of_cell: dict[str, int] = {}
         self.store = store
         """Where the conversation is kept; None: for this session only."""
+        self.unsaved = unsaved
+        """Why a notebook's conversation lives for this session only (its log could not be read)."""
+        self._cursor: Cursor | None = None
+        """How far this kernel has read the log."""
+        self._reported: set[str] = set()
+        self._guard = threading.RLock()
+        """Catching up and changing take turns (the chat panel may ask from another thread)."""
 
     @classmethod
-    def open(cls, notebook: str | None, root: Path | None = None) -> Conversation:
+    def open(cls, notebook: str | None, root: Path | None = None, notice: Notice | None = None) -> Conversation:
         """The notebook's conversation as its log left it (a session-only one without a notebook).
 
-        A store that can't be read is reported in one line, and the conversation then lives
-        for the session only rather than failing every question."""
+        A log that can't be read is reported in one line (through ``notice``, which the store
+        keeps for its own reports) and left alone: the conversation then lives for the session
+        only, and says why, rather than failing every question."""
         if notebook is None:
             return cls()
-        from .store import ConversationStore, StoreError, warn
+        from .store import ConversationStore, StoreError, on_stderr
 
-        store = ConversationStore(notebook, root)
+        store = ConversationStore(notebook, root, notice or on_stderr)
         conversation = cls(store)
         try:
-            events = store.read()
+            conversation._catch_up()
         except StoreError as error:
-            warn(f"{error}; this conversation will not be saved")
-            return cls()
-        for event in events:
-            if event.get("event") == "exchange":
-                conversation._apply(Exchange.from_event(event), event.get("replaces"))
+            store.notice(f"{error}; this conversation will not be saved")
+            return cls(unsaved=f"{error}, so nothing is saved")
         return conversation
 
     def __len__(self) -> int:
         return len(self.exchanges)
 
-    def _replaced_by(self, cell: CellRun) -> str | None:
-        """The cell id whose exchanges a question from ``cell`` replaces: its own, on a new run."""
-        if cell.cell_id is not None and self._last_run_of_cell.get(cell.cell_id) != cell.run:
-            return cell.cell_id
-        return None
+    def refresh(self) -> Conversation:
+        """Catch up with the notebook's log: the exchanges other kernels recorded since this one
+        last read it, with what they replaced (after a reset elsewhere, the new log). Reads
+        only the new bytes. A log that can't be read is reported once; the view stays as it was."""
+        if self.store is not None:
+            from .store import StoreError
+
+            try:
+                with self._guard:
+                    self._catch_up()
+            except StoreError as error:
+                self._report_once(f"{error}; questions asked in other kernels on this notebook are not picked up")
+        return self
+
+    def _replaced_by(self, cell: CellRun) -> list[str] | None:
+        """The exchanges a question from ``cell`` replaces: on a new run of the cell, those of it
+        in view (None: not a new run, or no cell)."""
+        if cell.cell_id is None or self._last_run_of_cell.get(cell.cell_id) == cell.run:
+            return None
+        return [e.id for e in self.exchanges if e.cell.cell_id == cell.cell_id]
 
     def history(self, cell: CellRun | None = None) -> list[Exchange]:
         """The exchanges a question from ``cell`` is sent with (without those it will replace)."""
-        replaced = self._replaced_by(cell) if cell is not None else None
-        return [e for e in self.exchanges if replaced is None or e.cell.cell_id != replaced]
+        replaced = set(self._replaced_by(cell) or ()) if cell is not None else set()
+        return [e for e in self.exchanges if e.id not in replaced]
 
     def messages(self, cell: CellRun | None = None) -> list[dict[str, Any]]:
         """The history a question from ``cell`` is sent with, as alternating user and
@@ -135,49 +207,82 @@ class Conversation:
 
     def record(self, exchange: Exchange) -> None:
         """Append an answered exchange; the first one of a new run of a cell replaces the
-        exchanges of that cell's earlier runs. (An unanswered one changes nothing: the API
-        rejects an assistant turn with no content, and the earlier exchange is worth more.)
-        The change is logged too, when the conversation is kept."""
+        exchanges of that cell in view when the question was asked. (An unanswered one changes
+        nothing: the API rejects an assistant turn with no content, and the earlier exchange is
+        worth more.) The change is logged too, when the conversation is kept."""
         if not exchange.answer:
             self.note_usage(exchange.model, exchange.usage)
             return
-        replaced = self._replaced_by(exchange.cell)
-        if replaced is not None:
-            self._last_run_of_cell[replaced] = exchange.cell.run
-        self._apply(exchange, replaced)
-        self._log(exchange.to_event(replaced))
+        replaced = self._replaced_by(exchange.cell)  # before catching up: only what this kernel knew
+        if replaced is not None and exchange.cell.cell_id is not None:
+            self._last_run_of_cell[exchange.cell.cell_id] = exchange.cell.run
+        self._commit(exchange.to_event(replaced or []), lambda: self._apply(exchange, replaced))
 
     def note_usage(self, model: str, usage: dict[str, Any]) -> None:
         """Log the tokens of a question that left no exchange (``--no-history``, no answer),
         so the notebook's usage counts everything it spent."""
         if usage:
-            self._log({"event": "usage", "model": model, "usage": usage})
+            self._commit({"event": "usage", "model": model, "usage": usage})
 
-    def _apply(self, exchange: Exchange, replaces: str | None) -> None:
-        if replaces is not None:
+    def _apply(self, exchange: Exchange, replaces: Replaces) -> None:
+        if isinstance(replaces, str):  # format 1: every exchange of that cell
             self.exchanges = [e for e in self.exchanges if e.cell.cell_id != replaces]
+        elif replaces:
+            gone = set(replaces)
+            self.exchanges = [e for e in self.exchanges if e.id not in gone]
         self.exchanges.append(exchange)
 
-    def _log(self, event: dict[str, Any]) -> None:
+    def _catch_up(self) -> None:
+        """Apply what the log gained since this kernel last read it."""
+        assert self.store is not None
+        tail = self.store.follow(self._cursor)
+        if tail.restarted:
+            self.exchanges = []
+        for offset, event in tail.events:
+            if event.get("event") == "exchange":
+                self._apply(Exchange.from_event(event, f"@{offset}"), event.get("replaces"))
+        self._cursor = tail.cursor
+
+    def _commit(self, event: dict[str, Any], change: Callable[[], None] = lambda: None) -> None:
+        """Catch up, make ``change`` and log ``event``, in one hold of the log's lock, so this
+        kernel's view stays the log replayed. A failure to save loses nothing in this session."""
         if self.store is None:
+            change()
             return
-        from .store import StoreError, warn
+        from .store import StoreError, plainly
 
-        try:
-            self.store.append(event)
-        except (StoreError, OSError) as error:
-            warn(f"the conversation could not be saved: {error}")
+        changed = False
+        with self._guard:
+            try:
+                with self.store.locked():
+                    self._catch_up()
+                    change()
+                    changed = True
+                    self._cursor = self.store.append(event)
+            except (StoreError, OSError) as error:
+                if not changed:
+                    change()
+                self.store.notice(f"the conversation could not be saved: {plainly(error)}")
 
-    def clear(self) -> Path | None:
-        """Start a new conversation; a kept one is archived, never deleted (returns where)."""
-        self.exchanges.clear()
-        self._last_run_of_cell.clear()
-        if self.store is None:
-            return None
-        from .store import StoreError, warn
+    def _report_once(self, message: str) -> None:
+        if message not in self._reported and self.store is not None:
+            self._reported.add(message)
+            self.store.notice(message)
 
-        try:
-            return self.store.archive()
-        except (StoreError, OSError) as error:
-            warn(f"the old conversation could not be archived: {error}")
-            return None
+    def clear(self) -> Cleared:
+        """Start a new conversation; a kept one is archived, never deleted (what happened to it
+        is returned, for the user to be told)."""
+        with self._guard:
+            turns = len(self.exchanges)
+            self.exchanges = []
+            self._last_run_of_cell.clear()
+            if self.store is None:
+                return Cleared(turns)
+            from .store import StoreError, plainly
+
+            try:
+                archived = self.store.archive()
+            except (StoreError, OSError) as error:
+                return Cleared(turns, self.store.path, failure=plainly(error))
+            self._cursor = None
+            return Cleared(turns, self.store.path, archived)

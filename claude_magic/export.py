@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .errors import ClaudeError
-from .store import IMAGE_EXTENSIONS, now, scrub
+from .redaction import remember, scrub
+from .store import IMAGE_EXTENSIONS, now
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Exchange
@@ -32,14 +33,15 @@ class ExportError(ClaudeError):
 
 def export(conversation: Conversation, path: str | Path, notebook: str | None = None, secrets: Iterable[str] = ()) -> Path:
     """Write ``conversation`` to ``path``; the extension (.md, .markdown, .json) picks the format.
-    Credentials are scrubbed from the text, as in the store."""
+    Credentials (those in use, and ``secrets``) are scrubbed from the text, as in the store."""
     target = Path(path).expanduser()
     formats = {".md": _markdown, ".markdown": _markdown, ".json": _json}
     render = formats.get(target.suffix.lower())
     if render is None:
         raise ExportError(f"can't export to {str(path)!r}: name a .md or .json file")
+    remember(secrets)
     try:
-        target.write_text(scrub(render(conversation.exchanges, target, notebook), secrets), encoding="utf-8")
+        target.write_text(scrub(render(conversation.exchanges, target, notebook)), encoding="utf-8")
     except OSError as exc:
         raise ExportError(f"can't write {target}: {exc.strerror or exc}") from None
     return target
@@ -60,8 +62,8 @@ def _json(exchanges: list[Exchange], target: Path, notebook: str | None) -> str:
 
 
 def _exchange_record(exchange: Exchange) -> dict[str, Any]:
-    record = exchange.to_event(None)
-    for name in ("event", "replaces"):
+    record = exchange.to_event([])
+    for name in ("event", "id", "replaces"):
         record.pop(name)
     return record
 

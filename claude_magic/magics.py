@@ -287,8 +287,8 @@ class ClaudeMagics(Magics):
         if not text:
             raise UsageError("nothing to ask: write a question after %claude, or in the cell under %%claude")
         attachments = self._attachments(args)
-        if args.new:
-            self.session.conversation.clear()
+        if args.new and (cleared := self.session.conversation.clear()).failure:
+            print(f"claude: {cleared}", file=sys.stderr)
         question = [*self.session.attachment_blocks(attachments), {"type": "text", "text": text}]
         options = self._options(args)
         if args.dry_run:
@@ -567,33 +567,28 @@ class ClaudeMagics(Magics):
         from .render import show_text
         from .reports import history_report
 
-        show_text(history_report(self.session.conversation))
+        show_text(history_report(self.session.conversation.refresh()))
 
     def _reset(self) -> None:
-        conversation = self.session.conversation
-        turns = f"{len(conversation)} turn{'s' if len(conversation) != 1 else ''}"
-        archived = conversation.clear()
-        if archived is not None:
-            print(f"A new conversation starts; the previous one ({turns}) is archived in {archived}")
-        elif conversation.store is None:
-            print(f"A new conversation starts; the previous one ({turns}) lived for this session only.")
+        cleared = self.session.conversation.refresh().clear()
+        if cleared.failure:
+            print(f"claude: {cleared}", file=sys.stderr)
         else:
-            print("A new conversation starts (there was nothing to archive).")
+            print(cleared)
 
     def _export(self, path: str) -> None:
         from .export import export
 
-        conversation = self.session.conversation
+        conversation = self.session.conversation.refresh()
         notebook = conversation.store.notebook if conversation.store else None
         written = export(conversation, path, notebook, self.client_settings().credentials.secrets())
         print(f"Exported {len(conversation)} turns to {written}")
 
     def _show_usage(self) -> None:
         from .render import show_text
-        from .reports import notebook_usage, usage_report
+        from .reports import usage_report
 
-        store = self.session.conversation.store
-        show_text(usage_report(self.session.usage, notebook_usage(store) if store is not None else None))
+        show_text(usage_report(self.session.usage, self.session.conversation))
 
 
 _AT_LEAST_ONE = {"max_tokens": "--max-tokens", "samples": "--samples", "recent": "--recent"}

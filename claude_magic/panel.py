@@ -235,10 +235,13 @@ class ChatPanel:
         if self.busy:
             self._say("stop the answer first", error=True)
             return
-        archived = self._session.conversation.clear()
+        cleared = self._session.conversation.clear()
         self._unrecorded = []
         self.sync_history()
-        where = f"; the previous one is archived in {archived}" if archived else ""
+        if cleared.failure:
+            self._say(str(cleared), error=True)
+            return
+        where = f"; the previous one is archived in {cleared.archived}" if cleared.archived else ""
         self._say(f"new conversation: earlier questions are forgotten, here and in %%claude cells{where}")
 
     # --- the models ------------------------------------------------------------------------

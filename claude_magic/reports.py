@@ -1,4 +1,8 @@
-"""What ``%claude history`` and ``%claude usage`` show: a Markdown table and its plain-text twin."""
+"""What ``%claude history`` and ``%claude usage`` show: a Markdown table and its plain-text twin.
+
+Question previews are scrubbed of credentials (:func:`claude_magic.redaction.scrub`) before
+they are shortened, so not even a piece of a key shows.
+"""
 
 from __future__ import annotations
 
@@ -24,23 +28,30 @@ def history_report(conversation: Conversation) -> dict[str, str]:
     """The turns: cell and execution count, a short preview of the question, tokens."""
     exchanges = conversation.exchanges
     header = f"{len(exchanges)} turn{'s' if len(exchanges) != 1 else ''}"
-    header += f" · {_kept_where(conversation.store)}" if conversation.store else f" · {SESSION_ONLY}"
+    header += f" · {_kept_where(conversation.store)}" if conversation.store else f" · {session_only(conversation)}"
     rows = [(str(number), _cell_label(e), preview(e), _tokens(e)) for number, e in enumerate(exchanges, 1)]
     columns = ("turn", "cell", "question", "tokens")
     return _bundle(header, columns, rows, empty="No questions asked yet.")
 
 
-def usage_report(session: Tally, notebook: Tally | None) -> dict[str, str]:
+def usage_report(session: Tally, conversation: Conversation) -> dict[str, str]:
     """Tokens and estimated cost: this session, and everything the notebook ever spent."""
     rows = [_usage_row("this session", session)]
-    if notebook is not None:
-        rows.append(_usage_row("this notebook", notebook))
+    if conversation.store is not None:
+        rows.append(_usage_row("this notebook", notebook_usage(conversation.store)))
     columns = ("", "requests", "input", "cache write", "cache read", "output", "est. cost")
     note = f"Cache reads: {session.cached_share:.0%} of this session's input tokens."
     note += " Costs are estimates from claude_magic/pricing.py, in USD."
-    if notebook is None:
-        note += f" Notebook totals: none, {SESSION_ONLY}."
+    if conversation.store is None:
+        note += f" Notebook totals: none, {session_only(conversation)}."
     return _bundle(note, columns, rows, empty="")
+
+
+def session_only(conversation: Conversation) -> str:
+    """Why the conversation is not kept: the notebook's log could not be read, or no notebook was named."""
+    if conversation.unsaved:
+        return f"this conversation lives for this session only: {conversation.unsaved}"
+    return SESSION_ONLY
 
 
 def notebook_usage(store: ConversationStore) -> Tally:
@@ -53,9 +64,11 @@ def notebook_usage(store: ConversationStore) -> Tally:
 
 
 def preview(exchange: Exchange, limit: int = PREVIEW_CHARS) -> str:
-    """The question's own text (its last text block), shortened, with a note of its images."""
+    """The question's own text (its last text block), scrubbed then shortened, with a note of its images."""
+    from .redaction import scrub
+
     texts = [b.get("text", "") for b in exchange.question if b.get("type") == "text"]
-    text = " ".join((texts[-1] if texts else "").split())
+    text = " ".join(scrub(texts[-1] if texts else "").split())
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     images = sum(1 for b in exchange.question if b.get("type") == "image")
     others = len(exchange.question) - 1 - images  # attached context (captions, summaries, code, …)

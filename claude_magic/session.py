@@ -113,11 +113,6 @@ class ClaudeSession:
             self._conversation = Conversation.open(self._locate())
         return self._conversation
 
-    def _keep_secret(self, settings: ClientSettings) -> None:
-        """Tell the store which credentials to keep off the disk."""
-        if (store := self.conversation.store) is not None:
-            store.secrets = settings.credentials.secrets()
-
     def client(self, settings: ClientSettings) -> Client:
         """A client for ``settings``, reused until they change."""
         if self._client is None or self._client.settings != settings:
@@ -164,14 +159,15 @@ class ClaudeSession:
         self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None, steps: list[dict[str, Any]] | None = None
     ) -> Prepared:
         """The request for ``question``: the history that fits the context budget, with the
-        stable prefix marked for prompt caching. No I/O: a context window not yet known is
-        assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
+        stable prefix marked for prompt caching. The history is the notebook's as it is now
+        (what other kernels recorded is picked up first). No network I/O: a context window not
+        yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
         from . import caching
         from .budget import FALLBACK_CONTEXT_WINDOW, estimate_tokens, fit_history, input_limit
         from .images import drop_repeated_images
         from .protocol import MessageRequest, OutputConfig
 
-        history = self.conversation.history(cell or CellRun()) if options.use_history else []
+        history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []
         window = self.windows.of(options.model)
         fixed = estimate_tokens([{"role": "user", "content": question}], options.system)
         limit = input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens)
@@ -200,7 +196,6 @@ class ClaudeSession:
         self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None, settings: ClientSettings, steps: list[dict[str, Any]] | None = None
     ) -> Prepared:
         """:meth:`prepare`, asking the server for the context window when it matters."""
-        self._keep_secret(settings)
         prepared = self.prepare(question, options, cell, steps)
         if prepared.unsure:
             self._listed_models(settings)
@@ -326,7 +321,6 @@ class ClaudeSession:
     ) -> Answer:
         """:meth:`ask` on the event loop; cancelling the task stops the answer and keeps
         what arrived (raised as :class:`AnswerCutOff` with a ``CancelledError`` cause)."""
-        self._keep_secret(settings)
         prepared = self.prepare(question, options, cell)
         if prepared.unsure:
             try:

@@ -4,7 +4,7 @@ Under the home folder (``$CLAUDE_MAGIC_HOME``, by default ``claude_magic`` in th
 data directory)::
 
     conversations/<notebook>-<hash>.jsonl        one notebook's conversation, one event a line
-    conversations/<notebook>-<hash>.jsonl.lock   the lock its writers take
+    conversations/<notebook>-<hash>.jsonl.lock   the lock its writers (and readers) take
     archive/<notebook>-<hash>.<time>.jsonl       conversations ended by %claude reset
     images/<sha256>.<ext>                        every image once, named by its content
 
@@ -12,10 +12,17 @@ Every change is one line, written with a single ``write`` under a file lock and 
 two kernels never interleave and a crash can at most tear the last line: reading skips it
 with a warning, and the next append cuts it off first. Image blocks (``type: image`` with a
 base64 source, wherever they are nested) are stored once as files and referred to by hash.
-Credentials never reach the disk: every line is redacted before it is written.
+Credentials never reach the disk: every line goes through :func:`claude_magic.redaction.dumps`.
+
+Several kernels may follow one log: :meth:`ConversationStore.follow` reads only what was
+written since a :class:`Cursor` (the file it read and the offset after its last whole line),
+so keeping up costs the new bytes, not the log's size. The log only grows, so an event's
+offset names it for good; a reset moves the log to the archive, and a follower whose file is
+gone starts again from the new log.
 
 The store knows nothing of exchanges; :mod:`claude_magic.conversation` decides what the
-events mean.
+events mean. Its problems are reported through ``notice`` (one line on stderr unless its
+owner says otherwise): they never stop a question from being answered.
 """
 
 from __future__ import annotations
@@ -28,36 +35,44 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ClaudeError, redact
+from .errors import ClaudeError
+from .redaction import dumps
 
-FORMAT = 1
+FORMAT = 2
+"""2: an exchange has an ``id``, and ``replaces`` lists the ids it replaced (1: a cell id).
+Each event is read by its shape, so a log started in format 1 goes on in format 2."""
 LOCK_TIMEOUT = 10.0
 """Seconds to wait for another kernel's write before giving up (a write takes milliseconds)."""
 
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
-_CREDENTIAL = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")
-"""Anything shaped like an Anthropic key, redacted even when nobody told us it is one."""
 MISSING_IMAGE = "[an image that is no longer in claude-magic's store]"
+
+Notice = Callable[[str], None]
+"""Where the store (and what uses it) reports a problem: one line, for the user."""
 
 
 class StoreError(ClaudeError):
     """The conversation could not be read or written."""
 
 
-def warn(message: str) -> None:
-    """One line on stderr: the store's problems never stop a question from being answered."""
+def on_stderr(message: str) -> None:
+    """The default notice: one line on stderr."""
     print(f"claude: {message}", file=sys.stderr)
 
 
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` without the given credentials, nor anything shaped like an Anthropic key."""
-    return _CREDENTIAL.sub("sk-ant-***", redact(text, secrets))
+def plainly(error: BaseException) -> str:
+    """An error in a few words: an ``OSError`` as its reason and file, anything else as its message."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error)
 
 
 def home() -> Path:
@@ -99,15 +114,7 @@ class ImageStore:
         digest = hashlib.sha256(raw).hexdigest()
         target = self.path(digest, media_type)
         if not target.exists():
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".incoming-")
-            try:
-                with os.fdopen(handle, "wb") as file:
-                    file.write(raw)
-                os.replace(temporary, target)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_atomically(target, raw)
         return digest
 
     def get(self, digest: str, media_type: str) -> str | None:
@@ -118,43 +125,118 @@ class ImageStore:
             return None
 
 
+Identity = tuple[int, int] | None
+"""A log file as ``(st_dev, st_ino)``: a reset moves the log away, and the new one is another file."""
+Located = tuple[int, dict[str, Any]]
+"""An event and the offset of its line."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a reader of the live log got: the file it read (None before there was one) and
+    the offset just after the last whole line it read."""
+
+    file: Identity = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Tail:
+    """What the live log gained since a cursor."""
+
+    events: list[Located]
+    """Each new event with its offset in the log (which names it for good: the log only grows)."""
+    cursor: Cursor
+    """Where the reading stopped: after the last whole line."""
+    restarted: bool = False
+    """The file the cursor pointed into is gone (another kernel reset the conversation):
+    ``events`` are the whole of the new log, if there is one."""
+
+
 class ConversationStore:
     """One notebook's log (and its archives) under ``root``."""
 
-    def __init__(self, notebook: str, root: Path | None = None) -> None:
+    def __init__(self, notebook: str, root: Path | None = None, notice: Notice = on_stderr) -> None:
         self.notebook = notebook
         self.root = root if root is not None else home()
         self.name = log_name(notebook)
         self.path = self.root / "conversations" / f"{self.name}.jsonl"
         self.images = ImageStore(self.root / "images")
-        self.secrets: tuple[str, ...] = ()
-        """Credentials in use, redacted from every line (set by whoever holds them)."""
-        self._reported: set[str] = set()
-        """Damaged lines already warned about (reading the log again says nothing new)."""
+        self.notice = notice
+        """Where problems are reported (damaged lines, missing images): set by the store's owner."""
+        self._reported: set[tuple[str, Identity, int]] = set()
+        """Damaged lines already reported (reading the log again says nothing new)."""
+        self._holding = _Holding()
 
     def __repr__(self) -> str:
         return f"ConversationStore({self.path})"
 
+    # --- the lock -------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the log's lock: other kernels wait to read or write it. Reentrant, so a caller can
+        catch up and append in one hold (and no other kernel's line comes in between)."""
+        with self._holding.guard:
+            if self._holding.depth == 0:
+                self._acquire()
+            self._holding.depth += 1
+            try:
+                yield
+            finally:
+                self._holding.depth -= 1
+                if self._holding.depth == 0:
+                    self._release()
+
+    def _acquire(self) -> None:
+        from filelock import FileLock, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._holding.file_lock is None:
+            self._holding.file_lock = FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT, mode=0o600)
+        try:
+            self._holding.file_lock.acquire()
+        except Timeout:
+            raise StoreError(f"{self.path} stayed locked by another process for {LOCK_TIMEOUT:g} s") from None
+
+    def _release(self) -> None:
+        if self._holding.file_lock is not None:
+            self._holding.file_lock.release()
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The lock for a read, when it can be had. A log whose lock file can't be made (a
+        read-only home) is one no kernel can append to through us, so it is read as it is."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self.locked())
+            except OSError:
+                pass
+            yield
+
     # --- writing --------------------------------------------------------------------------
 
-    def append(self, event: dict[str, Any]) -> None:
-        """Add one event, as one line, atomically; a new log starts with a header line."""
+    def append(self, event: dict[str, Any]) -> Cursor:
+        """Add one event, as one line, atomically; a new log starts with a header line. Returns
+        the cursor just past the line: where a reader that caught up in the same hold of
+        :meth:`locked` now stands."""
         line = self._encode(event)
-        with self._locked():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self.locked():
             self._cut_torn_tail()
             handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                if os.fstat(handle).st_size == 0:
+                status = os.fstat(handle)
+                if status.st_size == 0:
                     line = self._encode({"event": "start", "format": FORMAT, "notebook": self.notebook}) + line
                 _write_all(handle, line)
                 os.fsync(handle)
             finally:
                 os.close(handle)
+        return Cursor((status.st_dev, status.st_ino), status.st_size + len(line))
 
     def archive(self) -> Path | None:
         """Move the log to the archive (a new conversation starts); None when there was none."""
-        with self._locked():
+        with self.locked():
             if not self.path.exists():
                 return None
             folder = self.root / "archive"
@@ -170,8 +252,7 @@ class ConversationStore:
 
     def _encode(self, event: dict[str, Any]) -> bytes:
         stored = {"time": now(), **self._externalise(event)}
-        line = json.dumps(stored, ensure_ascii=False, separators=(",", ":"))
-        return (scrub(line, self.secrets) + "\n").encode("utf-8")
+        return (dumps(stored) + "\n").encode("utf-8")
 
     def _externalise(self, value: Any) -> Any:
         """``value`` with each base64 image block replaced by a reference to its stored file."""
@@ -200,22 +281,32 @@ class ConversationStore:
             end = _last_newline_end(file, size)
         os.truncate(self.path, end)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        from filelock import FileLock, Timeout
-
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            with FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT, mode=0o600):
-                yield
-        except Timeout:
-            raise StoreError(f"{self.path} is locked by another process; the conversation was not saved") from None
-
     # --- reading --------------------------------------------------------------------------
 
-    def read(self, *, with_images: bool = True) -> list[dict[str, Any]]:
-        """The live log's events, oldest first (images loaded back unless told otherwise)."""
-        return list(self._events(self.path, with_images=with_images))
+    def follow(self, cursor: Cursor | None = None, *, with_images: bool = True) -> Tail:
+        """The live log's events written since ``cursor`` (all of them without one), images
+        loaded back unless told otherwise; only the new bytes are read. An unfinished last line
+        (torn by a crash) is reported once and left for the next append to cut off."""
+        cursor = cursor or Cursor()
+        gone = Tail([], Cursor(), restarted=cursor.file is not None)
+        try:
+            if not self.path.exists():  # nothing to lock for: no folder or lock file is made to read nothing
+                return gone
+            with self._reading(), open(self.path, "rb") as file:
+                status = os.fstat(file.fileno())
+                identity = (status.st_dev, status.st_ino)
+                same = cursor.file == identity and cursor.offset <= status.st_size
+                start = cursor.offset if same else 0
+                file.seek(start)
+                data = file.read()
+        except FileNotFoundError:
+            return gone
+        except OSError as exc:
+            raise StoreError(f"the notebook's log {self.path} could not be read ({exc.strerror or exc})") from None
+        events, end = self._whole_lines(data, start, identity, self.path)
+        if with_images:
+            events = [(offset, self._internalise(event)) for offset, event in events]
+        return Tail(events, Cursor(identity, end), restarted=cursor.file is not None and not same)
 
     def archived(self) -> list[Path]:
         """This notebook's archived conversations, oldest first."""
@@ -223,35 +314,50 @@ class ConversationStore:
 
     def every_event(self) -> Iterator[dict[str, Any]]:
         """Every event this notebook ever logged, archives first, without image data."""
-        for path in [*self.archived(), self.path]:
-            yield from self._events(path, with_images=False)
+        for path in self.archived():
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                reason = exc.strerror or exc
+                raise StoreError(f"the archived conversation {path} could not be read ({reason})") from None
+            yield from (event for _, event in self._whole_lines(data, 0, None, path)[0])
+        yield from (event for _, event in self.follow(with_images=False).events)
 
-    def _events(self, path: Path, *, with_images: bool) -> Iterator[dict[str, Any]]:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"can't read {path}: {exc.strerror or exc}") from None
-        lines = data.split(b"\n")
-        for number, line in enumerate(lines, 1):
+    def _whole_lines(self, data: bytes, start: int, identity: Identity, path: Path) -> tuple[list[Located], int]:
+        """The events of the whole lines of ``data`` (read from offset ``start``) and the offset
+        after them; an unfinished last line is reported (once) and not read."""
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            self._report_damage(path, identity, start + end, torn=True)
+        return list(self._parse(data[:end], start, identity, path)), start + end
+
+    def _parse(self, data: bytes, start: int, identity: Identity, path: Path) -> Iterator[Located]:
+        """The events of ``data`` (whole lines read from offset ``start``), each with its offset;
+        a damaged line is reported and skipped alone."""
+        offset = start
+        for line in data.split(b"\n"):
+            here, offset = offset, offset + len(line) + 1
             if not line.strip():
                 continue
             try:
                 event = json.loads(line)
             except (ValueError, UnicodeDecodeError):
-                self._report_damage(path, number, torn=number == len(lines))
+                self._report_damage(path, identity, here, torn=False)
                 continue
             if isinstance(event, dict):
-                yield self._internalise(event) if with_images else event
+                yield here, event
 
-    def _report_damage(self, path: Path, number: int, *, torn: bool) -> None:
-        """Warn once about an unreadable line; ``torn``: the last one, with no newline after
-        it, so its write never finished."""
-        if f"{path}:{number}" in self._reported:
+    def _report_damage(self, path: Path, identity: Identity, offset: int, *, torn: bool) -> None:
+        """Report an unreadable line once; ``torn``: the last one, with no newline after it, so
+        its write never finished."""
+        if (str(path), identity, offset) in self._reported:
             return
-        self._reported.add(f"{path}:{number}")
-        warn(f"{path}: {'the last entry is incomplete (cut off mid-write)' if torn else f'line {number} is damaged'}; skipped it")
+        self._reported.add((str(path), identity, offset))
+        if torn:
+            what = "the last entry is incomplete (cut off mid-write)"
+        else:
+            what = f"line {_line_number(path, offset)} is damaged"
+        self.notice(f"{path}: {what}; skipped it")
 
     def _internalise(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -262,10 +368,44 @@ class ConversationStore:
         if value.get("type") == "image" and isinstance(source, dict) and source.get("type") == "stored":
             data = self.images.get(str(source.get("sha256")), str(source.get("media_type")))
             if data is None:
-                warn(f"image {source.get('sha256')} is missing from {self.images.folder}; left out of the conversation")
+                missing = f"image {source.get('sha256')} is missing from {self.images.folder}"
+                self.notice(f"{missing}; left out of the conversation")
                 return {"type": "text", "text": MISSING_IMAGE}
             return {**value, "source": {"type": "base64", "media_type": source.get("media_type"), "data": data}}
         return {key: self._internalise(item) for key, item in value.items()}
+
+
+@dataclass
+class _Holding:
+    """Who holds a store's lock in this process: threads take turns (``guard``), and the file
+    lock is taken once however deeply :meth:`ConversationStore.locked` nests."""
+
+    guard: threading.RLock = field(default_factory=threading.RLock)
+    depth: int = 0
+    file_lock: Any = None
+
+
+def _line_number(path: Path, offset: int) -> int:
+    """The number of the line starting at ``offset`` (only asked when a line is damaged)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(offset).count(b"\n") + 1
+    except OSError:
+        return 0
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write a whole private file: a reader sees the old one or the new one, never half of it
+    (its folder is made, private too, if need be)."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _write_all(handle: int, data: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,9 @@ class CellResult:
 
 
 class Kernel:
-    def __init__(self, env: dict[str, str | None] | None = None) -> None:
+    def __init__(self, env: dict[str, str | None] | None = None, launcher: list[str] | None = None) -> None:
+        """A kernel with ``env`` over this process's environment (None: unset), started through
+        ``launcher`` when given (a command that ends by running the kernel command after it)."""
         environment = {**os.environ}
         for name, value in (env or {}).items():
             if value is None:
@@ -64,6 +67,9 @@ class Kernel:
             else:
                 environment[name] = value
         self.manager = KernelManager(kernel_name="python3")
+        if launcher:  # jupyter_client makes "python" this interpreter only in first place: do it here
+            spec = self.manager.kernel_spec
+            spec.argv[:] = [*launcher, sys.executable, *spec.argv[1:]]
         self.manager.start_kernel(env=environment)
         self.client = self.manager.client()
         self.client.start_channels()

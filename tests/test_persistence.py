@@ -129,6 +129,42 @@ def test_a_torn_last_line_loses_nothing_before_it(server: StandIn, tmp_path: Pat
     assert all(json.loads(line) for line in log.read_text().splitlines())
 
 
+def test_two_kernels_on_one_notebook_keep_one_conversation(server: StandIn, tmp_path: Path) -> None:
+    """Each kernel's request carries what the other recorded, a re-run cell replaces its exchange
+    whichever kernel ran it before, and a restart restores what both kernels had."""
+    with kernel(server, tmp_path) as a, kernel(server, tmp_path) as b:
+        ok(b, "%claude B1", cell_id="b1")
+        ok(a, "%claude A1", cell_id="a1")
+        ok(b, "%claude B2", cell_id="b2")
+        assert server.message_requests[-1].prompts() == ["B1", "A1", "B2"]
+        ok(a, "%claude X, from A", cell_id="x")
+        ok(b, "%claude X, from B", cell_id="x")  # the same cell, run again in the other kernel
+        assert server.message_requests[-1].prompts() == ["B1", "A1", "B2", "X, from B"]
+        ok(a, "%claude A2", cell_id="a2")
+        assert server.message_requests[-1].prompts() == ["B1", "A1", "B2", "X, from B", "A2"]
+        assert "5 turns" in plain(ok(b, "%claude history"))
+    with kernel(server, tmp_path) as restarted:
+        ok(restarted, "%claude C1")
+        assert server.message_requests[-1].prompts() == ["B1", "A1", "B2", "X, from B", "A2", "C1"]
+
+
+def test_an_unreadable_log_is_named_in_history_and_usage(server: StandIn, tmp_path: Path) -> None:
+    from claude_magic.store import ConversationStore
+
+    log = ConversationStore("/work/analysis.ipynb", tmp_path).path
+    log.mkdir(parents=True)  # a folder where the log should be: it can't be read, even by root
+    with kernel(server, tmp_path) as k:
+        shown = ok(k, "%claude history")
+        header = plain(shown).splitlines()[0]
+        assert "JPY_SESSION_NAME" not in header
+        assert f"this conversation lives for this session only: the notebook's log {log} could not be read" in header
+        assert f"{log} could not be read (Is a directory)" in shown.stderr
+        ok(k, "%claude Hello")
+        usage = plain(ok(k, "%claude usage"))
+        assert f"{log} could not be read" in usage and "JPY_SESSION_NAME" not in usage
+    assert log.is_dir() and not list(log.iterdir())  # left as it was
+
+
 def test_reset_archives_and_usage_counts_the_session_and_the_notebook(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path) as k:
         ok(k, "%claude Before")
@@ -231,11 +267,19 @@ def test_the_key_is_in_no_persisted_file(fresh: Kernel, home: Path, tmp_path: Pa
     ok(fresh, "%claude A question")
     ok(fresh, f"%config ClaudeMagics.api_key = '{KEY}'")
     ok(fresh, "%claude My key is {os.environ['ANTHROPIC_API_KEY']}, is that safe?")  # even when asked to
+    ok(fresh, "%claude --cached Is {os.environ['ANTHROPIC_API_KEY']} still valid?")  # the answer echoes it
     ok(fresh, f"%claude export {tmp_path / 'talk.json'}\n%claude export {tmp_path / 'talk.md'}\n%claude reset")
     ok(fresh, "%config ClaudeMagics.api_key = None")
     files = [p for p in [*home.rglob("*"), *tmp_path.rglob("*")] if p.is_file()]
-    assert len(files) >= 4
+    assert len(files) >= 4 and any(p.parent.name == "answers" for p in files)
     assert [p for p in files if KEY.encode() in p.read_bytes()] == []
+
+
+def test_history_shows_no_piece_of_a_key_pasted_into_a_question(fresh: Kernel) -> None:
+    ok(fresh, "%claude Please check whether this key is still valid: {os.environ['ANTHROPIC_API_KEY']}")
+    shown = ok(fresh, "%claude history")
+    assert "Please check whether this key is still valid:" in plain(shown)
+    assert "sk-ant-pers" not in shown.everything()  # the preview's cut falls inside the key
 
 
 def test_a_small_context_budget_leaves_out_old_images_then_old_turns(fresh: Kernel, server: StandIn) -> None:

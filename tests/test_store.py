@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from claude_magic.conversation import CellRun, Conversation, Exchange, notebook_path
+from claude_magic.redaction import remember
 from claude_magic.store import ConversationStore, log_name
 
 NOTEBOOK = "/home/user/analysis/sales report.ipynb"
@@ -121,22 +122,32 @@ def test_a_damaged_line_in_the_middle_is_skipped_alone(tmp_path: Path, capsys: p
     assert "line 3 is damaged" in capsys.readouterr().err
 
 
+def test_problems_go_to_the_notice_its_owner_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conversation = Conversation.open(NOTEBOOK, tmp_path)
+    for text in ("one", "two"):
+        conversation.record(exchange(text))
+    conversation.store.path.write_text(conversation.store.path.read_text() + "{not json\n")
+    notices: list[str] = []
+    assert questions(Conversation.open(NOTEBOOK, tmp_path, notice=notices.append)) == ["one", "two"]
+    assert notices == [f"{conversation.store.path}: line 4 is damaged; skipped it"] and capsys.readouterr().err == ""
+
+
 def test_reset_archives_the_log_and_a_new_one_starts(tmp_path: Path) -> None:
     conversation = Conversation.open(NOTEBOOK, tmp_path)
     conversation.record(exchange("before"))
-    archived = conversation.clear()
+    archived = conversation.clear().archived
     assert archived is not None and archived.parent == tmp_path / "archive" and not conversation.store.path.exists()
     assert "before" in archived.read_text()
     conversation.record(exchange("after"))
     assert questions(Conversation.open(NOTEBOOK, tmp_path)) == ["after"]
     assert conversation.store.archived() == [archived]
     assert [e["event"] for e in conversation.store.every_event()] == ["start", "exchange", "start", "exchange"]
-    assert conversation.clear() is not None and Conversation.open(NOTEBOOK, tmp_path).clear() is None
+    assert conversation.clear().archived is not None and Conversation.open(NOTEBOOK, tmp_path).clear().archived is None
 
 
 def test_credentials_are_redacted_from_every_line(tmp_path: Path) -> None:
     conversation = Conversation.open(NOTEBOOK, tmp_path)
-    conversation.store.secrets = ("a-custom-token-not-shaped-like-a-key",)
+    remember(["a-custom-token-not-shaped-like-a-key"])
     conversation.record(exchange(f"my key is {KEY} and my token a-custom-token-not-shaped-like-a-key"))
     text = conversation.store.path.read_text()
     assert KEY not in text and "a-custom-token" not in text and "sk-ant-***" in text
@@ -204,7 +215,7 @@ def test_two_processes_appending_at_once_never_corrupt_a_line(tmp_path: Path) ->
 def test_a_writer_waits_while_another_holds_the_lock(tmp_path: Path) -> None:
     store = ConversationStore(NOTEBOOK, tmp_path)
     script = f"{WRITER}\nprint('done', flush=True)"
-    with store._locked():
+    with store.locked():
         writer = subprocess.Popen([sys.executable, "-c", script, NOTEBOOK, str(tmp_path), "c", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert writer.stdout.readline().strip() == "ready"
         writer.stdin.write("go\n")
