@@ -2,11 +2,18 @@
 
 State is plain Python data (lists of text pieces per block) so that applying a delta is an
 append; the validated :class:`~claude_magic.protocol.Message` is built on demand.
+
+Every block is kept as it was received (the API wants blocks sent back unchanged): fields the
+package does not model survive, partial JSON goes into the ``input`` of whichever block has
+one (``tool_use``, ``server_tool_use``, ``mcp_tool_use``, …), and a delta of a kind it does not
+model adds its text fields to the block's fields of the same name (``compaction_delta``).
+A delta for a block that never started is a protocol violation: it is logged and ignored.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +28,7 @@ from .protocol import (
     MessageDeltaEvent,
     MessageStartEvent,
     MessageStopEvent,
+    OtherDelta,
     SignatureDelta,
     StreamEvent,
     TextDelta,
@@ -28,7 +36,7 @@ from .protocol import (
 )
 
 _PIECE_FIELD = {"text": "text", "thinking": "thinking"}
-_JSON_INPUT_BLOCKS = ("tool_use", "server_tool_use")
+log = logging.getLogger("claude_magic")
 
 
 @dataclass(slots=True)
@@ -43,9 +51,23 @@ class _Block:
         if kind in _PIECE_FIELD:
             name = _PIECE_FIELD[kind]
             block[name] = block.get(name, "") + "".join(self.pieces)
-        elif kind in _JSON_INPUT_BLOCKS and self.pieces:
+        elif self.pieces:  # input_json_delta pieces, for any block that takes an input
             block["input"] = _parse_partial_json("".join(self.pieces))
         return block
+
+    def extend(self, fields: dict[str, Any]) -> None:
+        """A delta of a kind not modelled here: its text is appended to the block's field of the
+        same name, anything else replaces it."""
+        for name, value in fields.items():
+            if isinstance(value, str) and isinstance(self.data.get(name), str):
+                self.data[name] += value
+            elif value is not None:
+                self.data[name] = value
+
+
+def _as_received(block: Any) -> dict[str, Any]:
+    """A validated block as the JSON it came as: fields it had, nulls included; no defaults added."""
+    return block.model_dump(mode="json", exclude_unset=True)  # type: ignore[no-any-return]
 
 
 def _parse_partial_json(raw: str) -> Any:
@@ -84,7 +106,7 @@ class MessageAccumulator:
         if isinstance(event, ContentBlockDeltaEvent):
             self._add_delta(event)
         elif isinstance(event, ContentBlockStartEvent):
-            self._blocks[event.index] = _Block(event.content_block.model_dump(mode="json", exclude_none=True))
+            self._blocks[event.index] = _Block(_as_received(event.content_block))
         elif isinstance(event, MessageStartEvent):
             self._start(event)
         elif isinstance(event, MessageDeltaEvent):
@@ -100,13 +122,14 @@ class MessageAccumulator:
         self._usage = head.pop("usage", {})
         self._head = head
         for index, block in enumerate(event.message.content):
-            self._blocks[index] = _Block(block.model_dump(mode="json", exclude_none=True))
+            self._blocks[index] = _Block(_as_received(block))
 
     def _add_delta(self, event: ContentBlockDeltaEvent) -> None:
         delta = event.delta
         block = self._blocks.get(event.index)
-        if block is None:  # a delta before its block_start: keep it rather than fail
-            block = self._blocks[event.index] = _Block({"type": "text", "text": ""})
+        if block is None:
+            log.warning("a %s for content block %d, which never started, was ignored (a protocol violation)", delta.type, event.index)
+            return
         if isinstance(delta, TextDelta):
             block.pieces.append(delta.text)
         elif isinstance(delta, ThinkingDelta):
@@ -117,6 +140,8 @@ class MessageAccumulator:
             block.data["signature"] = delta.signature
         elif isinstance(delta, CitationsDelta):
             block.data.setdefault("citations", []).append(delta.citation)
+        elif isinstance(delta, OtherDelta):
+            block.extend(delta.model_extra or {})
 
     def _apply_message_delta(self, event: MessageDeltaEvent) -> None:
         if event.delta.stop_reason is not None:
