@@ -1,8 +1,10 @@
-"""``--dry-run``: what a question would send, shown without sending it.
+"""``--dry-run`` and ``--count``: what a question would send, shown without sending it.
 
 Per attachment: its kind, size (characters, or pixels and bytes) and an estimated token
 count, with images as small thumbnails; then the request body exactly as it would go, except
-that image data is replaced by its length (never pages of base64).
+that image data is replaced by its length (never pages of base64). A dry run sends nothing
+at all: its input size is the local estimate. ``--count`` asks the server's
+``count_tokens`` for the exact figure, and says that this is the one request it made.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
-from .errors import ClaudeError
 from .render import show_text
 
 if TYPE_CHECKING:
@@ -20,13 +21,17 @@ if TYPE_CHECKING:
     from .protocol import MessageRequest
 
 
-def show(client: Client, request: MessageRequest, attachments: list[Attachment]) -> None:
-    """Display the dry run of ``request`` (raises the client's errors for an invalid one)."""
+def show(client: Client, request: MessageRequest, attachments: list[Attachment], *, count: bool = False) -> None:
+    """Display the dry run of ``request`` (raises the client's errors for an invalid one);
+    ``count``: with the server's count of its input tokens (the only request made)."""
     body = client.message_body(request, stream=True)
     settings = client.settings
-    header = f"POST {settings.base_url.rstrip('/')}/v1/messages · anthropic-version: {settings.api_version} · not sent (--dry-run)"
-    total, how = _input_tokens(client, request, body)
-    lines = [header, "", f"Input: about {total:,} tokens ({how})."]
+    header = f"POST {settings.base_url.rstrip('/')}/v1/messages · anthropic-version: {settings.api_version} · not sent"
+    if count:
+        size = f"Input: {client.count_tokens(request):,} tokens, counted by the server (POST /v1/messages/count_tokens, the only request made)."
+    else:
+        size = f"Input: about {local_estimate(body):,} tokens (local estimate; nothing was sent: --count asks the server)."
+    lines = [header, "", size]
     if attachments:
         lines += ["", "| attachment | kind | size | ~tokens |", "|---|---|---|---|"]
         lines += [f"| {a.label} | {a.kind} | {a.size()} | {a.estimated_tokens():,} |" for a in attachments]
@@ -37,17 +42,6 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment])
             show_text({"image/png": attachment.image.thumbnail_png(), "text/plain": f"thumbnail of {attachment.label}"})
     text = json.dumps(without_image_data(body), indent=2, ensure_ascii=False)
     show_text({"text/markdown": f"```json\n{text}\n```", "text/plain": text})
-
-
-def _input_tokens(client: Client, request: MessageRequest, body: dict[str, Any]) -> tuple[int, str]:
-    """The server's ``count_tokens`` when it answers, else a local estimate."""
-    from .client import Client
-
-    try:
-        with Client(client.settings.with_(max_retries=0, timeout=10.0)) as counter:
-            return counter.count_tokens(request), "count_tokens"
-    except ClaudeError:
-        return local_estimate(body), "local estimate: the server did not count"
 
 
 def local_estimate(body: dict[str, Any]) -> int:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, observe, validate
 
 from .config import (
@@ -207,7 +207,8 @@ class ClaudeMagics(Magics):
     @argument("--effort", choices=EFFORT_LEVELS, help="How hard the model works (output_config.effort).")
     @argument("-s", "--system", help="System prompt for this question.")
     @argument("-o", "--output", metavar="NAME", help="Also store the answer's text in the variable NAME.")
-    @argument("--dry-run", action="store_true", help="Show the exact request body; send nothing.")
+    @argument("--dry-run", action="store_true", help="Show the exact request body and a local estimate of its size; send nothing.")
+    @argument("--count", action="store_true", help="As --dry-run, with the input tokens counted by the server (count_tokens is the one request made).")
     @argument("--new", action="store_true", help="Start a fresh conversation first.")
     @argument("--no-history", action="store_true", help="A one-off: neither send nor record the conversation.")
     @argument(
@@ -247,6 +248,7 @@ class ClaudeMagics(Magics):
         f"Commands: %%claude {' | '.join(COMMANDS)}; to ask a question starting with one of "
         "those words, put -- before it.",
     )
+    @no_var_expand  # {name} is ours to fill (and {{name}} a literal); IPython's $x and {x} are not
     @line_cell_magic
     def claude(self, line: str, cell: str | None = None) -> None:
         """Ask Claude; the answer streams into the cell as Markdown.
@@ -265,7 +267,7 @@ class ClaudeMagics(Magics):
             tokens, prompt = split_options(line, self.claude.parser)
             args = self.claude.parser.parse_args(tokens)
         else:
-            args, prompt = parse_argstring(self.claude, line), cell
+            args, prompt = self.claude.parser.parse_args(split_cell_options(line)), cell
             if args.question:
                 raise UsageError(f"unexpected text on the %%claude line: {' '.join(args.question)!r}; the question goes in the cell")
         try:
@@ -291,8 +293,8 @@ class ClaudeMagics(Magics):
             print(f"claude: {cleared}", file=sys.stderr)
         question = [*self.session.attachment_blocks(attachments), {"type": "text", "text": text}]
         options = self._options(args)
-        if args.dry_run:
-            return self._show_request(question, options, attachments)
+        if args.dry_run or args.count:
+            return self._show_request(question, options, attachments, count=args.count)
         if args.compare or args.sweep or args.samples:
             return self._compare(args, question, options)
         answer = self._send(question, options, store_as=args.output)
@@ -463,12 +465,11 @@ class ClaudeMagics(Magics):
             return TerminalAnswer()
         return NotebookAnswer(refresh_rate=self.refresh_rate) if self.live_updates else FinalAnswer()
 
-    def _show_request(self, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment]) -> None:
+    def _show_request(self, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment], count: bool) -> None:
         from . import dry_run
-        from .client import Client
 
         request = self.session.build_request(question, options, self._cell)
-        dry_run.show(Client(self.client_settings()), request, attachments)
+        dry_run.show(self.session.client(self.client_settings()), request, attachments, count=count)
 
     # --- settings and commands ---------------------------------------------------------------
 
@@ -653,6 +654,14 @@ def _question_call(line: str) -> str:
     if match is None:
         return line
     return f"{match['indent']}get_ipython().run_line_magic('claude', {match['rest']!r})\n"
+
+
+def split_cell_options(line: str) -> list[str]:
+    """The options on a ``%%claude`` line, split as a shell would: quotes group and are removed."""
+    try:
+        return shlex.split(line)
+    except ValueError:
+        raise UsageError(f"unbalanced quote on the %%claude line: {line.strip()!r}; quote values with spaces: -s \"Don't stop\"") from None
 
 
 _TOKEN = re.compile(r"""(?:[^\s"']+|"[^"]*"|'[^']*'|["'])+""")

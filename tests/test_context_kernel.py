@@ -182,7 +182,7 @@ def test_dry_run_shows_sizes_tokens_and_thumbnails_never_base64(kernel: Kernel, 
     result = ask(kernel, "%claude --dry-run -a img,df describe")
     summary = result.displays()[0]["data"]["text/plain"]
     assert "1568×1045 px PNG" in summary and "scaled from 3000×2000" in summary and "pandas DataFrame" in summary
-    assert "(count_tokens)" in summary
+    assert "local estimate; nothing was sent" in summary
     thumbnails = [o for o in result.displays() if "image/png" in o["data"]]
     assert len(thumbnails) == 1 and max(Image.open(io.BytesIO(base64.b64decode(thumbnails[0]["data"]["image/png"]))).size) <= 160
     body = result.displays()[-1]["data"]["text/plain"]

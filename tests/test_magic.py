@@ -125,9 +125,11 @@ def test_output_variable_holds_the_answer(kernel: Kernel, server: StandIn) -> No
 
 def test_dry_run_shows_the_body_and_sends_nothing(kernel: Kernel, server: StandIn) -> None:
     kernel.run("%claude First")
+    before = len(server.requests)
     result = kernel.run("%claude --dry-run -s terse Second {x}")
-    assert len(server.message_requests) == 1
-    assert "not sent (--dry-run)" in result.displays()[0]["data"]["text/plain"]
+    assert len(server.requests) == before  # not even count_tokens
+    summary = result.displays()[0]["data"]["text/plain"]
+    assert "not sent" in summary and "local estimate; nothing was sent" in summary
     body = json.loads(result.displays()[-1]["data"]["text/plain"])
     assert body["system"] == "terse" and body["stream"] is True
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
@@ -142,6 +144,47 @@ def test_new_and_no_history(kernel: Kernel, server: StandIn) -> None:
     assert server.message_requests[-1].prompts() == ["first", "second"]
     kernel.run("%claude --new fresh start")
     assert server.message_requests[-1].prompts() == ["fresh start"]
+
+
+def test_count_asks_the_server_to_count_and_sends_nothing_else(kernel: Kernel, server: StandIn) -> None:
+    result = kernel.run("%%claude --count -s terse\nHow long is this?")
+    assert [r.path for r in server.requests] == ["/v1/messages/count_tokens"]
+    summary = result.displays()[0]["data"]["text/plain"]
+    assert "counted by the server (POST /v1/messages/count_tokens, the only request made)" in summary
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        '%%claude -s "You are terse." -m "claude-haiku-5-5"\nhi',
+        "%%claude -s 'You are terse.' -m claude-haiku-5-5\nhi",
+        '%claude -s "You are terse." -m "claude-haiku-5-5" hi',
+        "%claude --system='You are terse.' -m claude-haiku-5-5 hi",
+    ],
+)
+def test_quoted_option_values_arrive_unquoted(kernel: Kernel, server: StandIn, code: str) -> None:
+    assert kernel.run(code).error is None
+    body = server.message_requests[-1].body
+    assert (body["system"], body["model"], server.message_requests[-1].prompts()[-1]) == ("You are terse.", "claude-haiku-5-5", "hi")
+
+
+def test_quoted_sweep_and_template_values_arrive_unquoted(kernel: Kernel, server: StandIn) -> None:
+    kernel.run('%claude --sweep "effort=low,high" hi')
+    assert sorted(r.body["output_config"]["effort"] for r in server.message_requests) == ["high", "low"]
+    kernel.run('tpl = "Review this {language} code for {focus}."\n%claude -p tpl "language=Python 3" focus=\'naming things\'')
+    assert server.message_requests[-1].prompts()[-1] == "Review this Python 3 code for naming things."
+
+
+def test_an_unbalanced_quote_on_the_cell_line_is_one_line(kernel: Kernel, server: StandIn) -> None:
+    result = kernel.run("%%claude -s Don't\nhi")
+    assert "unbalanced quote on the %%claude line" in result.stderr and server.requests == []
+
+
+def test_one_liners_follow_the_same_interpolation_rules_as_cells(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("name = 'Ada'\nx = 5")
+    for line in ("%claude only {{name}} and {name}, at $x", "%%claude\nonly {{name}} and {name}, at $x"):
+        kernel.run(line)
+        assert server.message_requests[-1].prompts()[-1] == "only {name} and Ada, at $x"
 
 
 def test_braces_interpolate_only_names(kernel: Kernel, server: StandIn) -> None:
