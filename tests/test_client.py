@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import re
 import socket
@@ -487,6 +488,33 @@ def test_rate_limit_waits_as_the_server_asks(server: StandIn, fault: Fault, seco
     assert outcome.error is None
     assert len(server.message_requests) == 2
     assert seconds <= elapsed < seconds + 0.5
+
+
+def test_rate_limit_waits_until_the_http_date_the_server_gives(server: StandIn, flavour: str) -> None:
+    # An HTTP date has whole seconds: this one is 2 to 3 s ahead, longer than any first backoff.
+    when = datetime.fromtimestamp(math.floor(time.time()) + 3, timezone.utc)
+    server.fail(status=429, retry_after=when)
+    asked = when.timestamp() - time.time()
+    started = time.monotonic()
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
+    elapsed = time.monotonic() - started
+    assert outcome.error is None
+    assert outcome.text == deltas_sent(server)
+    assert len(server.message_requests) == 2
+    assert asked - 0.1 <= elapsed < asked + 1.5
+
+
+@pytest.mark.parametrize(
+    ("route", "method", "args"),
+    [("/v1/models", "list_models", ()), ("/v1/messages/count_tokens", "count_tokens", (request(),))],
+    ids=["list_models", "count_tokens"],
+)
+def test_models_and_counts_are_retried_as_the_server_asks(
+    server: StandIn, flavour: str, route: str, method: str, args: tuple[Any, ...]
+) -> None:
+    server.fail(status=529, retry_after_ms=FAST_RETRY_MS, times=2, route=route)
+    assert call(flavour, settings_for(server.base_url, max_retries=2), method, *args)
+    assert [r.path for r in server.requests] == [route] * 3
 
 
 def test_should_retry_false_stops_retries(server: StandIn, flavour: str) -> None:

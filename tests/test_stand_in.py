@@ -4,8 +4,12 @@ API (its streams, pages, counts and errors), and it must apply the API's validat
 from __future__ import annotations
 
 import base64
+import math
+import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anthropic
@@ -13,7 +17,7 @@ import httpx
 import pytest
 
 from claude_magic.testing import StandIn
-from claude_magic.testing.answers import STAND_IN_NOTE, answer_for, split_into_deltas
+from claude_magic.testing.answers import STAND_IN_NOTE, answer_for, split_into_deltas, thinking_for
 from claude_magic.testing.models import MODELS
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
 from claude_magic.testing.server import input_tokens
@@ -268,3 +272,351 @@ def test_delay_directive_slows_deltas(http: httpx.Client) -> None:
     assert deltas == len(split_into_deltas(" ".join(["w"] * 4) + "\n\n" + STAND_IN_NOTE))
     assert slow >= deltas * 0.05
     assert slow > fast + 0.2
+
+
+# --- the request's limits: max_tokens, stop_sequences, tool_choice ------------------------------
+
+
+def ask(sdk: anthropic.Anthropic, streamed: bool, **params: Any) -> anthropic.types.Message:
+    """One answer, streamed (its text deltas must add up to the final message's text) or not."""
+    if not streamed:
+        return sdk.messages.create(**params)
+    with sdk.messages.stream(**params) as stream:
+        streamed_text = "".join(stream.text_stream)
+        message = stream.get_final_message()
+    assert streamed_text == "".join(b.text for b in message.content if isinstance(b, anthropic.types.TextBlock))
+    return message
+
+
+STREAMED = pytest.mark.parametrize("streamed", [True, False], ids=["stream", "create"])
+
+
+@STREAMED
+def test_sdk_max_tokens_cuts_the_answer(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    message = ask(sdk, streamed, model=MODEL, max_tokens=5, messages=user("What is a left join?"))
+    assert message.stop_reason == "max_tokens"
+    assert message.stop_sequence is None
+    assert message.usage.output_tokens == 5
+    assert text_of(message) == "".join(split_into_deltas(expected_answer(server))[:5])
+
+
+@STREAMED
+def test_sdk_max_tokens_counts_thinking(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    body = {"model": MODEL, "max_tokens": 4, "messages": user("What is a left join?")}
+    thinking = split_into_deltas(thinking_for(body))
+    message = ask(sdk, streamed, **{**body, "max_tokens": len(thinking) + 2}, thinking={"type": "adaptive"})
+    thought, answer = message.content
+    assert isinstance(thought, anthropic.types.ThinkingBlock) and thought.thinking == "".join(thinking)
+    assert isinstance(answer, anthropic.types.TextBlock)
+    assert answer.text == "".join(split_into_deltas(expected_answer(server))[:2])
+    assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", len(thinking) + 2)
+
+    cut = ask(sdk, streamed, **body, thinking={"type": "adaptive"})
+    [thought] = cut.content
+    assert isinstance(thought, anthropic.types.ThinkingBlock) and thought.thinking == "".join(thinking[:4])
+    assert thought.signature  # a cut thinking block can still be sent back
+    assert (cut.stop_reason, cut.usage.output_tokens) == ("max_tokens", 4)
+
+
+@STREAMED
+def test_sdk_max_tokens_zero_generates_nothing(sdk: anthropic.Anthropic, streamed: bool) -> None:
+    message = ask(sdk, streamed, model=MODEL, max_tokens=0, messages=user("Warm the cache"))
+    assert (message.content, message.stop_reason, message.usage.output_tokens) == ([], "max_tokens", 0)
+
+
+@STREAMED
+def test_sdk_stop_sequence_ends_the_answer_before_it(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    stops = ["never in the answer", "- model:"]
+    message = ask(sdk, streamed, model=MODEL, max_tokens=1024, stop_sequences=stops, messages=user("A left join?"))
+    answer = expected_answer(server)
+    assert text_of(message) == answer[: answer.index("- model:")]
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "- model:")
+    assert message.usage.output_tokens == len(split_into_deltas(text_of(message))) + 1  # the sequence is generated
+
+
+@STREAMED
+def test_sdk_the_first_stop_sequence_to_complete_wins(sdk: anthropic.Anthropic, streamed: bool) -> None:
+    stops = ["`claude-sonnet", "**Stand-in"]  # the second starts the answer
+    message = ask(sdk, streamed, model=MODEL, max_tokens=1024, stop_sequences=stops, messages=user("hi"))
+    assert (message.content, message.stop_reason, message.stop_sequence) == ([], "stop_sequence", "**Stand-in")
+    assert message.usage.output_tokens == 1
+
+
+def test_sdk_max_tokens_reached_before_a_stop_sequence(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    params: dict[str, Any] = {"model": MODEL, "stop_sequences": ["- model:"], "messages": user("hi")}
+    sdk.messages.create(**params, max_tokens=64)
+    answer = expected_answer(server)
+    before = split_into_deltas(answer[: answer.index("- model:")])
+    assert sdk.messages.create(**params, max_tokens=len(before) + 1).stop_reason == "stop_sequence"
+    message = sdk.messages.create(**params, max_tokens=len(before))  # no room left to generate the sequence
+    assert (message.stop_reason, message.stop_sequence) == ("max_tokens", None)
+    assert message.usage.output_tokens == len(before)
+    assert text_of(message) == "".join(before)
+
+
+@pytest.mark.parametrize(
+    ("stops", "message"),
+    [
+        ("STOP", "stop_sequences: Input should be a valid list"),
+        (["ok", 7], "stop_sequences.1: Input should be a valid string"),
+        ([""], "stop_sequences: each stop sequence must be non-empty"),
+        (["\n"], "stop_sequences: each stop sequence must contain non-whitespace"),
+    ],
+    ids=["string", "number", "empty", "whitespace"],
+)
+def test_stop_sequences_validation(http: httpx.Client, stops: Any, message: str) -> None:
+    body = {"model": MODEL, "max_tokens": 64, "messages": user("hi"), "stop_sequences": stops}
+    assert_error(http.post("/v1/messages", headers=api_headers(), json=body), 400, "invalid_request_error", message)
+
+
+LOOKUP: anthropic.types.ToolParam = {
+    "name": "lookup",
+    "description": "Look a word up.",
+    "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+}
+CONVERT: anthropic.types.ToolParam = {
+    "name": "convert",
+    "description": "Convert an amount.",
+    "input_schema": {"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]},
+}
+
+
+def tool_calls(message: anthropic.types.Message) -> list[tuple[str, object]]:
+    return [(b.name, b.input) for b in message.content if isinstance(b, anthropic.types.ToolUseBlock)]
+
+
+def text_of_first(message: anthropic.types.Message) -> str:
+    block = message.content[0]
+    assert isinstance(block, anthropic.types.TextBlock), block
+    return block.text
+
+
+def after_a_tool_result() -> list[anthropic.types.MessageParam]:
+    """A conversation whose last turn answers a tool call: unforced, the stand-in answers in text."""
+    call: anthropic.types.ToolUseBlockParam = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+    result: anthropic.types.ToolResultBlockParam = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "joins"}
+    return [*user("What is a join?"), {"role": "assistant", "content": [call]}, {"role": "user", "content": [result]}]
+
+
+@STREAMED
+def test_sdk_tool_choice_none_calls_no_tool(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    server.tool_calls.append(("lookup", {"word": "scripted"}))
+    try:
+        params: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "tools": [LOOKUP], "messages": user("Define join")}
+        message = ask(sdk, streamed, **params, tool_choice={"type": "none"})
+        assert tool_calls(message) == [] and message.stop_reason == "end_turn"
+        assert text_of(message) == expected_answer(server)
+        assert list(server.tool_calls) == [("lookup", {"word": "scripted"})]  # kept for a call that may use it
+        assert tool_calls(ask(sdk, streamed, **params)) == [("lookup", {"word": "scripted"})]
+    finally:
+        server.tool_calls.clear()
+
+
+@STREAMED
+def test_sdk_tool_choice_any_forces_a_call(sdk: anthropic.Anthropic, streamed: bool) -> None:
+    params: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "tools": [LOOKUP, CONVERT]}
+    params["messages"] = after_a_tool_result()
+    assert tool_calls(ask(sdk, streamed, **params)) == []  # auto: the result is answered in text
+    forced = ask(sdk, streamed, **params, tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    assert [type(b) for b in forced.content] == [anthropic.types.ToolUseBlock]  # no text before a forced call
+    assert tool_calls(forced) == [("lookup", {"word": "text"})]
+    assert forced.stop_reason == "tool_use"
+
+
+@STREAMED
+def test_sdk_tool_choice_tool_calls_the_named_tool(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    server.tool_calls.append(("lookup", {"word": "scripted"}))
+    try:
+        params: dict[str, Any] = {"model": MODEL, "max_tokens": 64, "tools": [LOOKUP, CONVERT], "messages": user("3 €")}
+        forced = ask(sdk, streamed, **params, tool_choice={"type": "tool", "name": "convert"})
+        assert [type(b) for b in forced.content] == [anthropic.types.ToolUseBlock]
+        assert tool_calls(forced) == [("convert", {"amount": 1.5})]
+        assert (forced.stop_reason, forced.usage.output_tokens) == ("tool_use", 1)
+        assert list(server.tool_calls) == [("lookup", {"word": "scripted"})]  # a call of another tool is not taken
+        assert tool_calls(ask(sdk, streamed, **params, tool_choice={"type": "tool", "name": "lookup"})) == [
+            ("lookup", {"word": "scripted"})
+        ]
+    finally:
+        server.tool_calls.clear()
+
+
+def test_sdk_tool_choice_auto_is_unchanged(sdk: anthropic.Anthropic) -> None:
+    choice: anthropic.types.ToolChoiceAutoParam = {"type": "auto", "disable_parallel_tool_use": True}
+    message = sdk.messages.create(model=MODEL, max_tokens=64, tools=[LOOKUP], tool_choice=choice, messages=user("hi"))
+    assert text_of_first(message) == "I'll use the tool `lookup`."
+    assert tool_calls(message) == [("lookup", {"word": "text"})]
+
+
+def message_body(**fields: Any) -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": 64, "messages": user("hi"), **fields}
+
+
+def assert_refused(http: httpx.Client, body: dict[str, Any], message: str) -> None:
+    """``/v1/messages`` and ``/v1/messages/count_tokens`` both refuse ``body`` with ``message``."""
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        assert_error(http.post(path, headers=api_headers(), json=body), 400, "invalid_request_error", message)
+
+
+BAD_TOOL_CHOICES = [
+    pytest.param({"type": "tool", "name": "convert"}, "tool_choice.tool.name: no tool named 'convert'", id="unknown"),
+    pytest.param({"type": "tool"}, "tool_choice.tool.name: Field required", id="no-name"),
+    pytest.param({"type": "sometimes"}, "does not match any of the expected tags", id="unknown-type"),
+    pytest.param("auto", "does not match any of the expected tags", id="a-string"),
+    pytest.param(
+        {"type": "none", "disable_parallel_tool_use": True},
+        "tool_choice.none.disable_parallel_tool_use: Extra inputs are not permitted",
+        id="extra-field",
+    ),
+    pytest.param(
+        {"type": "any", "disable_parallel_tool_use": "yes"},
+        "tool_choice.any.disable_parallel_tool_use: Input should be a valid boolean",
+        id="not-a-bool",
+    ),
+]
+
+
+@pytest.mark.parametrize(("choice", "message"), BAD_TOOL_CHOICES)
+def test_tool_choice_validation(http: httpx.Client, choice: Any, message: str) -> None:
+    assert_refused(http, message_body(tools=[LOOKUP], tool_choice=choice), message)
+
+
+def test_tool_choice_needs_tools(http: httpx.Client) -> None:
+    needs = "may only be specified while providing tools"
+    assert_refused(http, message_body(tool_choice={"type": "auto"}), f"tool_choice.auto {needs}")
+    assert_refused(http, message_body(tools=[], tool_choice={"type": "none"}), f"tool_choice.none {needs}")
+
+
+def test_tool_choice_cannot_force_a_call_while_thinking(http: httpx.Client) -> None:
+    thinking = message_body(tools=[LOOKUP], thinking={"type": "adaptive"})
+    refusal = "Thinking may not be enabled when tool_choice forces tool use"
+    assert_refused(http, {**thinking, "tool_choice": {"type": "any"}}, refusal)
+    allowed = http.post("/v1/messages", headers=api_headers(), json={**thinking, "tool_choice": {"type": "auto"}})
+    assert allowed.status_code == 200
+
+
+# --- GET /v1/models/{model_id} ----------------------------------------------------------------
+
+
+def test_sdk_models_retrieve(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    info = sdk.models.retrieve("claude-haiku-4-5")
+    assert (info.id, info.display_name, info.max_input_tokens, info.max_tokens) == (
+        "claude-haiku-4-5", "Claude Haiku 4.5", 200_000, 64_000
+    )
+    assert sdk.models.retrieve("claude-haiku-4-5-20251001").id == "claude-haiku-4-5"  # a dated snapshot
+    with pytest.raises(anthropic.NotFoundError, match="claude-3-opus-20240229") as info_404:
+        sdk.models.retrieve("claude-3-opus-20240229")
+    assert info_404.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    assert [r.path for r in server.requests] == [
+        "/v1/models/claude-haiku-4-5",
+        "/v1/models/claude-haiku-4-5-20251001",
+        "/v1/models/claude-3-opus-20240229",
+    ]
+
+
+# --- errors say whether to retry ------------------------------------------------------------------
+
+RETRY_VERDICTS = [
+    (400, "false"), (401, "false"), (403, "false"), (404, "false"), (408, "true"), (409, "true"),
+    (413, "false"), (429, "true"), (500, "true"), (503, "true"), (529, "true"),
+]  # fmt: skip
+
+
+def retry_verdict(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.headers["x-should-retry"]
+
+
+@pytest.mark.parametrize(("status", "verdict"), RETRY_VERDICTS, ids=[str(s) for s, _ in RETRY_VERDICTS])
+def test_scripted_errors_say_whether_to_retry(http: httpx.Client, server: StandIn, status: int, verdict: str) -> None:
+    server.fail(status=status)
+    assert retry_verdict(http.post("/v1/messages", headers=api_headers(), json=message_body())) == (status, verdict)
+
+
+def test_the_stand_ins_own_errors_say_whether_to_retry(http: httpx.Client, server: StandIn) -> None:
+    def post(body: dict[str, Any], key: str | None = STAND_IN_KEY) -> tuple[int, str]:
+        return retry_verdict(http.post("/v1/messages", headers=api_headers(key=key), json=body))
+
+    assert post({"model": MODEL, "messages": user("hi")}) == (400, "false")
+    assert post(message_body(), key=None) == (401, "false")
+    assert post(message_body(model="claude-3-opus-20240229")) == (404, "false")
+    assert retry_verdict(http.get("/v1/nothing-here", headers=api_headers())) == (404, "false")
+    server.fail(status=500, should_retry=False)  # a scripted verdict overrides the API's
+    assert post(message_body()) == (500, "false")
+    server.fail(status=400, should_retry=True)
+    assert post(message_body()) == (400, "true")
+
+
+# --- faults on every route ---------------------------------------------------------------------
+
+
+def test_sdk_meets_faults_on_every_route(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    server.fail(status=503, message="counting is down", route="/v1/messages/count_tokens")
+    server.fail(status=529, route="/v1/models")
+    server.fail(status=500, route="/v1/models/{model_id}")
+    with pytest.raises(anthropic.ServiceUnavailableError, match="counting is down"):
+        sdk.messages.count_tokens(model=MODEL, messages=user("hi"))
+    with pytest.raises(anthropic.OverloadedError):
+        sdk.models.list()
+    with pytest.raises(anthropic.InternalServerError):
+        sdk.models.retrieve(MODEL)
+    # each fault was for its own route: the next calls, and messages, all succeed
+    assert sdk.messages.count_tokens(model=MODEL, messages=user("hi")).input_tokens > 0
+    assert len(list(sdk.models.list())) == len(MODELS)
+    assert sdk.models.retrieve(MODEL).id == MODEL
+    assert text_of(sdk.messages.create(model=MODEL, max_tokens=64, messages=user("hi"))) == expected_answer(server)
+
+
+def test_sdk_retries_a_count_through_a_scripted_fault(server: StandIn) -> None:
+    server.fail(status=529, retry_after_ms=1, times=2, route="/v1/messages/count_tokens")
+    with anthropic.Anthropic(api_key=STAND_IN_KEY, base_url=server.base_url, max_retries=2) as sdk:
+        assert sdk.messages.count_tokens(model=MODEL, messages=user("hi")).input_tokens > 0
+    assert [r.headers["x-stainless-retry-count"] for r in server.requests] == ["0", "1", "2"]
+
+
+def test_faults_by_call_number_count_per_route() -> None:
+    with StandIn() as fresh, anthropic.Anthropic(api_key=STAND_IN_KEY, base_url=fresh.base_url, max_retries=0) as sdk:
+        fresh.fail(status=500, on_call=2, route="/v1/models")
+        fresh.fail(status=529, on_call=1)  # the first message call
+        sdk.models.list()
+        with pytest.raises(anthropic.OverloadedError):
+            sdk.messages.create(model=MODEL, max_tokens=64, messages=user("hi"))
+        with pytest.raises(anthropic.InternalServerError):
+            sdk.models.list()  # the second call of this route, whatever came between
+        sdk.models.list()
+        sdk.messages.create(model=MODEL, max_tokens=64, messages=user("hi"))
+
+
+def test_fail_refuses_what_a_route_cannot_do(server: StandIn) -> None:
+    with pytest.raises(ValueError, match="/v1/messages/batches"):
+        server.fail(status=500, route="/v1/messages/batches")
+    with pytest.raises(ValueError, match="drop_after"):
+        server.fail(drop_after=2, route="/v1/models")
+
+
+# --- retry-after as an HTTP date --------------------------------------------------------------
+
+
+def whole_seconds_from_now(seconds: int) -> datetime:
+    """A time on a whole second (an HTTP date has no fractions), ``seconds`` or a little less ahead."""
+    return datetime.fromtimestamp(math.floor(time.time()) + seconds, timezone.utc)
+
+
+def test_retry_after_as_an_http_date(http: httpx.Client, server: StandIn) -> None:
+    when = whole_seconds_from_now(30)
+    server.fail(status=429, retry_after=when)
+    response = http.post("/v1/messages", headers=api_headers(), json=message_body())
+    assert response.status_code == 429
+    assert re.fullmatch(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT", response.headers["retry-after"])
+    assert parsedate_to_datetime(response.headers["retry-after"]) == when
+
+
+def test_sdk_honours_retry_after_as_an_http_date(server: StandIn) -> None:
+    when = whole_seconds_from_now(3)
+    server.fail(status=429, retry_after=when)
+    with anthropic.Anthropic(api_key=STAND_IN_KEY, base_url=server.base_url, max_retries=1) as sdk:
+        asked = when.timestamp() - time.time()  # more than any first backoff (at most 0.5 s)
+        started = time.monotonic()
+        message = sdk.messages.create(model=MODEL, max_tokens=64, messages=user("hi"))
+        elapsed = time.monotonic() - started
+    assert text_of(message) == expected_answer(server)
+    assert len(server.message_requests) == 2
+    assert asked - 0.1 <= elapsed < asked + 1.5

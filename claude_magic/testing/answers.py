@@ -3,12 +3,17 @@
 A prompt may carry directives in double brackets (``[[markdown]]``, ``[[words=500]]``,
 ``[[delay=0.05]]``, ``[[echo]]``) so notebooks and tests can ask for a rich or long answer
 without access to the server object.
+
+The answer is then "generated" under the request's limits (:func:`generate`), counting one
+output token a streamed delta: thinking, text, then the tool call, ending early at the first
+stop sequence in the text or when ``max_tokens`` tokens have been produced, as the API does.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +168,60 @@ def split_into_deltas(text: str) -> list[str]:
     """Pieces of one or two words with their trailing space, as a model streams them."""
     words = re.findall(r"\S+\s*|\s+", text)
     return ["".join(words[i : i + 2]) for i in range(0, len(words), 2)] or [""]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer as generated: the deltas of its thinking and text blocks (none: no block),
+    its tool call, and why it ended."""
+
+    thinking: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    tool_use: dict[str, Any] | None = None
+    stop_reason: str = "end_turn"
+    stop_sequence: str | None = None
+
+    @property
+    def output_tokens(self) -> int:
+        """One token a delta, one for the tool call and one for the matched stop sequence
+        (generated, though not sent), so a finished answer never counts 0."""
+        return len(self.thinking) + len(self.text) + (self.tool_use is not None) + (self.stop_sequence is not None)
+
+
+def generate(
+    thinking: str | None,
+    text: str,
+    tool_use: dict[str, Any] | None,
+    *,
+    max_tokens: int,
+    stop_sequences: Sequence[str] = (),
+) -> Reply:
+    """The answer produced under the request's limits: the text stops before the first stop
+    sequence to complete in it (dropping the tool call that would have followed); everything
+    stops once ``max_tokens`` tokens are out, thinking included (see :attr:`Reply.output_tokens`)."""
+    text, matched = cut_at_stop_sequence(text, stop_sequences)
+    thinking_deltas = tuple(split_into_deltas(thinking)) if thinking else ()
+    text_deltas = tuple(split_into_deltas(text)) if text else ()
+    tool_use = tool_use if matched is None else None
+    whole = Reply(thinking_deltas, text_deltas, tool_use, _natural_stop(tool_use, matched), matched)
+    if whole.output_tokens <= max_tokens:
+        return whole
+    text_room = max(max_tokens - len(thinking_deltas), 0)
+    return Reply(thinking_deltas[:max_tokens], text_deltas[:text_room], None, "max_tokens")
+
+
+def _natural_stop(tool_use: dict[str, Any] | None, matched: str | None) -> str:
+    return "stop_sequence" if matched is not None else "tool_use" if tool_use else "end_turn"
+
+
+def cut_at_stop_sequence(text: str, stop_sequences: Sequence[str]) -> tuple[str, str | None]:
+    """``text`` up to the stop sequence whose end comes first in it (generation stops there),
+    and that sequence; or ``text`` whole and None."""
+    found = [(text.index(s) + len(s), text.index(s), s) for s in stop_sequences if s in text]
+    if not found:
+        return text, None
+    _, start, sequence = min(found)
+    return text[:start], sequence
 
 
 def estimate_tokens(payload: Any) -> int:

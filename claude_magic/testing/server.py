@@ -1,10 +1,11 @@
 """A local stand-in for the Anthropic API: a real HTTP/1.1 server on 127.0.0.1.
 
 It speaks the Messages API's protocol (SSE streams, the error envelope with its status codes,
-``request-id``, ``retry-after``), applies the validation rules users meet, answers
-deterministically from the request, records every request it receives, and can be scripted
-to fail: an error status on a given call, an ``error`` event or a dropped connection
-mid-stream, slow tokens.
+``request-id``, ``retry-after``, ``x-should-retry``), applies the validation rules users meet,
+answers deterministically from the request (within its ``max_tokens``, ``stop_sequences`` and
+``tool_choice``), records every request it receives, and can be scripted to fail: an error
+status on a given call of any route, an ``error`` event or a dropped connection mid-stream,
+slow tokens.
 
     with StandIn() as server:
         os.environ["ANTHROPIC_BASE_URL"] = server.base_url
@@ -19,19 +20,22 @@ import binascii
 import hashlib
 import itertools
 import json
+import re
 import socket
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..config import SAMPLING_PARAMETERS, accepts_sampling_parameters
-from .answers import answer_for, directives, split_into_deltas, text_of_content, thinking_for
+from .answers import Reply, answer_for, directives, generate, text_of_content, thinking_for
 from .cache import MAX_BREAKPOINTS, PromptCache, breakpoints, input_tokens
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
 
@@ -62,19 +66,20 @@ _STATUS_ERROR_TYPES = {
 
 @dataclass
 class Fault:
-    """A scripted failure for one ``/v1/messages`` call.
+    """A scripted failure for one call of a route (``/v1/messages`` unless told otherwise).
 
     ``status``: answer with this HTTP error instead (``retry_after`` / ``retry_after_ms`` /
-    ``should_retry`` set the matching headers). ``error_after`` / ``drop_after``: send that
-    many text deltas, then an ``error`` event (of ``error_type``) or drop the connection.
-    ``delay``: seconds between deltas (slow tokens). ``stall``: seconds to wait before
-    answering at all (to provoke a client timeout).
+    ``should_retry`` set the matching headers; a ``retry_after`` datetime is sent as an HTTP
+    date). ``error_after`` / ``drop_after``: send that many text deltas, then an ``error``
+    event (of ``error_type``) or drop the connection. ``delay``: seconds between deltas (slow
+    tokens). ``stall``: seconds to wait before answering at all (to provoke a client timeout).
+    The three stream fields apply to ``/v1/messages`` only.
     """
 
     status: int | None = None
     error_type: str | None = None
     message: str | None = None
-    retry_after: float | None = None
+    retry_after: float | datetime | None = None
     retry_after_ms: float | None = None
     should_retry: bool | None = None
     error_after: int | None = None
@@ -134,9 +139,9 @@ class StandIn:
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
     cache: PromptCache = field(default_factory=PromptCache, repr=False)
     """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
-    _faults: deque[Fault] = field(default_factory=deque, repr=False)
-    _faults_by_call: dict[int, Fault] = field(default_factory=dict, repr=False)
-    _message_calls: int = field(default=0, repr=False)
+    _faults: defaultdict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque), repr=False)
+    _faults_by_call: dict[tuple[str, int], Fault] = field(default_factory=dict, repr=False)
+    _calls: Counter[str] = field(default_factory=Counter, repr=False)
     _active: int = field(default=0, repr=False)
     max_concurrent: int = field(default=0, repr=False)
     """The most ``/v1/messages`` requests seen in flight at once."""
@@ -175,15 +180,26 @@ class StandIn:
 
     # --- scripting ---------------------------------------------------------------------------
 
-    def fail(self, fault: Fault | None = None, *, on_call: int | None = None, times: int = 1, **fields: Any) -> None:
-        """Script ``fault`` (or ``Fault(**fields)``) for the next ``times`` message calls, or
-        for call number ``on_call`` (1-based, counted since the server started)."""
+    def fail(
+        self,
+        fault: Fault | None = None,
+        *,
+        on_call: int | None = None,
+        times: int = 1,
+        route: str = "/v1/messages",
+        **fields: Any,
+    ) -> None:
+        """Script ``fault`` (or ``Fault(**fields)``) for the next ``times`` calls of ``route``,
+        or for its call number ``on_call`` (1-based, counted per route since the server
+        started). ``route`` is one of the API's paths as documented: ``/v1/messages``,
+        ``/v1/messages/count_tokens``, ``/v1/models``, ``/v1/models/{model_id}``."""
         fault = fault or Fault(**fields)
+        _check_fault_route(fault, route)
         with self._lock:
             if on_call is not None:
-                self._faults_by_call[on_call] = fault
+                self._faults_by_call[route, on_call] = fault
             else:
-                self._faults.extend([fault] * times)
+                self._faults[route].extend([fault] * times)
 
     def reset(self) -> None:
         """Forget recorded requests, scripted faults and cached prefixes."""
@@ -203,31 +219,35 @@ class StandIn:
     def message_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/messages"]
 
-    def _next_fault(self) -> Fault:
+    def _next_fault(self, route: str) -> Fault:
         with self._lock:
-            self._message_calls += 1
-            if self._message_calls in self._faults_by_call:
-                return self._faults_by_call.pop(self._message_calls)
-            return self._faults.popleft() if self._faults else Fault()
+            self._calls[route] += 1
+            if (route, self._calls[route]) in self._faults_by_call:
+                return self._faults_by_call.pop((route, self._calls[route]))
+            queue = self._faults[route]
+            return queue.popleft() if queue else Fault()
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
 
     def _tool_use_for(self, body: dict[str, Any], request_id: str) -> dict[str, Any] | None:
-        """The tool call this request is answered with, if any (see :attr:`tool_calls`)."""
+        """The tool call this request is answered with, if any (see :attr:`tool_calls`), as its
+        ``tool_choice`` allows: none for ``none``; one for ``any``, and one of the named tool for
+        ``tool`` (which takes a scripted call only if it is of that tool)."""
         tools = body.get("tools") or []
-        if not tools and self.scripted_calls_need_tools:
+        choice = body.get("tool_choice") or {"type": "auto"}
+        if choice["type"] == "none" or (not tools and self.scripted_calls_need_tools):
             return None
+        named = choice.get("name") if choice["type"] == "tool" else None
         with self._lock:
-            scripted = self.tool_calls.popleft() if self.tool_calls else None
+            takes_scripted = bool(self.tool_calls) and named in (None, self.tool_calls[0][0])
+            scripted = self.tool_calls.popleft() if takes_scripted else None
         if scripted is None:
-            if not tools:
+            if not tools or (choice["type"] == "auto" and _answers_tool_results(body)):
                 return None
-            last = body["messages"][-1].get("content")
-            if isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last):
-                return None
-            scripted = (tools[0]["name"], sample_arguments(tools[0].get("input_schema", {})))
+            tool = next(t for t in tools if t.get("name") == named) if named else tools[0]
+            scripted = (tool["name"], sample_arguments(tool.get("input_schema", {})))
         name, arguments = scripted
         return {"type": "tool_use", "id": f"toolu_{request_id}", "name": name, "input": arguments}
 
@@ -268,9 +288,11 @@ class StandIn:
             _check_default_sampling(body, model["id"])
         if not counting:
             _check_max_tokens(body["max_tokens"], model)
+            _check_stop_sequences(body.get("stop_sequences"))
         _check_messages(body["messages"])
         _check_cache_control(body)
         _check_thinking(body, model)
+        _check_tool_choice(body)
         return model
 
 
@@ -291,6 +313,63 @@ def _check_thinking(body: dict[str, Any], model: dict[str, Any]) -> None:
         for j, block in enumerate(message.get("content") if isinstance(message.get("content"), list) else []):
             if isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature"):
                 raise APIFailure(400, f"messages.{i}.content.{j}.thinking.signature: Field required")
+
+
+_TOOL_CHOICE_FIELDS = {
+    "auto": {"type", "disable_parallel_tool_use"},
+    "any": {"type", "disable_parallel_tool_use"},
+    "tool": {"type", "name", "disable_parallel_tool_use"},
+    "none": {"type"},
+}
+
+
+def _check_tool_choice(body: dict[str, Any]) -> None:
+    """A known choice with only its own fields, given with tools, naming one of them, and
+    forcing no call while thinking is on."""
+    choice = body.get("tool_choice")
+    if choice is None:
+        return
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in _TOOL_CHOICE_FIELDS:
+        raise APIFailure(
+            400,
+            f"tool_choice: Input tag '{kind}' found using 'type' does not match any of the expected tags: "
+            "'auto', 'any', 'tool', 'none'",
+        )
+    if extra := sorted(choice.keys() - _TOOL_CHOICE_FIELDS[kind]):
+        raise APIFailure(400, f"tool_choice.{kind}.{extra[0]}: Extra inputs are not permitted")
+    if not isinstance(choice.get("disable_parallel_tool_use", False), bool):
+        raise APIFailure(400, f"tool_choice.{kind}.disable_parallel_tool_use: Input should be a valid boolean")
+    tools = body.get("tools") or []
+    if not tools:
+        raise APIFailure(400, f"tool_choice.{kind} may only be specified while providing tools")
+    if kind == "tool":
+        if "name" not in choice:
+            raise APIFailure(400, "tool_choice.tool.name: Field required")
+        if choice["name"] not in {tool.get("name") for tool in tools if isinstance(tool, dict)}:
+            raise APIFailure(400, f"tool_choice.tool.name: no tool named '{choice['name']}' in tools")
+    thinking = body.get("thinking")
+    if kind in ("any", "tool") and isinstance(thinking, dict) and thinking.get("type") in ("adaptive", "enabled"):
+        raise APIFailure(400, "Thinking may not be enabled when tool_choice forces tool use.")
+
+
+def _check_stop_sequences(stop_sequences: Any) -> None:
+    if stop_sequences is None:
+        return
+    if not isinstance(stop_sequences, list):
+        raise APIFailure(400, "stop_sequences: Input should be a valid list")
+    for i, sequence in enumerate(stop_sequences):
+        if not isinstance(sequence, str):
+            raise APIFailure(400, f"stop_sequences.{i}: Input should be a valid string")
+        if not sequence:
+            raise APIFailure(400, "stop_sequences: each stop sequence must be non-empty")
+        if not sequence.strip():
+            raise APIFailure(400, "stop_sequences: each stop sequence must contain non-whitespace")
+
+
+def _answers_tool_results(body: dict[str, Any]) -> bool:
+    last = body["messages"][-1].get("content")
+    return isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
 
 
 def resolve_model(model_id: Any) -> dict[str, Any] | None:
@@ -404,6 +483,8 @@ class _Handler(BaseHTTPRequestHandler):
     stand_in: StandIn
     recorded: RecordedRequest
     request_id: str
+    fault: Fault
+    """The scripted fault for this call (an empty one when none is)."""
     protocol_version = "HTTP/1.1"
     server_version = "claude-magic-stand-in"
 
@@ -426,11 +507,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body(headers)
             self.recorded = RecordedRequest(method, url.path, parse_qs(url.query), headers, body)
             self.stand_in._record(self.recorded)
-            route = _ROUTES.get((method, url.path.rstrip("/")))
+            route = _route_of(method, url.path.rstrip("/"))
             if route is None:
                 raise APIFailure(404, f"{method} {url.path} is not a route of this API")
             self.stand_in.check_auth(headers)
-            route(self, body, parse_qs(url.query), headers)
+            self.fault = self.stand_in._next_fault(route)
+            if self.fault.stall:
+                time.sleep(self.fault.stall)
+            if self.fault.status is not None:
+                self._send_fault_status(self.fault)
+                return
+            _ROUTES[method, route](self, body, parse_qs(url.query), headers)
         except APIFailure as failure:
             self._send_error(failure.status, failure.error_type, failure.message)
         except (BrokenPipeError, ConnectionResetError):
@@ -461,8 +548,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send_error(self, status: int, error_type: str, message: str, extra_headers: dict[str, str] | None = None) -> None:
+        """The error envelope, with the API's own verdict on retrying (``extra_headers`` may override it)."""
         envelope = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": self.request_id}
-        self._send_json(status, envelope, extra_headers)
+        self._send_json(status, envelope, {"x-should-retry": _should_retry(status), **(extra_headers or {})})
 
     # --- routes ------------------------------------------------------------------------------
 
@@ -487,42 +575,54 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def model(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        model_id = unquote(self.recorded.path.rstrip("/").rsplit("/", 1)[-1])
+        model = resolve_model(model_id)
+        if model is None:
+            raise APIFailure(404, f"model: {model_id}")
+        self._send_json(200, model)
+
     def count_tokens(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         self.stand_in.validate_message_body(body, headers["anthropic-version"], counting=True)
         self._send_json(200, {"input_tokens": input_tokens(body)})
 
     def messages(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        fault = self.stand_in._next_fault()
-        if fault.stall:
-            time.sleep(fault.stall)
-        if fault.status is not None:
-            self._send_fault_status(fault)
-            return
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
-        tool_use = self.stand_in._tool_use_for(body, self.request_id)
-        text = self.recorded.answer = f"I'll use the tool `{tool_use['name']}`." if tool_use else answer_for(body)
-        thinking = thinking_for(body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
-        output = len(split_into_deltas(text)) + (len(split_into_deltas(thinking)) if thinking else 0)
-        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": output}
+        reply = self._reply(body)
+        self.recorded.answer = "".join(reply.text)
+        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
-            content = ([_thinking_block(thinking)] if thinking else []) + [{"type": "text", "text": text}] + ([tool_use] if tool_use else [])
-            self._send_json(200, _message(message_id, model["id"], content, "tool_use" if tool_use else "end_turn", usage))
+            message = _message(message_id, model["id"], _content(reply), reply.stop_reason, usage, reply.stop_sequence)
+            self._send_json(200, message)
             return
         with self.stand_in._lock:
             self.stand_in._active += 1
             self.stand_in.max_concurrent = max(self.stand_in.max_concurrent, self.stand_in._active)
         try:
-            self._stream(message_id, model["id"], text, usage, fault, _delay(fault, body, self.stand_in.delay), thinking, tool_use)
+            self._stream(message_id, model["id"], reply, usage, _delay(self.fault, body, self.stand_in.delay))
         finally:
             with self.stand_in._lock:
                 self.stand_in._active -= 1
+
+    def _reply(self, body: dict[str, Any]) -> Reply:
+        """The answer to a valid request, generated within its limits. A forced tool call comes
+        alone: the API prefills it, so no text precedes it."""
+        tool_use = self.stand_in._tool_use_for(body, self.request_id)
+        forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+        if tool_use:
+            text = "" if forced else f"I'll use the tool `{tool_use['name']}`."
+        else:
+            text = answer_for(body)
+        thinking = thinking_for(body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
+        stop_sequences = body.get("stop_sequences") or ()
+        return generate(thinking, text, tool_use, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
 
     def _send_fault_status(self, fault: Fault) -> None:
         status = fault.status or 500
         extra: dict[str, str] = {}
         if fault.retry_after is not None:
-            extra["retry-after"] = f"{fault.retry_after:g}"
+            extra["retry-after"] = _retry_after(fault.retry_after)
         if fault.retry_after_ms is not None:
             extra["retry-after-ms"] = f"{fault.retry_after_ms:g}"
         if fault.should_retry is not None:
@@ -530,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or _STATUS_ERROR_TYPES.get(status, "api_error")
         self._send_error(status, error_type, fault.message or _reason(status), extra)
 
-    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float, thinking: str | None = None, tool_use: dict[str, Any] | None = None) -> None:
+    def _stream(self, message_id: str, model: str, reply: Reply, usage: dict[str, Any], delay: float) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -538,38 +638,44 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", self.request_id)
         self.end_headers()
         self._pending: list[bytes] = []
-        start_usage = {**usage, "output_tokens": 1}
+        start_usage = {**usage, "output_tokens": min(1, reply.output_tokens)}
         self._event("message_start", {"type": "message_start", "message": _message(message_id, model, [], None, start_usage)})
         index = 0
-        if thinking:
-            self._thinking(thinking)
+        if reply.thinking:
+            self._thinking(reply.thinking)
             index = 1
+        if reply.text:
+            if not self._text(index, reply.text, delay):
+                return
+            index += 1
+        if reply.tool_use:
+            self._tool_use(index, reply.tool_use)
+        delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
+        self._event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+        self._event("message_stop", {"type": "message_stop"})
+        self._end_chunks()
+
+    def _text(self, index: int, deltas: tuple[str, ...], delay: float) -> bool:
+        """A text block, delta by delta; False when a scripted fault ended the stream in it."""
+        fault = self.fault
         self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
         self._event("ping", {"type": "ping"})
-        for sent, piece in enumerate(split_into_deltas(text)):
+        for sent, piece in enumerate(deltas):
             if sent == fault.error_after:
                 error_type = fault.error_type or "overloaded_error"
                 self._event("error", {"type": "error", "error": {"type": error_type, "message": fault.message or "Overloaded"}})
                 self._end_chunks()
-                return
+                return False
             if sent == fault.drop_after:
                 self._drop_connection()
-                return
+                return False
             if delay:
                 self._send_pending()
                 time.sleep(delay)
             delta = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}
             self._event("content_block_delta", delta)
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
-        if tool_use:
-            self._tool_use(index + 1, tool_use)
-        stop_reason = "tool_use" if tool_use else "end_turn"
-        self._event(
-            "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage},
-        )
-        self._event("message_stop", {"type": "message_stop"})
-        self._end_chunks()
+        return True
 
     def _tool_use(self, index: int, tool_use: dict[str, Any]) -> None:
         """A tool_use block whose input arrives as partial JSON, split mid-string as the API does."""
@@ -580,12 +686,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
 
-    def _thinking(self, thinking: str) -> None:
+    def _thinking(self, deltas: tuple[str, ...]) -> None:
         """A thinking block at index 0: its deltas, a final empty one, then its signature."""
         self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
-        for piece in [*split_into_deltas(thinking), ""]:
+        for piece in [*deltas, ""]:
             self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}})
-        signature = _thinking_block(thinking)["signature"]
+        signature = _thinking_block("".join(deltas))["signature"]
         self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": signature}})
         self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
 
@@ -621,12 +727,56 @@ class _Handler(BaseHTTPRequestHandler):
 
 _ROUTES = {
     ("GET", "/v1/models"): _Handler.models,
+    ("GET", "/v1/models/{model_id}"): _Handler.model,
     ("POST", "/v1/messages"): _Handler.messages,
     ("POST", "/v1/messages/count_tokens"): _Handler.count_tokens,
 }
+"""Each route by the path the API documents; ``{name}`` stands for one path segment."""
+_STREAM_FAULT_FIELDS = ("error_after", "drop_after", "delay")
 
 
-def _message(message_id: str, model: str, content: list[Any], stop_reason: str | None, usage: dict[str, Any]) -> dict[str, Any]:
+def _route_of(method: str, path: str) -> str | None:
+    """The documented path of the route ``path`` is a call of, if any."""
+    for route_method, route in _ROUTES:
+        if route_method == method and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", route), path):
+            return route
+    return None
+
+
+def _check_fault_route(fault: Fault, route: str) -> None:
+    if route not in {path for _, path in _ROUTES}:
+        raise ValueError(f"no route {route!r}: faults can be scripted for {', '.join(sorted({p for _, p in _ROUTES}))}")
+    if route != "/v1/messages" and (streamed := [f for f in _STREAM_FAULT_FIELDS if getattr(fault, f) is not None]):
+        raise ValueError(f"{', '.join(streamed)}: only /v1/messages streams, not {route}")
+
+
+def _should_retry(status: int) -> str:
+    """The API's ``x-should-retry`` for an error status: retry 408, 409, 429 and 5xx."""
+    return "true" if status in (408, 409, 429) or status >= 500 else "false"
+
+
+def _retry_after(value: float | datetime) -> str:
+    """``retry-after`` in seconds, or for a datetime as an HTTP date (whole seconds, GMT)."""
+    if isinstance(value, datetime):
+        return format_datetime(value.astimezone(timezone.utc), usegmt=True)
+    return f"{value:g}"
+
+
+def _content(reply: Reply) -> list[dict[str, Any]]:
+    """A non-streamed answer's content blocks."""
+    thinking = [_thinking_block("".join(reply.thinking))] if reply.thinking else []
+    text = [{"type": "text", "text": "".join(reply.text)}] if reply.text else []
+    return [*thinking, *text, *([reply.tool_use] if reply.tool_use else [])]
+
+
+def _message(
+    message_id: str,
+    model: str,
+    content: list[Any],
+    stop_reason: str | None,
+    usage: dict[str, Any],
+    stop_sequence: str | None = None,
+) -> dict[str, Any]:
     return {
         "id": message_id,
         "type": "message",
@@ -634,7 +784,7 @@ def _message(message_id: str, model: str, content: list[Any], stop_reason: str |
         "model": model,
         "content": content,
         "stop_reason": stop_reason,
-        "stop_sequence": None,
+        "stop_sequence": stop_sequence,
         "usage": {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, **usage},
     }
 
