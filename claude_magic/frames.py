@@ -26,7 +26,7 @@ SAMPLE_ROWS = 5
 CELL_CHARS = 60
 COLUMN_ROW_CHARS = 24
 """About the fewest characters a column's row in the columns table takes."""
-DETAIL_COLUMN_CHARS = 200
+DETAIL_COLUMN_CHARS = 100
 """About what one column adds to the statistics table and the sample rows together."""
 POLARS_STATS = ("count", "null_count", "mean", "std", "min", "25%", "50%", "75%", "max")
 
