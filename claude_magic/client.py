@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .accumulate import MessageAccumulator
-from .config import SAMPLING_PARAMETERS, ClientSettings, accepts_sampling_parameters
+from .config import SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
 from .errors import (
     APIConnectionError,
     APIError,
@@ -69,10 +69,35 @@ def thinking_of(event: StreamEvent) -> str | None:
     return None
 
 
+class CredentialsAuth(httpx.Auth):
+    """The default authentication: the settings' API key (``x-api-key``) or bearer token.
+
+    With neither, no request leaves: one line says how to set a key. Another ``httpx.Auth``
+    can take its place (see :class:`_ClientBase`), e.g. one that adds nothing when a proxy in
+    front of the API holds the key.
+    """
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if not self.credentials.present:
+            raise ConfigurationError(
+                "No API key: set ANTHROPIC_API_KEY in the kernel's environment "
+                "(e.g. %env ANTHROPIC_API_KEY=sk-ant-...) or %config ClaudeMagics.api_key"
+            )
+        request.headers.update(self.credentials.headers())
+        yield request
+
+
 class _ClientBase:
-    def __init__(self, settings: ClientSettings | None = None, *, transport: Any = None) -> None:
+    """``transport`` and ``auth`` are httpx's own seams: a transport to send through (a test's
+    ``MockTransport``, a proxy's), and how requests authenticate (default: the credentials)."""
+
+    def __init__(self, settings: ClientSettings | None = None, *, transport: Any = None, auth: httpx.Auth | None = None) -> None:
         self.settings = settings or ClientSettings()
         self._transport = transport
+        self._auth = auth if auth is not None else CredentialsAuth(self.settings.credentials)
         remember(self.settings.credentials.secrets())  # kept out of every file and preview from now on
 
     def __repr__(self) -> str:
@@ -85,14 +110,7 @@ class _ClientBase:
         return self.settings.base_url.rstrip("/") + path
 
     def _headers(self) -> dict[str, str]:
-        credentials = self.settings.credentials
-        if not credentials.present:
-            raise ConfigurationError(
-                "No API key: set ANTHROPIC_API_KEY in the kernel's environment "
-                "(e.g. %env ANTHROPIC_API_KEY=sk-ant-...) or %config ClaudeMagics.api_key"
-            )
         return {
-            **credentials.headers(),
             "anthropic-version": self.settings.api_version,
             "content-type": "application/json",
             "accept": "application/json",
@@ -257,7 +275,7 @@ class Client(_ClientBase):
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=self._timeout(), transport=self._transport)
+            self._http = httpx.Client(timeout=self._timeout(), transport=self._transport, auth=self._auth)
         return self._http
 
     def close(self) -> None:
@@ -336,7 +354,7 @@ class AsyncClient(_ClientBase):
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout(), transport=self._transport)
+            self._http = httpx.AsyncClient(timeout=self._timeout(), transport=self._transport, auth=self._auth)
         return self._http
 
     async def aclose(self) -> None:

@@ -13,17 +13,18 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .engine import AnswerCutOff
 from .errors import ClaudeError
 
 if TYPE_CHECKING:
     from .config import ClientSettings
     from .conversation import CellRun
-    from .session import AskOptions, ClaudeSession
+    from .session import Answer, AskOptions, ClaudeSession
 
+INTERRUPTED = "interrupted; the partial answer is kept"
 SWEEPABLE = ("model", "effort", "max_tokens", "thinking", "system", "temperature")
 POLL_SECONDS = 0.1
 
@@ -49,6 +50,10 @@ class Column:
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+    def answered(self, answer: Answer) -> None:
+        """What the column's answer left: its blocks, usage and timing."""
+        self.content, self.usage, self.model, self.first_token = answer.content, answer.usage, answer.model, answer.time_to_first_token
 
     def stats(self) -> str:
         from .pricing import cost, format_cost
@@ -122,18 +127,17 @@ def _short(value: Any) -> str:
 
 def run(session: ClaudeSession, question: list[dict[str, Any]], columns: list[Column], settings: ClientSettings, cell: CellRun | None, draw: Any) -> None:
     """Ask every column's variant at once and draw the columns until all have ended."""
-    requests = [session.prepare(question, column.options, cell).request for column in columns]
     loop = asyncio.new_event_loop()
     tasks: list[asyncio.Task[None]] = []
     started = threading.Event()
 
     async def gather() -> None:
-        from .client import AsyncClient
-
-        async with AsyncClient(settings) as client:
-            tasks.extend(asyncio.ensure_future(_stream(client, request, column)) for request, column in zip(requests, columns, strict=True))
-            started.set()
+        tasks.extend(asyncio.ensure_future(_answer(session, question, column, settings, cell)) for column in columns)
+        started.set()
+        try:
             await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await session.release_async_client()
 
     worker = threading.Thread(target=loop.run_until_complete, args=(gather(),), name="claude-compare", daemon=True)
     worker.start()
@@ -146,35 +150,43 @@ def run(session: ClaudeSession, question: list[dict[str, Any]], columns: list[Co
         for task in tasks:
             loop.call_soon_threadsafe(task.cancel)
         worker.join(5)
-        for column in columns:
-            if column.total is None:
-                column.error = column.error or "interrupted; the partial answer is kept"
     finally:
         draw(columns)
         if not worker.is_alive():
             loop.close()
 
 
-async def _stream(client: Any, request: Any, column: Column) -> None:
-    from .client import text_of
-
-    began = time.monotonic()
+async def _answer(session: ClaudeSession, question: list[dict[str, Any]], column: Column, settings: ClientSettings, cell: CellRun | None) -> None:
+    """One column, through the session's turn engine; it joins the conversation only if kept."""
     try:
-        async with client.stream(request) as stream:
-            try:
-                async for event in stream:
-                    if text := text_of(event):
-                        if column.first_token is None:
-                            column.first_token = time.monotonic() - began
-                        column.pieces.append(text)
-            finally:
-                column.content, column.usage = stream.accumulator.content(), stream.accumulator.usage
-                column.model = stream.accumulator.message().model
-        column.total = time.monotonic() - began
+        answer = await session.ask_async(question, column.options, settings, lambda: _ColumnText(column), cell, record=False)
+    except AnswerCutOff as cut:
+        column.answered(cut.answer)
+        column.error = INTERRUPTED if isinstance(cut.cause, asyncio.CancelledError) else f"{cut.cause}; the partial answer is kept"
+    except asyncio.CancelledError:
+        column.error = INTERRUPTED
     except ClaudeError as error:
         column.error = str(error)
-    except asyncio.CancelledError:
-        column.error = "interrupted; the partial answer is kept"
+    else:
+        column.answered(answer)
+        column.total = answer.total_time
+
+
+class _ColumnText:
+    """A column's :class:`~claude_magic.render.Renderer`: text appended as it streams, for the
+    cell's thread to draw."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+
+    def feed(self, text: str) -> None:
+        self.column.pieces.append(text)
+
+    def feed_thinking(self, text: str) -> None:
+        """Columns show answers; the thinking stays with the answer (``content``)."""
+
+    def finish(self, text: str) -> None:
+        self.column.pieces = [text]
 
 
 def bundle(columns: list[Column]) -> dict[str, str]:

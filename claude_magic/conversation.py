@@ -72,6 +72,8 @@ class Exchange:
     """Tool rounds between question and answer: assistant ``tool_use`` and user ``tool_result`` messages."""
     id: str = field(default_factory=_new_id)
     """Names the exchange in the log, for a later run of its cell to replace it by."""
+    billed_separately: bool = False
+    """Its usage was logged when it was spent (a compared answer kept later): totals count it there."""
 
     def messages(self) -> list[dict[str, Any]]:
         return [{"role": "user", "content": self.question}, *self.steps, {"role": "assistant", "content": self.answer}]
@@ -90,6 +92,7 @@ class Exchange:
             "question": self.question,
             "steps": self.steps,
             "answer": self.answer,
+            **({"billed_separately": True} if self.billed_separately else {}),
         }
 
     @classmethod
@@ -106,6 +109,7 @@ class Exchange:
             complete=bool(event.get("complete", True)),
             steps=list(event.get("steps") or []),
             id=str(event.get("id") or fallback_id or _new_id()),
+            billed_separately=bool(event.get("billed_separately")),
         )
 
 

@@ -51,7 +51,8 @@ from .errors import (
     StreamInterrupted,
 )
 from .notebook_context import NotebookContext, running_cell_number
-from .session import AnswerCutOff, AskOptions, ClaudeSession
+from .engine import AnswerCutOff
+from .session import AskOptions, ClaudeSession
 
 if TYPE_CHECKING:
     from .context import Attachment
@@ -364,7 +365,8 @@ class ClaudeMagics(Magics):
         column = columns[int(number) - 1]
         if not column.content:
             raise UsageError(f"%claude keep {number}: that answer has no content")
-        self.session.conversation.record(Exchange(question=question, answer=column.content, cell=Cell(), model=column.model, usage=column.usage))
+        kept = Exchange(question=question, answer=column.content, cell=Cell(), model=column.model, usage=column.usage, billed_separately=True)
+        self.session.conversation.record(kept)
         print(f"claude: answer {number} ({column.label}) is now part of the conversation", file=sys.stderr)
 
     def _template(self, name: str, assignments: str) -> tuple[str, dict[str, Any]]:

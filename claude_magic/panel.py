@@ -27,7 +27,8 @@ from .magics import explain, explain_cut_off, footer
 from .markdown_html import highlight_css, to_html
 from .notebook_context import DisplayedImage
 from .render import ThrottledDisplay
-from .session import AnswerCutOff, AskOptions
+from .engine import AnswerCutOff
+from .session import AskOptions
 
 if TYPE_CHECKING:
     import ipywidgets

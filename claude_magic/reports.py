@@ -58,7 +58,7 @@ def notebook_usage(store: ConversationStore) -> Tally:
     """Every request the notebook's log recorded, archived conversations included."""
     tally = Tally()
     for event in store.every_event():
-        if event.get("event") in ("exchange", "usage"):
+        if event.get("event") in ("exchange", "usage") and not event.get("billed_separately"):
             tally.add(str(event.get("model") or ""), event.get("usage") or {})
     return tally
 

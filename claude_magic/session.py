@@ -8,7 +8,6 @@ chat panel both call :meth:`ClaudeSession.ask` with a renderer of their own.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 from .budget import ContextWindows, Cut, Fitted
 from .config import ClientSettings, Effort
 from .conversation import CellRun, Conversation, Exchange
-from .errors import ClaudeError, ConfigurationError
+from .errors import ConfigurationError
 from .pricing import Tally
 
 if TYPE_CHECKING:
-    from .accumulate import MessageAccumulator
+    import httpx
+
     from .answer_cache import AnswerCache
     from .client import AsyncClient, Client
     from .context import Attachment
-    from .protocol import MessageRequest, ModelInfo, StreamEvent
+    from .protocol import MessageRequest, ModelInfo
     from .render import Renderer
     from .tools import Tool, ToolRun
 
@@ -65,6 +65,8 @@ class Answer:
     """When the answer came from the answer cache: the time it was first received."""
     calls_not_run: list[str] = field(default_factory=list)
     """Tool calls the answer ended with that were not run (round limit, no tools, interrupt)."""
+    content: list[dict[str, Any]] = field(default_factory=list)
+    """The answer's blocks as the conversation keeps them (see :func:`engine.sendable_answer`)."""
 
 
 @dataclass
@@ -77,19 +79,19 @@ class Prepared:
     """History was left out against an assumed context window: ask the server for the real one."""
 
 
-class AnswerCutOff(ClaudeError):
-    """The answer stopped before its end (an error, or an interrupt); ``answer`` is what
-    arrived, already shown and recorded."""
-
-    def __init__(self, answer: Answer, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.answer = answer
-        self.cause = cause
-
-
 class ClaudeSession:
-    def __init__(self, locate: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        locate: Callable[[], str | None] | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> None:
         self._locate = locate or (lambda: None)
+        self.transport, self.async_transport, self.auth = transport, async_transport, auth
+        """How every client of this session sends and authenticates (see :class:`.client.Client`):
+        the one place to change for a proxy that holds the key, or a test's transport."""
         self._conversation: Conversation | None = None
         self.prompt_caching = True
         """Mark the stable prefix of each request with cache_control (see :mod:`.caching`)."""
@@ -101,10 +103,9 @@ class ClaudeSession:
         self.usage = Tally()
         """Tokens and cost of every answer this session (the notebook's are in its store)."""
         self._client: Client | None = None
-        self._async_client: AsyncClient | None = None
+        self._async_clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._answer_cache: AnswerCache | None = None
         self._models: list[ModelInfo] | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def conversation(self) -> Conversation:
@@ -114,34 +115,40 @@ class ClaudeSession:
         return self._conversation
 
     def client(self, settings: ClientSettings) -> Client:
-        """A client for ``settings``, reused until they change."""
+        """The client for ``settings``, reused until they change. Only the session makes clients."""
         if self._client is None or self._client.settings != settings:
             from .client import Client
 
-            self.close()
-            self._client = Client(settings)
+            if self._client is not None:
+                self._client.close()
+            self._client = Client(settings, transport=self.transport, auth=self.auth)
         return self._client
 
     def async_client(self, settings: ClientSettings) -> AsyncClient:
-        """An async client for ``settings`` on the running event loop, reused until they change
-        or the loop does (widget callbacks may run on a kernel subshell's own loop)."""
+        """The async client for ``settings`` on the running event loop, one per loop (widget
+        callbacks may run on a kernel subshell's loop, ``--compare`` on a loop of its own)."""
         loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_client.settings != settings or self._async_loop is not loop:
+        client = self._async_clients.get(loop)
+        if client is None or client.settings != settings:
             from .client import AsyncClient
 
-            self._retire_async_client()
-            self._async_client, self._async_loop = AsyncClient(settings), loop
-        return self._async_client
+            if client is not None:
+                loop.create_task(client.aclose())
+            client = self._async_clients[loop] = AsyncClient(settings, transport=self.async_transport, auth=self.auth)
+        return client
 
-    def _retire_async_client(self) -> None:
-        """Close the async client on the loop it was made on (a closed loop has nothing open)."""
-        old, loop = self._async_client, self._async_loop
-        self._async_client = self._async_loop = None
-        if old is not None and loop is not None and not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(old.aclose(), loop)
+    async def release_async_client(self) -> None:
+        """Close the running loop's client: for a loop that is about to close."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def close(self) -> None:
-        self._retire_async_client()
+        """Close every client (each async one on its own loop; a closed loop has nothing open)."""
+        for loop, client in self._async_clients.items():
+            if not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+        self._async_clients.clear()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -192,16 +199,6 @@ class ClaudeSession:
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
         return Prepared(request, fitted, unsure=window is None and fitted.trimmed and limit != self.context_budget)
 
-    def _prepare_sending(
-        self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None, settings: ClientSettings, steps: list[dict[str, Any]] | None = None
-    ) -> Prepared:
-        """:meth:`prepare`, asking the server for the context window when it matters."""
-        prepared = self.prepare(question, options, cell, steps)
-        if prepared.unsure:
-            self._listed_models(settings)
-            prepared = self.prepare(question, options, cell, steps)
-        return self._sending(prepared, options)
-
     def model_info(self, model: str, settings: ClientSettings) -> ModelInfo | None:
         """What ``/v1/models`` says of ``model``; None if unlisted or unknown."""
         return next((m for m in self._listed_models(settings) if m.id == model), None)
@@ -210,16 +207,52 @@ class ClaudeSession:
         """The server's models, asked for once a session (for context windows and capabilities
         alike); empty when it can't list them."""
         if self._models is None:
-            listed = _models_or_none(self.client(settings).list_models)
-            self._models = listed or []
-            self.windows.learn(listed)
-        return self._models
+            from .engine import listed_or_none
 
-    def _sending(self, prepared: Prepared, options: AskOptions) -> Prepared:
+            self.learn_models(listed_or_none(self.client(settings).list_models))
+        return self._models or []
+
+    def learn_models(self, models: list[ModelInfo] | None) -> None:
+        """Keep the server's model listing (None: it could not list them; assume from now on)."""
+        self._models = models or []
+        self.windows.learn(models)
+
+    @property
+    def models_known(self) -> bool:
+        return self._models is not None
+
+    def note_sent(self, prepared: Prepared, options: AskOptions) -> None:
         """Remember where the history was cut, to cut it there next time (the cache's prefix)."""
         if options.use_history:
             self._cut = prepared.fitted.cut
-        return prepared
+
+    def tally(self, model: str, usage: dict[str, Any], *, log: bool) -> None:
+        """Count a request's tokens in this session; ``log``: in the notebook's log too (a
+        request no recorded exchange carries: a tool round, a one-off, a compared answer)."""
+        self.usage.add(model, usage)
+        if log:
+            self.conversation.note_usage(model, usage)
+
+    def record(self, question: list[dict[str, Any]], answer: Answer, cell: CellRun | None, steps: list[dict[str, Any]]) -> None:
+        self.conversation.record(
+            Exchange(
+                question=question,
+                answer=answer.content,
+                cell=cell or CellRun(),
+                model=answer.model,
+                usage=answer.usage,
+                complete=answer.complete,
+                steps=list(steps),
+            )
+        )
+
+    @property
+    def answer_cache(self) -> AnswerCache:
+        if self._answer_cache is None:
+            from .answer_cache import AnswerCache
+
+            self._answer_cache = AnswerCache()
+        return self._answer_cache
 
     def ask(
         self,
@@ -231,85 +264,15 @@ class ClaudeSession:
         show_tool_run: Callable[[ToolRun], None] | None = None,
     ) -> Answer:
         """Send ``question`` with the history, stream the answer into the renderer that
-        ``open_renderer`` makes once the answer starts, and record the exchange. With tools,
-        each ``tool_use`` round runs the named functions, shows each run and asks again, at
-        most ``options.max_tool_rounds`` times; the whole exchange is recorded.
+        ``open_renderer`` makes once it starts, and record the exchange (see :mod:`.engine`).
 
-        Raises :class:`AnswerCutOff` (keeping what arrived) when the stream breaks or is
-        interrupted, and the client's errors when no answer started.
+        Raises :class:`~.engine.AnswerCutOff` (keeping what arrived) when the stream breaks or
+        is interrupted, and the client's errors when no answer started.
         """
-        steps: list[dict[str, Any]] = []
-        prepared = self._prepare_sending(question, options, cell, settings)
-        cache_key = self._cache_key(prepared, settings) if options.cached and not options.tools else None
-        if cache_key is not None and not options.fresh and (hit := self.answer_cache.get(cache_key)) is not None:
-            from .accumulate import MessageAccumulator
+        from . import engine
 
-            turn = _Turn(question, options, cell, prepared.fitted, open_renderer())
-            return self._conclude(MessageAccumulator.of_message(hit.message), turn, cached_at=hit.saved_at)
-        while True:
-            turn = _Turn(question, options, cell, prepared.fitted, steps=steps)
-            accumulator = self._stream_round(prepared.request, turn, settings, open_renderer)
-            if accumulator.stop_reason != "tool_use":
-                break
-            if not options.tools:
-                turn.calls_not_run_because = "no tools were offered for it"
-                break
-            if len(steps) >= 2 * options.max_tool_rounds:
-                turn.calls_not_run_because = f"the limit of {options.max_tool_rounds} tool rounds was reached"
-                break
-            turn.finish_showing(accumulator.text)
-            try:
-                runs = self._run_tools(accumulator.content(), options, show_tool_run)
-            except KeyboardInterrupt as cause:
-                turn.calls_not_run_because = "interrupted by the user"
-                raise AnswerCutOff(self._conclude(accumulator, turn), cause) from None
-            self.usage.add(options.model, accumulator.usage)
-            steps += [{"role": "assistant", "content": accumulator.content()}, {"role": "user", "content": [r.result_block() for r in runs]}]
-            prepared = self._prepare_sending(question, options, cell, settings, steps)
-        answer = self._conclude(accumulator, turn)
-        if cache_key is not None and answer.complete:
-            self.answer_cache.put(cache_key, accumulator.message().to_wire())
-        return answer
-
-    def _stream_round(self, request: MessageRequest, turn: _Turn, settings: ClientSettings, open_renderer: Callable[[], Renderer]) -> MessageAccumulator:
-        """One request streamed into a new renderer; a broken one is concluded and raised."""
-        with self.client(settings).stream(request) as stream:
-            turn.renderer = open_renderer()
-            try:
-                for event in stream:
-                    turn.show(event)
-            except (ClaudeError, KeyboardInterrupt) as cause:
-                raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
-            return stream.accumulator
-
-    @staticmethod
-    def _run_tools(content: list[dict[str, Any]], options: AskOptions, show: Callable[[ToolRun], None] | None) -> list[ToolRun]:
-        """Run each ``tool_use`` block of an answer (only the user's named functions can run)."""
-        from .tools import run
-
-        by_name = {tool.name: tool for tool in options.tools}
-        runs = []
-        for block in content:
-            if block.get("type") == "tool_use":
-                runs.append(tool_run := run(by_name, block))
-                if show is not None:
-                    show(tool_run)
-        return runs
-
-    def _cache_key(self, prepared: Prepared, settings: ClientSettings) -> str:
-        from .answer_cache import request_key
-        from .client import Client
-
-        body = Client(settings).message_body(prepared.request, stream=True)
-        return request_key(body, settings.api_version, settings.base_url)
-
-    @property
-    def answer_cache(self) -> AnswerCache:
-        if self._answer_cache is None:
-            from .answer_cache import AnswerCache
-
-            self._answer_cache = AnswerCache()
-        return self._answer_cache
+        turn = engine.Turn(self, question, options, settings, open_renderer, cell, show_tool_run)
+        return engine.ask(turn, self.client(settings))
 
     async def ask_async(
         self,
@@ -318,97 +281,16 @@ class ClaudeSession:
         settings: ClientSettings,
         open_renderer: Callable[[], Renderer],
         cell: CellRun | None = None,
+        show_tool_run: Callable[[ToolRun], None] | None = None,
+        *,
+        record: bool = True,
     ) -> Answer:
-        """:meth:`ask` on the event loop; cancelling the task stops the answer and keeps
-        what arrived (raised as :class:`AnswerCutOff` with a ``CancelledError`` cause)."""
-        prepared = self.prepare(question, options, cell)
-        if prepared.unsure:
-            try:
-                models: list[ModelInfo] | None = await self.async_client(settings).list_models()
-            except ClaudeError:
-                models = None
-            self.windows.learn(models)
-            prepared = self.prepare(question, options, cell)
-        self._sending(prepared, options)
-        turn = _Turn(question, options, cell, prepared.fitted)
-        async with self.async_client(settings).stream(prepared.request) as stream:
-            turn.renderer = open_renderer()
-            try:
-                async for event in stream:
-                    turn.show(event)
-            except (ClaudeError, asyncio.CancelledError) as cause:
-                raise AnswerCutOff(self._conclude(stream.accumulator, turn), cause) from None
-            return self._conclude(stream.accumulator, turn)
+        """:meth:`ask` on the event loop; cancelling the task stops the answer and keeps what
+        arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
+        from . import engine
 
-    def _conclude(self, accumulator: MessageAccumulator, turn: _Turn, cached_at: float | None = None) -> Answer:
-        """Show the answer's final state and record the exchange, complete or not."""
-        message = accumulator.message()
-        turn.finish_showing(message.text)
-        options = turn.options
-        content, calls_not_run = _sendable_answer(accumulator, turn.calls_not_run_because)
-        answer = Answer(
-            text=message.text,
-            model=message.model or options.model,
-            usage=accumulator.usage,
-            time_to_first_token=turn.first_token,
-            total_time=time.monotonic() - turn.started,
-            stop_reason=message.stop_reason,
-            complete=accumulator.complete,
-            turns_left_out=turn.fitted.turns_left_out,
-            images_left_out=turn.fitted.images_left_out,
-            cached_at=cached_at,
-            calls_not_run=calls_not_run,
-        )
-        if cached_at is None:  # a cached answer cost nothing this time
-            self.usage.add(answer.model, answer.usage)
-        if not options.use_history:
-            self.conversation.note_usage(answer.model, answer.usage)
-        else:
-            self.conversation.record(
-                Exchange(
-                    question=turn.question,
-                    answer=content,
-                    cell=turn.cell or CellRun(),
-                    model=answer.model,
-                    usage=answer.usage,
-                    complete=answer.complete,
-                    steps=list(turn.steps),
-                )
-            )
-        return answer
-
-
-@dataclass
-class _Turn:
-    """One question on its way: what was asked, where it shows, and its timing."""
-
-    question: list[dict[str, Any]]
-    options: AskOptions
-    cell: CellRun | None
-    fitted: Fitted
-    renderer: Renderer | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    """Tool rounds so far (see :attr:`Exchange.steps`)."""
-    started: float = field(default_factory=time.monotonic)
-    first_token: float | None = None
-    calls_not_run_because: str = "no tools were offered for it"
-    """Why a ``tool_use`` the answer ends with was not run, for the note that replaces it."""
-
-    def finish_showing(self, text: str) -> None:
-        """This round's text is complete: show all of it (the next round gets its own renderer)."""
-        if self.renderer is not None:
-            self.renderer.finish(text)
-            self.renderer = None
-
-    def show(self, event: StreamEvent) -> None:
-        from .client import text_of, thinking_of
-
-        if (thinking := thinking_of(event)) and self.renderer is not None:
-            self.renderer.feed_thinking(thinking)
-        elif (text := text_of(event)) and self.renderer is not None:
-            if self.first_token is None:
-                self.first_token = time.monotonic() - self.started
-            self.renderer.feed(text)
+        turn = engine.Turn(self, question, options, settings, open_renderer, cell, show_tool_run, record=record)
+        return await engine.ask_async(turn, self.async_client(settings))
 
 
 def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens: int) -> dict[str, Any]:
@@ -425,34 +307,3 @@ def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens
     if not 1024 <= budget < max_tokens:
         raise ConfigurationError(f"--think {budget}: a thinking budget is at least 1024 tokens and less than --max-tokens ({max_tokens})")
     return {"type": "enabled", "budget_tokens": budget}
-
-
-def _models_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:
-    """The server's models, or None when it can't list them (a proxy, a stand-in, an outage)."""
-    try:
-        return list_models()
-    except ClaudeError:
-        return None
-
-
-def _sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The answer's blocks as the conversation can send them back, and the tool calls left out.
-
-    A cut-off answer keeps its text only (its unfinished thinking or tool blocks can't be sent
-    back). A ``tool_use`` that was not run would make every later request invalid (the API wants
-    its ``tool_result`` in the next message), so it is replaced by a note saying so.
-    """
-    content = accumulator.content()
-    if not accumulator.complete:
-        return [b for b in content if b.get("type") == "text" and b.get("text")], []
-    calls = [_call_text(b) for b in content if b.get("type") == "tool_use"]
-    if not calls:
-        return content, []
-    kept = [b for b in content if b.get("type") != "tool_use"]
-    return [*kept, {"type": "text", "text": f"[Tool call {', '.join(calls)} not run: {why_not_run}.]"}], calls
-
-
-def _call_text(block: dict[str, Any]) -> str:
-    """``name(a=1, b='x')``: a tool call as it reads in a note."""
-    arguments = block.get("input") if isinstance(block.get("input"), dict) else {}
-    return f"{block.get('name', '?')}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"

@@ -21,7 +21,8 @@ from claude_magic.config import ClientSettings, Credentials
 from claude_magic.conversation import CellRun, Exchange
 from claude_magic.errors import APIConnectionError
 from claude_magic.protocol import ModelInfo
-from claude_magic.session import AskOptions, ClaudeSession, _models_or_none
+from claude_magic.engine import listed_or_none
+from claude_magic.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
 
@@ -110,7 +111,7 @@ def test_windows_are_learnt_once_and_assumed_when_the_server_cant_say() -> None:
     def unreachable() -> list[ModelInfo]:
         raise APIConnectionError("could not reach the server")
 
-    assert _models_or_none(unreachable) is None
+    assert listed_or_none(unreachable) is None
     windows.learn(None)
     assert windows.of("claude-sonnet-5-5") == FALLBACK_CONTEXT_WINDOW
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -104,6 +105,14 @@ def test_compare_asks_every_model_at_once_and_leaves_the_conversation_alone(kern
         assert r.answer.split()[0] in final["text/plain"]
     kernel.run("%claude after")
     assert server.message_requests[-1].prompts() == ["first", "after"]  # compared answers not added
+
+
+def test_usage_counts_every_compared_answer_once_kept_or_not(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("from claude_magic.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
+    kernel.run("%claude --compare claude-sonnet-5-5,claude-haiku-5-5 pick one")
+    kernel.run("%claude keep 1")
+    usage = kernel.run("%claude usage").displays()[0]["data"]["text/plain"]
+    assert re.search(r"this session\s+2\s", usage), usage
 
 
 def test_sweep_and_samples_send_one_request_per_value(kernel: Kernel, server: StandIn) -> None:

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from claude_magic.config import ClientSettings
-from claude_magic.session import AnswerCutOff, AskOptions, ClaudeSession
+from claude_magic.engine import AnswerCutOff
+from claude_magic.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
 
 OPTIONS = AskOptions(model="claude-sonnet-5-5", max_tokens=1000)

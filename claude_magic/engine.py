@@ -1,0 +1,307 @@
+"""The turn engine: one question's way from the conversation to a recorded answer.
+
+Every way of asking goes through a :class:`Turn`: the ``%%claude`` magic, the chat panel and
+each ``--compare`` column. The turn decides what to send (the history that fits, prompt-cache
+marks, the steps of earlier tool rounds), answers from the answer cache when it may, applies
+each stream event (text and thinking to the renderer, the first token's time), decides after
+each round whether tools run, tallies every round's usage and records the exchange, complete
+or cut off. It does no network I/O of its own: a driver opens each round's stream and feeds
+the turn its events, the shape of h11's protocol engine. :func:`ask` is the driver for the
+synchronous client (the magic), :func:`ask_async` for the event loop (the panel, compare);
+each is a dozen lines, so a fix to the turn is a fix for every caller.
+
+A turn asks one thing of its driver besides streams: the model listing, when the context
+budget had to assume a context window (:attr:`Turn.wants_models`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ClaudeError
+
+if TYPE_CHECKING:
+    from .accumulate import MessageAccumulator
+    from .client import AsyncClient, Client
+    from .config import ClientSettings
+    from .conversation import CellRun
+    from .protocol import MessageRequest, ModelInfo, StreamEvent
+    from .render import Renderer
+    from .session import Answer, AskOptions, ClaudeSession, Prepared
+    from .tools import ToolRun
+
+ShowToolRun = Callable[["ToolRun"], None]
+
+
+class AnswerCutOff(ClaudeError):
+    """The answer stopped before its end (an error, an interrupt, a cancel); ``answer`` is what
+    arrived, already shown and recorded."""
+
+    def __init__(self, answer: Answer, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.answer = answer
+        self.cause = cause
+
+
+@dataclass
+class Turn:
+    """One question on its way. Drivers call, in order: :meth:`cached` (an answer from the
+    answer cache ends the turn), then per round :meth:`request`, :meth:`stream_started`,
+    :meth:`show` for each event, :meth:`round_ended`; :meth:`tools_ran` between rounds;
+    :meth:`cut_off` when a round breaks."""
+
+    session: ClaudeSession
+    question: list[dict[str, Any]]
+    options: AskOptions
+    settings: ClientSettings
+    open_renderer: Callable[[], Renderer]
+    cell: CellRun | None = None
+    show_tool_run: ShowToolRun | None = None
+    record: bool = True
+    """False for an answer that joins the conversation only if chosen (``--compare``)."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Tool rounds so far: assistant ``tool_use`` and user ``tool_result`` messages."""
+    started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None
+    _prepared: Prepared | None = None
+    _renderer: Renderer | None = None
+    _accumulator: MessageAccumulator | None = None
+    _calls_not_run_because: str = "no tools were offered for it"
+
+    # --- what to send -----------------------------------------------------------------------
+
+    def request(self) -> MessageRequest:
+        """The next round's request (the first round's history is cut where the budget says)."""
+        self._prepared = self.session.prepare(self.question, self.options, self.cell, self.steps)
+        return self._prepared.request
+
+    @property
+    def wants_models(self) -> bool:
+        """The budget cut the history against an assumed context window: the driver should
+        fetch the model listing (:meth:`learn_models`) and ask for the request again."""
+        return self._prepared is not None and self._prepared.unsure and not self.session.models_known
+
+    def learn_models(self, models: list[ModelInfo] | None) -> None:
+        self.session.learn_models(models)
+
+    def cached(self) -> Answer | None:
+        """The answer to this exact request from the answer cache, shown and recorded; None
+        when the cache is off for it, or holds nothing."""
+        key = self._cache_key()
+        if key is None or self.options.fresh or (hit := self.session.answer_cache.get(key)) is None:
+            return None
+        from .accumulate import MessageAccumulator
+
+        self._renderer = self.open_renderer()
+        self._accumulator = MessageAccumulator.of_message(hit.message)
+        return self._conclude(cached_at=hit.saved_at)
+
+    def _cache_key(self) -> str | None:
+        if not self.options.cached or self.options.tools:
+            return None
+        from .answer_cache import request_key
+
+        assert self._prepared is not None, "request() comes first"
+        body = self.session.client(self.settings).message_body(self._prepared.request, stream=True)
+        return request_key(body, self.settings.api_version, self.settings.base_url)
+
+    # --- a round streaming ------------------------------------------------------------------
+
+    def stream_started(self, accumulator: MessageAccumulator) -> None:
+        """A round's stream opened: its answer gets a renderer of its own."""
+        assert self._prepared is not None, "request() comes first"
+        self.session.note_sent(self._prepared, self.options)
+        self._accumulator = accumulator
+        self._renderer = self.open_renderer()
+
+    def show(self, event: StreamEvent) -> None:
+        from .client import text_of, thinking_of
+
+        if self._renderer is None:
+            return
+        if thinking := thinking_of(event):
+            self._renderer.feed_thinking(thinking)
+        elif text := text_of(event):
+            if self.first_token is None:
+                self.first_token = time.monotonic() - self.started
+            self._renderer.feed(text)
+
+    def round_ended(self) -> list[dict[str, Any]] | None:
+        """The tool calls to run before the next round, or None when the answer is complete
+        (calls that may not run become a note in the recorded answer)."""
+        accumulator = self._accumulator
+        assert accumulator is not None, "stream_started() comes first"
+        if accumulator.stop_reason != "tool_use":
+            return None
+        if not self.options.tools:
+            return None
+        if len(self.steps) >= 2 * self.options.max_tool_rounds:
+            self._calls_not_run_because = f"the limit of {self.options.max_tool_rounds} tool rounds was reached"
+            return None
+        self._finish_showing(accumulator.text)
+        return [block for block in accumulator.content() if block.get("type") == "tool_use"]
+
+    def run_tools(self, calls: list[dict[str, Any]]) -> None:
+        """Run the round's calls (only the user's named functions can run), show each, and
+        make their results the next round's question; an interrupt ends the turn."""
+        from .tools import run
+
+        assert self._accumulator is not None
+        by_name = {tool.name: tool for tool in self.options.tools}
+        runs = []
+        try:
+            for call in calls:
+                runs.append(tool_run := run(by_name, call))
+                if self.show_tool_run is not None:
+                    self.show_tool_run(tool_run)
+        except KeyboardInterrupt as cause:
+            self._calls_not_run_because = "interrupted by the user"
+            raise self.cut_off(cause) from None
+        self._tally(self._accumulator.usage, separately=True)
+        self.steps += [
+            {"role": "assistant", "content": self._accumulator.content()},
+            {"role": "user", "content": [r.result_block() for r in runs]},
+        ]
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def finish(self) -> Answer:
+        """The answer is complete: show it whole, record it, keep it in the answer cache."""
+        answer = self._conclude()
+        key = self._cache_key()
+        if key is not None and answer.complete and self._accumulator is not None:
+            self.session.answer_cache.put(key, self._accumulator.message().to_wire())
+        return answer
+
+    def cut_off(self, cause: BaseException) -> AnswerCutOff:
+        """The round broke (an error, Ctrl-C, a cancel): what arrived is shown and recorded."""
+        return AnswerCutOff(self._conclude(), cause)
+
+    def _conclude(self, cached_at: float | None = None) -> Answer:
+        from .accumulate import MessageAccumulator
+        from .session import Answer
+
+        accumulator = self._accumulator or MessageAccumulator()
+        message = accumulator.message()
+        self._finish_showing(message.text)
+        content, calls_not_run = sendable_answer(accumulator, self._calls_not_run_because)
+        fitted = self._prepared.fitted if self._prepared is not None else None
+        answer = Answer(
+            text=message.text,
+            model=message.model or self.options.model,
+            usage=accumulator.usage,
+            content=content,
+            time_to_first_token=self.first_token,
+            total_time=time.monotonic() - self.started,
+            stop_reason=message.stop_reason,
+            complete=accumulator.complete,
+            turns_left_out=fitted.turns_left_out if fitted else 0,
+            images_left_out=fitted.images_left_out if fitted else 0,
+            cached_at=cached_at,
+            calls_not_run=calls_not_run,
+        )
+        if cached_at is None:  # a cached answer cost nothing this time
+            self._tally(answer.usage, separately=not self.record or not self.options.use_history, model=answer.model)
+        if self.record and self.options.use_history:
+            self.session.record(self.question, answer, self.cell, self.steps)
+        return answer
+
+    def _tally(self, usage: dict[str, Any], *, separately: bool, model: str | None = None) -> None:
+        """Count a request's usage in the session; ``separately``: in the notebook's log too,
+        for a request whose usage no recorded exchange carries."""
+        self.session.tally(model or self.options.model, usage, log=separately)
+
+    def _finish_showing(self, text: str) -> None:
+        """This round's text is complete: show all of it (the next round gets its own renderer)."""
+        if self._renderer is not None:
+            self._renderer.finish(text)
+            self._renderer = None
+
+
+def sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The answer's blocks as the conversation can send them back, and the tool calls left out.
+
+    A cut-off answer keeps its text only (its unfinished thinking or tool blocks can't be sent
+    back). A ``tool_use`` that was not run would make every later request invalid (the API wants
+    its ``tool_result`` in the next message), so it is replaced by a note saying so.
+    """
+    content = accumulator.content()
+    if not accumulator.complete:
+        return [b for b in content if b.get("type") == "text" and b.get("text")], []
+    calls = [_call_text(b) for b in content if b.get("type") == "tool_use"]
+    if not calls:
+        return content, []
+    kept = [b for b in content if b.get("type") != "tool_use"]
+    return [*kept, {"type": "text", "text": f"[Tool call {', '.join(calls)} not run: {why_not_run}.]"}], calls
+
+
+def _call_text(block: dict[str, Any]) -> str:
+    """``name(a=1, b='x')``: a tool call as it reads in a note."""
+    arguments = block.get("input") if isinstance(block.get("input"), dict) else {}
+    return f"{block.get('name', '?')}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+
+
+# --- drivers ------------------------------------------------------------------------------------
+
+
+def ask(turn: Turn, client: Client) -> Answer:
+    """Drive ``turn`` on the synchronous client: Ctrl-C stops at once, keeping what arrived."""
+    request = turn.request()
+    if turn.wants_models:
+        turn.learn_models(listed_or_none(client.list_models))
+        request = turn.request()
+    if (hit := turn.cached()) is not None:
+        return hit
+    while True:
+        with client.stream(request) as stream:
+            turn.stream_started(stream.accumulator)
+            try:
+                for event in stream:
+                    turn.show(event)
+            except (ClaudeError, KeyboardInterrupt) as cause:
+                raise turn.cut_off(cause) from None
+        calls = turn.round_ended()
+        if calls is None:
+            return turn.finish()
+        turn.run_tools(calls)
+        request = turn.request()
+
+
+async def ask_async(turn: Turn, client: AsyncClient) -> Answer:
+    """Drive ``turn`` on the event loop: cancelling the task stops at once, keeping what arrived."""
+    request = turn.request()
+    if turn.wants_models:
+        try:
+            models: list[ModelInfo] | None = await client.list_models()
+        except ClaudeError:
+            models = None
+        turn.learn_models(models)
+        request = turn.request()
+    if (hit := turn.cached()) is not None:
+        return hit
+    while True:
+        async with client.stream(request) as stream:
+            turn.stream_started(stream.accumulator)
+            try:
+                async for event in stream:
+                    turn.show(event)
+            except (ClaudeError, asyncio.CancelledError) as cause:
+                raise turn.cut_off(cause) from None
+        calls = turn.round_ended()
+        if calls is None:
+            return turn.finish()
+        turn.run_tools(calls)
+        request = turn.request()
+
+
+def listed_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:
+    """The server's models, or None when it can't list them (a proxy, a stand-in, an outage)."""
+    try:
+        return list_models()
+    except ClaudeError:
+        return None
