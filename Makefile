@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(PY) bench/context.py
 	$(PY) bench/compare.py
 	$(PY) bench/caching.py
+	$(PY) bench/prepare.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache

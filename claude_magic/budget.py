@@ -27,6 +27,7 @@ import math
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .config import undated_model_id
@@ -41,8 +42,6 @@ FALLBACK_CONTEXT_WINDOW = 200_000
 ESTIMATE_MARGIN = 1.3
 """The local estimate counts ~4 characters a token; newer tokenizers count ~30% more."""
 IMAGE_LEFT_OUT = "[An image was here; it was left out to fit the context budget.]"
-
-
 MAX_REQUEST_BYTES = 32_000_000
 """The API's limit for a request body: "32 MB", read as the smaller, decimal megabytes."""
 UNCOUNTED_BYTES = 500_000
@@ -102,6 +101,7 @@ def local_tokens(messages: list[dict[str, Any]], system: str | list[dict[str, An
 def _count(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | None) -> Size:
     """Tokens (without the margin), bytes and images; an image's base64 is counted, never serialised."""
     characters, image_tokens, size, images = len(json.dumps(system or "")), 0, MESSAGE_BYTES * len(messages), 0
+    size += _utf8_length(json.dumps(system or "", ensure_ascii=False))
     for block in _blocks(messages):
         images += block.get("type") == "image"
         data = base64_data(block)
@@ -112,8 +112,12 @@ def _count(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | 
         else:
             text = json.dumps(block, ensure_ascii=False)
             characters += len(text)
-            size += len(text) if text.isascii() else len(text.encode())
-    return Size(characters // 4 + image_tokens, size + len(json.dumps(system or "", ensure_ascii=False).encode()), images)
+            size += _utf8_length(text)
+    return Size(characters // 4 + image_tokens, size, images)
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _blocks(messages: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -261,8 +265,12 @@ def _measured(exchange: Exchange) -> _Measured:
     if known is not None and known[0]() is exchange and known[1].version == version:
         return known[1]
     measured = _Measured(version, measure(exchange.messages()))
-    _MEASURED[key] = (weakref.ref(exchange, lambda _, key=key: _MEASURED.pop(key, None)), measured)  # type: ignore[misc]
+    _MEASURED[key] = (weakref.ref(exchange, partial(_forget, key)), measured)
     return measured
+
+
+def _forget(key: int, _: object) -> None:
+    _MEASURED.pop(key, None)
 
 
 def _version(exchange: Exchange) -> tuple[int, ...]:
