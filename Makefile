@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(PY) bench/compare.py
 	$(PY) bench/caching.py
 	$(PY) bench/store.py
+	$(PY) bench/prepare.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache

@@ -3,11 +3,19 @@
 It knows nothing of IPython. Both flavours share one base for everything but I/O: headers,
 request bodies, the retry decision and the mapping of failures to :mod:`claude_magic.errors`,
 which happens here, at this single boundary.
+
+A request body is sent in pieces (:class:`RequestBody`): a long conversation with images
+makes bodies of up to 32 MB, nearly all of it the images' base64 text, which the conversation
+already holds. That text is written from where it is, one image at a time, instead of being
+copied into one JSON document (three copies on the way: the escaped pieces, the text, its
+bytes), and nothing of the body outlives the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -90,6 +98,73 @@ class CredentialsAuth(httpx.Auth):
         yield request
 
 
+LONG_STRING = 64 * 1024
+"""Strings at least this long (base64 images, in practice) are written from where they are."""
+
+
+class RequestBody:
+    """A JSON body for httpx's ``content=``, serialised as ``json.dumps`` would but in pieces.
+
+    The structure is serialised at once with each long plain string (printable ASCII without
+    quotes or backslashes: base64 is) replaced by a marker; each string is encoded only when
+    its turn to be sent comes. :meth:`release` lets go of the pieces and strings once the
+    request is over, whatever still refers to the body: httpx's response and its stream refer
+    to each other (and the response to its request) until a full garbage collection.
+    """
+
+    def __init__(self, value: Any) -> None:
+        marker = f"claude-magic-{secrets.token_hex(16)}"
+        self._strings: list[str] = []
+        text = _dumps(self._set_aside(value, marker))
+        pieces = text.split(marker)
+        if len(pieces) != len(self._strings) + 1:  # the body holds the marker itself (never, in practice)
+            pieces, self._strings = [_dumps(value)], []
+        self._pieces = [piece.encode() for piece in pieces]
+        self.length = sum(map(len, self._pieces)) + sum(map(len, self._strings))
+        """Bytes in all, for ``Content-Length``."""
+
+    def _set_aside(self, value: Any, marker: str) -> Any:
+        """``value`` with each long plain string replaced by ``marker`` (and kept, in order)."""
+        if isinstance(value, dict):
+            return {key: self._set_aside(item, marker) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._set_aside(item, marker) for item in value]
+        if isinstance(value, str) and len(value) >= LONG_STRING and _plain(value):
+            self._strings.append(value)
+            return marker
+        return value
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._pieces[0]
+        for string, piece in zip(self._strings, self._pieces[1:]):
+            yield string.encode("ascii")
+            yield piece
+
+    def release(self) -> None:
+        self._pieces, self._strings = [b""], []
+
+
+class _AsyncRequestBody:
+    """A :class:`RequestBody` for httpx's async client, which tells bodies apart by their methods."""
+
+    def __init__(self, body: RequestBody) -> None:
+        self.body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.body:
+            yield chunk
+
+
+def _dumps(value: Any) -> str:
+    """JSON as httpx writes it for ``json=``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _plain(text: str) -> bool:
+    """Text that JSON writes as it is (inside its quotes)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
 class _ClientBase:
     """``transport`` and ``auth`` are httpx's own seams: a transport to send through (a test's
     ``MockTransport``, a proxy's), and how requests authenticate (default: the credentials)."""
@@ -116,6 +191,9 @@ class _ClientBase:
             "accept": "application/json",
             "user-agent": f"claude-magic/{__version__}",
         }
+
+    def _body_headers(self, body: RequestBody | None) -> dict[str, str]:
+        return {**self._headers(), **({"content-length": str(body.length)} if body is not None else {})}
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
@@ -291,7 +369,15 @@ class Client(_ClientBase):
 
     def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
         """Send with retries; returns a successful response (its body unread when ``stream``)."""
-        request = self.http.build_request(method, self._url(path), json=body, params=params, headers=self._headers())
+        content = RequestBody(body) if body is not None else None
+        request = self.http.build_request(method, self._url(path), content=content, params=params, headers=self._body_headers(content))
+        try:
+            return self._send_with_retries(request, stream)
+        finally:
+            if content is not None:
+                content.release()
+
+    def _send_with_retries(self, request: httpx.Request, stream: bool) -> httpx.Response:
         retries_taken = 0
         while True:
             response: httpx.Response | None = None
@@ -369,7 +455,16 @@ class AsyncClient(_ClientBase):
         await self.aclose()
 
     async def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
-        request = self.http.build_request(method, self._url(path), json=body, params=params, headers=self._headers())
+        content = RequestBody(body) if body is not None else None
+        wrapped = _AsyncRequestBody(content) if content is not None else None
+        request = self.http.build_request(method, self._url(path), content=wrapped, params=params, headers=self._body_headers(content))
+        try:
+            return await self._send_with_retries(request, stream)
+        finally:
+            if content is not None:
+                content.release()
+
+    async def _send_with_retries(self, request: httpx.Request, stream: bool) -> httpx.Response:
         retries_taken = 0
         while True:
             response: httpx.Response | None = None

@@ -46,18 +46,9 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
 
 def local_estimate(body: dict[str, Any]) -> int:
     """About four characters a token for text, width × height / 750 for an image."""
-    from .images import image_size
+    from .budget import local_tokens
 
-    text_chars = 0
-    image_tokens = 0
-    for block in _blocks(body):
-        if block.get("type") == "image" and block.get("source", {}).get("type") == "base64":
-            width, height = image_size(block["source"]["data"])
-            image_tokens += width * height // 750
-        else:
-            text_chars += len(json.dumps(block, ensure_ascii=False))
-    system = body.get("system") or ""
-    return (text_chars + len(json.dumps(system))) // 4 + image_tokens
+    return local_tokens(body.get("messages", []), body.get("system"))
 
 
 def _blocks(body: dict[str, Any]) -> list[dict[str, Any]]:

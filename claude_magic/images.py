@@ -56,7 +56,7 @@ class PreparedImage:
 
     @property
     def digest(self) -> str:
-        """The SHA-256 of the image's base64 text, as it stands in a request (see :func:`block_digest`)."""
+        """The SHA-256 of the image's base64 text, as it stands in a request."""
         return hashlib.sha256(base64.b64encode(self.data)).hexdigest()
 
     def block(self) -> dict[str, Any]:
@@ -261,6 +261,8 @@ def drop_repeated_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
 
     Works on what is actually sent (after the context budget has left turns out), so an image
     whose first copy was left out is sent in full again. The messages given are not changed.
+    Images are told apart by their base64 text itself, whose hash Python keeps with the text:
+    an image is hashed once in its life, not once a question.
     """
     seen: set[str] = set()
     result = []
@@ -271,19 +273,32 @@ def drop_repeated_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
             continue
         blocks = []
         for block in content:
-            digest = block_digest(block)
-            if digest is not None and digest in seen:
+            data = base64_data(block)
+            if data is not None and data in seen:
                 block = {"type": "text", "text": REPEATED_IMAGE_NOTE}
-            elif digest is not None:
-                seen.add(digest)
+            elif data is not None:
+                seen.add(data)
             blocks.append(block)
         result.append({**message, "content": blocks})
     return result
 
 
-def block_digest(block: dict[str, Any]) -> str | None:
-    """The digest of an image block's base64 data, for spotting an image sent before."""
+def base64_data(block: dict[str, Any]) -> str | None:
+    """The base64 text of an image block, if it carries its data."""
     source = block.get("source") if block.get("type") == "image" else None
-    if isinstance(source, dict) and isinstance(source.get("data"), str):
-        return hashlib.sha256(source["data"].encode("ascii")).hexdigest()
+    if isinstance(source, dict) and source.get("type", "base64") == "base64" and isinstance(source.get("data"), str):
+        return str(source["data"])
     return None
+
+
+def share_data(blocks: list[dict[str, Any]], known: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``blocks`` whose images already in ``known`` take the text known there: an image
+    attached again is held once (the copy just made is let go)."""
+    held = {data: data for block in known if (data := base64_data(block)) is not None}
+    shared = []
+    for block in blocks:
+        data = base64_data(block)
+        if data is not None and (same := held.get(data)) is not None and same is not data:
+            block = {**block, "source": {**block["source"], "data": same}}
+        shared.append(block)
+    return shared

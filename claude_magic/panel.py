@@ -10,6 +10,12 @@ Redraws are throttled like the magic's (:class:`~claude_magic.render.ThrottledDi
 the answer is shown as safe HTML (:mod:`claude_magic.markdown_html`) in an ``HTMLMath``
 widget, whose math the frontend typesets. Only ipywidgets, no JavaScript of our own; the look
 comes from JupyterLab's CSS variables, so it follows the light and dark themes.
+
+An update of the answer must cost the browser the same whatever the length of the history:
+the history opens scrolled to its end and stays there as the answer grows by CSS scroll
+anchoring on an empty last element (``flex-direction: column-reverse`` did it by moving every
+message on each update, so that all were laid out and painted again), and all but the last
+:data:`RECENT_MESSAGES` messages sit in one box, which the browser lays out once.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ SCOPE = "claude-chat"
 """The panel's CSS class; every class it styles starts with it."""
 PROMPT = "Ask Claude…  (Enter sends)"
 WAITING = "<em>…</em>"
+RECENT_MESSAGES = 20
+"""Messages shown one by one at the end of the history; those before them are grouped in one
+box (a flat list of them all was laid out again on each update of the answer)."""
 
 Pick = str | DisplayedImage
 """What the attachments picker offers: a variable's name, or a plot a cell displayed."""
@@ -109,7 +118,8 @@ class ChatPanel:
         self.model = w.Dropdown(options=[default], value=default, description="Model", layout=w.Layout(width="auto")).add_class(f"{SCOPE}-model")
         self.new = _button("New conversation", "new", icon="plus", tooltip="Forget this notebook's conversation (here and in %%claude cells)")
         self.messages = w.VBox(layout=w.Layout(width="100%")).add_class(f"{SCOPE}-messages")
-        self.history = w.Box([self.messages]).add_class(f"{SCOPE}-history")
+        self.earlier = w.VBox(layout=w.Layout(width="100%")).add_class(f"{SCOPE}-earlier")
+        self.history = w.Box([self.messages, w.Box().add_class(f"{SCOPE}-anchor")]).add_class(f"{SCOPE}-history")
         self.attachments = w.SelectMultiple(options=[], rows=3, description="Attach", layout=w.Layout(flex="1 1 auto", width="auto"))
         self.attachments.add_class(f"{SCOPE}-attachments")
         self.refresh = _button("", "refresh", icon="refresh", tooltip="Refresh the kernel's DataFrames, images and plots, and the history")
@@ -282,7 +292,12 @@ class ChatPanel:
         return adopted
 
     def _show_messages(self) -> None:
-        children = [m for _, messages in self._shown.values() for m in messages] + self._unrecorded
+        """The messages in the history: the earlier ones in their box, then the recent ones."""
+        every = [m for _, messages in self._shown.values() for m in messages] + self._unrecorded
+        earlier, recent = every[:-RECENT_MESSAGES], every[-RECENT_MESSAGES:]
+        if earlier != list(self.earlier.children):
+            self.earlier.children = tuple(earlier)
+        children = [self.earlier, *recent] if earlier else recent
         if children != list(self.messages.children):
             self.messages.children = tuple(children)
 
@@ -397,14 +412,19 @@ def _style() -> str:
 {s} {{ border: var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0); border-radius: 6px;
   padding: 4px 8px; background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #222); max-width: 960px; }}
 {s} .widget-html-content {{ line-height: var(--jp-content-line-height, 1.6); }}
-{s}-history {{ display: flex; flex-direction: column-reverse; overflow-y: auto; max-height: 60vh; min-height: 6em;
+{s}-history {{ display: flex; flex-direction: column; overflow-y: auto; max-height: 60vh; min-height: 6em;
   border-top: 1px solid var(--jp-border-color2, #e0e0e0); border-bottom: 1px solid var(--jp-border-color2, #e0e0e0); margin: 4px 0; }}
 {s}-toolbar {{ align-items: center; }}
-{s}-messages {{ flex: 0 0 auto; overflow: visible; padding: 6px 2px; }}
+{s}-messages {{ flex: 0 0 auto; margin-top: auto; overflow: visible; overflow-anchor: none; padding: 6px 2px; }}
+{s}-messages > * {{ contain: content; }}
+{s}-anchor {{ flex: 0 0 auto; height: 1px; overflow-anchor: auto; scroll-initial-target: nearest; }}
+@supports not ((overflow-anchor: auto) and (scroll-initial-target: nearest)) {{
+  {s}-history {{ flex-direction: column-reverse; }}
+}}
 {s}-user {{ align-self: flex-end; max-width: 80%; background: var(--jp-layout-color2, #eee); border-radius: 10px; padding: 2px 12px; }}
 {s}-text {{ white-space: pre-wrap; }}
 {s}-attached {{ color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size0, 11px); }}
-{s}-assistant {{ border-left: 3px solid var(--jp-brand-color1, #1976d2); padding-left: 12px; }}
+{s}-assistant {{ border-left: 3px solid var(--jp-brand-color1, #1976d2); padding-left: 12px; overflow-x: auto; }}
 {s} {s}-assistant pre {{ background: var(--jp-layout-color2, #eee); border-radius: 4px; padding: 6px 10px; margin: 0.6em 0;
   overflow-x: auto; font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }}
 {s}-assistant table {{ border-collapse: collapse; }}

@@ -154,9 +154,13 @@ class ClaudeSession:
             self._client = None
 
     def attachment_blocks(self, attachments: list[Attachment]) -> list[dict[str, Any]]:
-        """The blocks that carry ``attachments`` (an image already in the history is sent once:
-        :meth:`prepare` turns later copies into a note)."""
-        return [block for attachment in attachments for block in attachment.blocks()]
+        """The blocks that carry ``attachments``. An image already in the conversation is held
+        once (its block takes the conversation's text) and sent once (:meth:`prepare` turns
+        later copies into a note)."""
+        from .images import share_data
+
+        known = [block for exchange in self.conversation.exchanges for block in exchange.question]
+        return share_data([block for attachment in attachments for block in attachment.blocks()], known)
 
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
@@ -170,14 +174,14 @@ class ClaudeSession:
         (what other kernels recorded is picked up first). No network I/O: a context window not
         yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
         from . import caching
-        from .budget import FALLBACK_CONTEXT_WINDOW, estimate_tokens, fit_history, input_limit
+        from .budget import FALLBACK_CONTEXT_WINDOW, Limit, fit_history, input_limit, measure
         from .images import drop_repeated_images
         from .protocol import MessageRequest, OutputConfig
 
         history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []
         window = self.windows.of(options.model)
-        fixed = estimate_tokens([{"role": "user", "content": question}], options.system)
-        limit = input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens)
+        fixed = measure([{"role": "user", "content": question}], options.system)
+        limit = Limit(input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens))
         fitted = fit_history(history, fixed, limit, self._cut)
         *sent_history, sent_question = drop_repeated_images([*fitted.messages(), {"role": "user", "content": question}])
         if self.prompt_caching:
@@ -197,7 +201,7 @@ class ClaudeSession:
             }
         )
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
-        return Prepared(request, fitted, unsure=window is None and fitted.trimmed and limit != self.context_budget)
+        return Prepared(request, fitted, unsure=window is None and fitted.trimmed and limit.tokens != self.context_budget)
 
     def model_info(self, model: str, settings: ClientSettings) -> ModelInfo | None:
         """What ``/v1/models`` says of ``model``; None if unlisted or unknown."""

@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -354,3 +355,150 @@ def test_a_price_in_a_cell_answer_stays_a_price(chat: Chat) -> None:
 
     output = chat.page.locator(".jp-Notebook .jp-Cell").nth(4).locator(".jp-OutputArea")  # the answer of the test above
     expect(output).to_contain_text("A coffee costs $5 and a sandwich $10.", timeout=2_000)
+
+
+# --- a long history: the browser's cost of an update must not grow with it --------------------
+
+EARLIER_ANSWER = (
+    "## A past answer\n\nSome *prose* about the data, with `code` and a list:\n\n- one point\n- another point\n\n"
+    "```python\ndf.groupby('region').revenue.sum()\n```\n\nAnd a closing paragraph that wraps over a few lines of the panel.\n\n"
+) * 2
+PANEL_WITH_HISTORY = (
+    "from claude_magic.conversation import CellRun, Exchange\n"
+    "from claude_magic.panel import open_panel\n"
+    "_magics = get_ipython().magics_manager.registry['ClaudeMagics']\n"
+    "_kept = globals().get('_kept', list(_magics.session.conversation.exchanges))\n"
+    "_magics.session.conversation.exchanges[:] = [Exchange([{{'type': 'text', 'text': f'Question {{n}}'}}], [{{'type': 'text', 'text': {answer!r}}}], CellRun()) for n in range({earlier})]\n"
+    "_panel = open_panel(_magics)"
+)
+CLOSE_PANEL = (
+    "def _close(widget):\n"
+    "    for child in getattr(widget, 'children', ()):\n"
+    "        _close(child)\n"
+    "    widget.close()\n"
+    "\n"
+    "_close(_panel.widget)"
+)
+"""The panel's widgets closed, so that those of the earlier panels do not weigh on the later ones."""
+SLOW_QUESTION = "Stream a long answer slowly [[words=600]] [[delay=0.01]]"
+"""Taller than the history's view: it must scroll as it grows, even with no history before it."""
+
+
+def _scratch_cell(chat: Chat, code: str) -> Any:
+    """A new cell at the end of the notebook, run; remove it with :func:`_delete_cell`."""
+    from playwright.sync_api import expect
+
+    cells = chat.page.locator(".jp-Notebook .jp-Cell")
+    cells.last.locator(".jp-InputArea-editor").click()
+    chat.page.keyboard.press("Escape")
+    chat.page.keyboard.press("b")  # a new cell below the last
+    cell = cells.last
+    cell.locator(".jp-InputArea-editor").click()
+    chat.page.keyboard.insert_text(code)
+    expect(cell.locator(".cm-content")).to_contain_text(code.splitlines()[-1])
+    return chat.run_cell(cells.count() - 1)
+
+
+def _delete_cell(chat: Chat, cell: Any) -> None:
+    cell.locator(".jp-InputPrompt").click()
+    chat.page.keyboard.press("Escape")
+    chat.page.keyboard.press("d")
+    chat.page.keyboard.press("d")
+
+
+def _last_message_in_view(panel: Any) -> bool:
+    return bool(
+        panel.evaluate(
+            """panel => {
+                const view = panel.querySelector('.claude-chat-history').getBoundingClientRect();
+                const last = [...panel.querySelectorAll('.claude-chat-assistant')].pop().getBoundingClientRect();
+                return last.height > 0 && last.bottom <= view.bottom + 2 && last.bottom > view.top;
+            }"""
+        )
+    )
+
+
+def _main_thread_ms_per_update(chat: Chat, panel: Any) -> float:
+    """The renderer's main-thread CPU time in script, style, layout and paint (thread time,
+    which another busy process does not inflate) while a slow answer streams into ``panel``,
+    per update of its history (DOM changes, counted by a MutationObserver). The last message
+    must stay in view as it grows past the history's height, and once finished."""
+    from playwright.sync_api import expect
+
+    panel.evaluate(
+        """panel => { window.__updates = 0; new MutationObserver(() => window.__updates++)
+            .observe(panel.querySelector('.claude-chat-messages'), {subtree: true, childList: true, characterData: true}); }"""
+    )
+    _settle(chat.page)
+    browser = chat.page.context.browser
+    browser.start_tracing(page=chat.page, categories=["toplevel", "devtools.timeline"])
+    try:
+        panel.locator(".claude-chat-question input").fill(SLOW_QUESTION)
+        panel.locator(".claude-chat-question input").press("Enter")
+        expect(panel.locator(".claude-chat-assistant").last).to_contain_text("stream tokens arrive", timeout=30_000)
+        history = panel.locator(".claude-chat-history").element_handle()
+        chat.page.wait_for_function("view => view.scrollHeight > view.clientHeight + 100", arg=history, polling=100, timeout=30_000)
+        assert _last_message_in_view(panel), "the answer grows out of view"
+        expect(panel.locator(".claude-chat-status")).to_contain_text("out tokens", timeout=60_000)
+    finally:
+        trace = json.loads(browser.stop_tracing())["traceEvents"]
+    assert _last_message_in_view(panel), "the finished answer is out of view"
+    updates = int(panel.evaluate("() => window.__updates"))
+    assert updates >= 10
+    return _main_thread_cpu_ms(trace) / updates
+
+
+def _settle(page: Any) -> None:
+    """Collect the page's garbage (a cell just deleted leaves plenty), then wait until it has
+    been idle for a while (a new panel typesets its history after it shows), 10 s at most."""
+    page.context.new_cdp_session(page).send("HeapProfiler.collectGarbage")
+    page.evaluate(
+        """() => new Promise(settled => {
+            let quiet = 0;
+            const idle = deadline => { quiet = deadline.timeRemaining() > 40 ? quiet + 1 : 0; quiet >= 10 ? settled() : requestIdleCallback(idle); };
+            requestIdleCallback(idle);
+            setTimeout(settled, 10_000);
+        })"""
+    )
+
+
+WORK = frozenset(
+    {"FunctionCall", "EventDispatch", "TimerFire", "FireAnimationFrame", "FireIdleCallback", "RunMicrotasks", "EvaluateScript", "ParseHTML",
+     "UpdateLayoutTree", "Layout", "PrePaint", "Paint", "Layerize", "HitTest", "IntersectionObserverController::computeIntersections"}
+)
+"""What Chrome's traces call running script and updating style, layout and paint (the work an
+update causes, without the messaging around it, whose share varies with what else is going on)."""
+
+
+def _main_thread_cpu_ms(trace: list[dict[str, Any]]) -> float:
+    """The renderer main threads' CPU time in :data:`WORK` (nested events counted once)."""
+    main = {(e["pid"], e["tid"]) for e in trace if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"}
+    spans = sorted((e["tts"], e["tts"] + e["tdur"]) for e in trace if e.get("name") in WORK and (e["pid"], e["tid"]) in main and "tdur" in e)
+    total, reached = 0, 0
+    for start, end in spans:
+        total += max(0, end - max(start, reached))
+        reached = max(reached, end)
+    return total / 1000
+
+
+def test_an_update_costs_the_browser_no_more_with_200_earlier_exchanges(chat: Chat) -> None:
+    """The history used to be laid out and painted again on every update of the answer. With
+    none, nothing of it is on screen (the answer must still scroll into view as it grows); 20
+    exchanges fill the view, so the cost of showing some history is in both figures compared
+    and their ratio is what the history's length adds."""
+    from playwright.sync_api import expect
+
+    costs: dict[int, list[float]] = {0: [], 20: [], 200: []}
+    try:
+        for earlier in (0, 20, 200, 200, 20):  # a drift over the runs (a busy machine) weighs on 20 and 200 alike
+            cell = _scratch_cell(chat, PANEL_WITH_HISTORY.format(earlier=earlier, answer=EARLIER_ANSWER))
+            panel = chat.page.locator(".claude-chat").last
+            expect(panel.locator(".claude-chat-user")).to_have_count(earlier)
+            costs[earlier].append(_main_thread_ms_per_update(chat, panel))
+            panel.screenshot(path=ARTIFACTS / f"browser-history-{earlier}-panel.png")
+            _delete_cell(chat, _scratch_cell(chat, CLOSE_PANEL))
+            _delete_cell(chat, cell)
+    finally:
+        _delete_cell(chat, _scratch_cell(chat, "_magics.session.conversation.exchanges[:] = _kept"))
+    none, short, long = (statistics.mean(costs[n]) for n in (0, 20, 200))
+    assert long / short < 1.3, f"main-thread CPU per update: {none:.1f} ms after no exchange, {short:.1f} ms after 20, {long:.1f} ms after 200"

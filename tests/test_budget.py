@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 
+import pytest
+
+from claude_magic import budget
 from claude_magic.budget import (
     CUT_SLACK,
     FALLBACK_CONTEXT_WINDOW,
     IMAGE_LEFT_OUT,
     ContextWindows,
+    Limit,
+    Size,
     estimate_tokens,
     fit_history,
     input_limit,
@@ -47,13 +53,13 @@ def sizes(history: list[Exchange]) -> list[int]:
 
 def test_everything_fits_nothing_changes() -> None:
     history = [turn("a"), turn("b")]
-    fitted = fit_history(history, 100, 10_000)
+    fitted = fit_history(history, Size(100), Limit(10_000))
     assert fitted.history == history and not fitted.trimmed
 
 
-def limit_for(target: int) -> int:
-    """The limit whose cut lands on ``target`` (a cut leaves room to spare)."""
-    return math.ceil(target / (1 - CUT_SLACK)) + 2  # + rounding
+def limit_for(target: int) -> Limit:
+    """The limit whose cut lands on ``target`` tokens (a cut leaves room to spare)."""
+    return Limit(math.ceil(target / (1 - CUT_SLACK)) + 2)  # + rounding
 
 
 def test_old_images_leave_before_any_turn() -> None:
@@ -61,7 +67,7 @@ def test_old_images_leave_before_any_turn() -> None:
     full = sum(sizes(history))
     without_image = Exchange([{"type": "text", "text": IMAGE_LEFT_OUT}, {"type": "text", "text": "a"}], history[0].answer, CellRun())
     image_tokens = sizes(history)[0] - sizes([without_image])[0]
-    fitted = fit_history(history, 0, limit_for(full - image_tokens))  # one image too many
+    fitted = fit_history(history, Size(), limit_for(full - image_tokens))  # one image too many
     assert (fitted.turns_left_out, fitted.images_left_out) == (0, 1)
     assert fitted.history[0].question[0] == {"type": "text", "text": IMAGE_LEFT_OUT}
     assert fitted.history[1] is history[1] and history[0].question[0]["type"] == "image"  # the conversation is untouched
@@ -70,26 +76,72 @@ def test_old_images_leave_before_any_turn() -> None:
 def test_then_the_oldest_turns_leave() -> None:
     history = [turn(t) for t in "abcde"]
     each = sizes(history)[0]
-    fitted = fit_history(history, 50, limit_for(50 + 2 * each))
+    fitted = fit_history(history, Size(50), limit_for(50 + 2 * each))
     assert fitted.turns_left_out == 3 and [e.question[-1]["text"] for e in fitted.history] == ["d", "e"]
-    assert fit_history(history, 10**9, 10).history == []  # even nothing but the question: it is still sent
+    assert fit_history(history, Size(10**9), Limit(10)).history == []  # even nothing but the question: it is still sent
 
 
 def test_a_cut_history_is_cut_at_the_same_place_while_it_fits() -> None:
     """So that the prefix sent, and cached, stays the same from one question to the next."""
     history = [turn(t, image=t == "b") for t in "abcdef"]
     limit = limit_for(sum(sizes(history[3:])))
-    first = fit_history(history, 0, limit)
+    first = fit_history(history, Size(), limit)
     kept = [e.question[-1]["text"] for e in first.history]
     history.append(turn("g"))
-    again = fit_history(history, 0, limit, first.cut)
+    again = fit_history(history, Size(), limit, first.cut)
     assert [e.question[-1]["text"] for e in again.history] == [*kept, "g"]
     assert again.messages()[: len(first.messages())] == first.messages()
-    while fit_history(history, 0, limit, first.cut).cut == first.cut:  # until it no longer fits
+    while fit_history(history, Size(), limit, first.cut).cut == first.cut:  # until it no longer fits
         history.append(turn("more"))
-    assert fit_history(history, 0, limit, first.cut).turns_left_out > first.turns_left_out
+    assert fit_history(history, Size(), limit, first.cut).turns_left_out > first.turns_left_out
     history.remove(first.cut.dropped_through)  # its cell was re-run: cut anew
-    assert fit_history(history, 0, limit, first.cut).cut != first.cut
+    assert fit_history(history, Size(), limit, first.cut).cut != first.cut
+
+
+def noise(megabytes: float, seed: int) -> dict:
+    """An incompressible PNG image block of about ``megabytes`` (as a photograph would be)."""
+    import numpy as np
+    from PIL import Image
+
+    side = int((megabytes * 2**20 / 3) ** 0.5)
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(buffer.getvalue()).decode()}}
+
+
+def test_old_images_leave_when_the_bytes_would_pass_the_limit_though_the_tokens_fit() -> None:
+    history = [Exchange([noise(0.5, n), {"type": "text", "text": f"q{n}"}], [{"type": "text", "text": "a"}], CellRun()) for n in range(10)]
+    limit = Limit(tokens=10**6, bytes=3_000_000)  # ~0.7 MB of base64 a turn: four turns' worth
+    fitted = fit_history(history, Size(), limit)
+    assert (fitted.turns_left_out, fitted.images_left_out) == (0, 7)
+    assert [e.question[0]["type"] for e in fitted.history] == ["text"] * 7 + ["image"] * 3  # the newest stay
+    assert fitted.size().bytes <= limit.with_slack().bytes
+    request = json.dumps([m for e in fitted.history for m in e.messages()]).encode()
+    assert len(request) <= limit.with_slack().bytes
+
+
+def test_old_images_leave_past_the_most_images_a_request_takes() -> None:
+    history = [turn(f"q{n}", image=True, words=1) for n in range(8)]
+    fitted = fit_history(history, Size(images=1), Limit(tokens=10**6, images=6))
+    assert fitted.images_left_out == 5 and 1 + fitted.size().images == 4  # the question's and three more: 6 less the slack
+
+
+def test_each_exchange_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fitting the history again for the next question measures only what is new."""
+    measured: list[int] = []
+    count = budget._count
+    monkeypatch.setattr(budget, "_count", lambda messages, system: measured.append(len(messages)) or count(messages, system))
+    history = [turn(t, image=True) for t in "abcdef"]
+    limit = limit_for(sum(sizes(history[3:])))
+    cut = fit_history(history, Size(), limit).cut
+    measured.clear()
+    history.append(turn("g"))
+    for _ in range(3):
+        assert fit_history(history, Size(), limit, cut).cut == cut
+    assert measured == [2]  # "g": its question and answer
+    history[-1].answer = [{"type": "text", "text": "a longer answer than before " * 50}]  # changed: measured again
+    changed = budget.size_of(history[-1])
+    assert measured == [2, 2] and changed.tokens == estimate_tokens(history[-1].messages())
 
 
 def test_limits_and_notes() -> None:

@@ -4,12 +4,15 @@ server replaying recorded streams byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import gc
 import json
 import math
 import random
 import re
 import socket
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -755,6 +758,52 @@ def test_request_headers_and_body(server: StandIn, flavour: str, version: str | 
         "messages": [{"role": "user", "content": "hi there"}],
         "stream": True,
     }
+
+
+def image_request(megabytes: float, seed: int = 0) -> MessageRequest:
+    """A question with two images of ``megabytes`` each (PNG-signed random bytes, as base64)."""
+    rng = random.Random(seed)
+    images = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(b"\x89PNG\r\n\x1a\n" + rng.randbytes(int(megabytes * 2**20))).decode()}}
+        for _ in range(2)
+    ]
+    awkward = 'a "quoted" line\\ with a backslash, ünïcode, 日本語 and\na newline ' * 2000  # long, and not plain
+    return MessageRequest.model_validate(
+        {"model": "claude-sonnet-5-5", "max_tokens": 1024, "messages": [{"role": "user", "content": [*images, {"type": "text", "text": awkward}]}]}
+    )
+
+
+def test_a_body_is_sent_byte_for_byte_as_json_would_write_it(loopback: Any, flavour: str) -> None:
+    """Long base64 strings are written from where they are, the rest as JSON: the same bytes."""
+    loopback.serve(synthetic_stream(["fine"]))
+    req = image_request(0.2)
+    assert stream(flavour, settings_for(loopback.base_url), req).text == "fine"
+    [seen] = loopback.requests
+    expected = json.dumps(Client().message_body(req, stream=True), ensure_ascii=False, separators=(",", ":")).encode()
+    assert seen.body == expected and int(seen.headers["content-length"]) == len(expected)
+
+
+def test_a_retry_sends_the_same_body_again(server: StandIn, flavour: str) -> None:
+    server.fail(status=529, retry_after_ms=FAST_RETRY_MS)
+    req = image_request(0.2)
+    assert stream(flavour, settings_for(server.base_url, max_retries=1), req).error is None
+    first, second = server.message_requests
+    assert first.body == second.body == Client().message_body(req, stream=True)
+
+
+def test_the_request_body_is_let_go_when_the_answer_is_over(server: StandIn, flavour: str) -> None:
+    """Without a garbage collection: httpx's response and its stream refer to each other, and
+    to the request, so a body httpx held would live on until a full collection."""
+    req = image_request(4)
+    gc.disable()
+    tracemalloc.start(30)
+    try:
+        assert stream(flavour, settings_for(server.base_url), req).error is None
+        kept = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, "*/claude_magic/client.py", all_frames=True)])
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert sum(trace.size for trace in kept.traces) < 2**20  # the body was 10 MB
 
 
 def test_auth_token_is_sent_as_bearer(server: StandIn, flavour: str) -> None:

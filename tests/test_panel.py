@@ -304,3 +304,27 @@ def test_side_without_sidecar_says_so_and_shows_the_panel_under_the_cell(capsys:
     captured = capsys.readouterr()
     assert "--side needs the sidecar package (pip install sidecar)" in captured.err
     assert "HTML(value='panel'" in captured.out
+
+
+def test_a_long_history_keeps_its_earlier_messages_in_one_box(magics: ClaudeMagics) -> None:
+    """The browser lays that box out once, not again on each update of the answer (which
+    tests/test_browser.py measures); the newest messages stay where they were, at the end."""
+    from claude_magic.conversation import CellRun
+    from claude_magic.panel import RECENT_MESSAGES
+
+    def asked(n: int) -> None:
+        magics.session.conversation.record(Exchange([{"type": "text", "text": f"question {n}"}], [{"type": "text", "text": f"answer {n}"}], CellRun()))
+
+    async def scenario() -> None:
+        for n in range(30):
+            asked(n)
+        panel = ChatPanel(magics)
+        earlier, *recent = panel.messages.children
+        assert earlier is panel.earlier and len(earlier.children) == 60 - RECENT_MESSAGES and len(recent) == RECENT_MESSAGES
+        assert "question 20" in text_of(recent[0]) and "answer 29" in text_of(recent[-1])
+        kept = recent[-2:]
+        asked(30)
+        panel.refresh.click()
+        assert list(panel.earlier.children[-2:]) == list(recent[:2]) and list(panel.messages.children[-4:-2]) == kept  # the same widgets
+
+    run(scenario)

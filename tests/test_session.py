@@ -71,3 +71,22 @@ def test_cancelling_the_async_task_keeps_the_partial_answer(stand_in: StandIn) -
     assert cut.answer.text == shown.final and cut.answer.text and not cut.answer.complete
     assert stand_in.message_requests[-1].answer.startswith(cut.answer.text)
     assert session.conversation.exchanges[-1].answer == [{"type": "text", "text": cut.answer.text}]
+
+
+def test_an_image_attached_again_is_held_once_and_sent_once(stand_in: StandIn) -> None:
+    import io
+
+    from PIL import Image
+
+    from claude_magic.context import attach
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), "teal").save(buffer, "PNG")
+    session = ClaudeSession()
+    for text in ("what is it?", "and again?"):
+        session.ask([*session.attachment_blocks([attach("`img`", buffer.getvalue())]), *question(text)], OPTIONS, ClientSettings(), Collect)
+    first, second = (exchange.question[1]["source"]["data"] for exchange in session.conversation.exchanges)
+    assert first is second  # one text in the kernel, not one per attachment
+    sent = [b["type"] for m in stand_in.message_requests[-1].messages if m["role"] == "user" for b in m["content"]]
+    assert sent.count("image") == 1
+    session.close()

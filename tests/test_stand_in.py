@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -620,3 +621,27 @@ def test_sdk_honours_retry_after_as_an_http_date(server: StandIn) -> None:
     assert text_of(message) == expected_answer(server)
     assert len(server.message_requests) == 2
     assert asked - 0.1 <= elapsed < asked + 1.5
+def test_a_request_too_large_is_refused_unread_and_recorded_with_its_size(http: httpx.Client, server: StandIn) -> None:
+    small = http.post("/v1/messages", headers=api_headers(), json={"model": MODEL, "max_tokens": 64, "messages": user("hi")})
+    assert small.status_code == 200 and server.requests[-1].size == int(small.request.headers["content-length"])
+    too_large = 32 * 1024 * 1024 + 1
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:  # headers only: the API answers before the body
+        lines = ["POST /v1/messages HTTP/1.1", "host: stand-in", f"content-length: {too_large}", *(f"{k}: {v}" for k, v in api_headers().items())]
+        raw.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        assert raw.makefile("rb").readline().startswith(b"HTTP/1.1 413")
+    assert (server.requests[-1].size, server.requests[-1].body) == (too_large, None)
+
+
+def test_connections_are_accepted_without_nagles_algorithm() -> None:
+    """With it, an answer's last small write waits for the client's delayed ACK (~40 ms on
+    Linux), which every latency measured against the stand-in would include."""
+    from claude_magic.testing.server import _Handler, _Server
+
+    server = _Server(("127.0.0.1", 0), _Handler)
+    try:
+        with socket.create_connection(server.server_address[:2]):
+            connection, _ = server.get_request()
+            with connection:
+                assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        server.server_close()
