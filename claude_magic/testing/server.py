@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,6 +85,21 @@ class Fault:
 
 
 @dataclass
+class Reply:
+    """A scripted answer for one ``/v1/messages`` call answered in text (a scripted tool call
+    takes none), for what a model or a server may send that the stand-in would not make up:
+    any field left ``None`` is generated as usual.
+
+    ``text``: the answer's text. ``thinking``: the thinking text, when the request asks for
+    thinking. ``model``: the model id the message reports. ``stop_reason``: the reason it gives."""
+
+    text: str | None = None
+    thinking: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+
+
+@dataclass
 class RecordedRequest:
     method: str
     path: str
@@ -129,10 +145,13 @@ class StandIn:
     that ``tool_use``; with none left it answers in text (reporting the tool results it got).
     Unscripted, a question offering tools gets one call of the first tool."""
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+    models: list[dict[str, Any]] = field(default_factory=lambda: list(MODELS), repr=False)
+    """The catalogue ``/v1/models`` lists and requests may name, newest first (a test may add one)."""
     cache: PromptCache = field(default_factory=PromptCache, repr=False)
     """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
     _faults: deque[Fault] = field(default_factory=deque, repr=False)
     _faults_by_call: dict[int, Fault] = field(default_factory=dict, repr=False)
+    _replies: deque[Reply] = field(default_factory=deque, repr=False)
     _message_calls: int = field(default=0, repr=False)
     _active: int = field(default=0, repr=False)
     max_concurrent: int = field(default=0, repr=False)
@@ -182,12 +201,19 @@ class StandIn:
             else:
                 self._faults.extend([fault] * times)
 
+    def reply(self, reply: Reply | None = None, *, times: int = 1, **fields: Any) -> None:
+        """Answer the next ``times`` message calls answered in text with ``reply`` (or ``Reply(**fields)``)."""
+        with self._lock:
+            self._replies.extend([reply or Reply(**fields)] * times)
+
     def reset(self) -> None:
-        """Forget recorded requests, scripted faults and cached prefixes."""
+        """Forget recorded requests, scripted faults and replies, cached prefixes and added models."""
         with self._lock:
             self.requests.clear()
             self._faults.clear()
             self._faults_by_call.clear()
+            self._replies.clear()
+            self.models[:] = MODELS
         self.cache.clear()
 
     @property
@@ -206,6 +232,10 @@ class StandIn:
             if self._message_calls in self._faults_by_call:
                 return self._faults_by_call.pop(self._message_calls)
             return self._faults.popleft() if self._faults else Fault()
+
+    def _next_reply(self) -> Reply:
+        with self._lock:
+            return self._replies.popleft() if self._replies else Reply()
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -256,7 +286,7 @@ class StandIn:
             for name in SAMPLING_PARAMETERS:
                 if name in body:
                     raise APIFailure(400, f"{name}: Extra inputs are not permitted")
-        model = resolve_model(body["model"])
+        model = resolve_model(body["model"], self.models)
         if model is None:
             raise APIFailure(404, f"model: {body['model']}")
         if model["id"] in DEFAULT_SAMPLING_ONLY:
@@ -288,9 +318,9 @@ def _check_thinking(body: dict[str, Any], model: dict[str, Any]) -> None:
                 raise APIFailure(400, f"messages.{i}.content.{j}.thinking.signature: Field required")
 
 
-def resolve_model(model_id: Any) -> dict[str, Any] | None:
+def resolve_model(model_id: Any, catalogue: list[dict[str, Any]] = MODELS) -> dict[str, Any] | None:
     """The catalogue entry for an id or a dated snapshot of it (``claude-haiku-4-5-20251001``)."""
-    for model in MODELS:
+    for model in catalogue:
         if model_id == model["id"] or (isinstance(model_id, str) and model_id.startswith(model["id"] + "-20")):
             return model
     return None
@@ -444,14 +474,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def models(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         limit = max(1, min(int((query.get("limit") or ["20"])[0]), 1000))
-        ids = [m["id"] for m in MODELS]
+        catalogue = self.stand_in.models
+        ids = [m["id"] for m in catalogue]
         start, end = 0, len(ids)
         if after := _first(query, "after_id"):
             start = ids.index(after) + 1 if after in ids else len(ids)
         if before := _first(query, "before_id"):
             end = ids.index(before) if before in ids else 0
             start = max(start, end - limit)
-        page = MODELS[start : min(end, start + limit)]
+        page = catalogue[start : min(end, start + limit)]
         has_more = (start + limit < end) if not before else start > 0
         self._send_json(
             200,
@@ -476,20 +507,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
         tool_use = self.stand_in._tool_use_for(body, self.request_id)
-        text = self.recorded.answer = f"I'll use the tool `{tool_use['name']}`." if tool_use else answer_for(body)
-        thinking = thinking_for(body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
+        reply = Reply() if tool_use else self.stand_in._next_reply()
+        text = self.recorded.answer = f"I'll use the tool `{tool_use['name']}`." if tool_use else _or(reply.text, answer_for, body)
+        thinking = _or(reply.thinking, thinking_for, body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
+        model_id, stop_reason = reply.model or model["id"], reply.stop_reason or ("tool_use" if tool_use else "end_turn")
         output = len(split_into_deltas(text)) + (len(split_into_deltas(thinking)) if thinking else 0)
         usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": output}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
             content = ([_thinking_block(thinking)] if thinking else []) + [{"type": "text", "text": text}] + ([tool_use] if tool_use else [])
-            self._send_json(200, _message(message_id, model["id"], content, "tool_use" if tool_use else "end_turn", usage))
+            self._send_json(200, _message(message_id, model_id, content, stop_reason, usage))
             return
         with self.stand_in._lock:
             self.stand_in._active += 1
             self.stand_in.max_concurrent = max(self.stand_in.max_concurrent, self.stand_in._active)
         try:
-            self._stream(message_id, model["id"], text, usage, fault, _delay(fault, body, self.stand_in.delay), thinking, tool_use)
+            self._stream(message_id, model_id, text, usage, fault, _delay(fault, body, self.stand_in.delay), thinking, tool_use, stop_reason)
         finally:
             with self.stand_in._lock:
                 self.stand_in._active -= 1
@@ -506,7 +539,7 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or _STATUS_ERROR_TYPES.get(status, "api_error")
         self._send_error(status, error_type, fault.message or _reason(status), extra)
 
-    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float, thinking: str | None = None, tool_use: dict[str, Any] | None = None) -> None:
+    def _stream(self, message_id: str, model: str, text: str, usage: dict[str, Any], fault: Fault, delay: float, thinking: str | None = None, tool_use: dict[str, Any] | None = None, stop_reason: str = "end_turn") -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -539,7 +572,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         if tool_use:
             self._tool_use(index + 1, tool_use)
-        stop_reason = "tool_use" if tool_use else "end_turn"
         self._event(
             "message_delta",
             {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage},
@@ -613,6 +645,11 @@ def _message(message_id: str, model: str, content: list[Any], stop_reason: str |
         "stop_sequence": None,
         "usage": {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, **usage},
     }
+
+
+def _or(scripted: str | None, generate: Callable[[dict[str, Any]], str], body: dict[str, Any]) -> str:
+    """The scripted text if there is one, else the one generated from the request."""
+    return scripted if scripted is not None else generate(body)
 
 
 def _delay(fault: Fault, body: dict[str, Any], default: float) -> float:
