@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .errors import ClaudeError
-from .render import show_text
+from .render import fenced, show_text
 
 if TYPE_CHECKING:
     from .client import Client
@@ -36,7 +36,7 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment])
         if attachment.image is not None:
             show_text({"image/png": attachment.image.thumbnail_png(), "text/plain": f"thumbnail of {attachment.label}"})
     text = json.dumps(without_image_data(body), indent=2, ensure_ascii=False)
-    show_text({"text/markdown": f"```json\n{text}\n```", "text/plain": text})
+    show_text({"text/markdown": fenced(text, "json"), "text/plain": text})
 
 
 def _input_tokens(client: Client, request: MessageRequest, body: dict[str, Any]) -> tuple[int, str]:
