@@ -4,8 +4,10 @@ The answer is fed to the real notebook renderer (``NotebookAnswer``) inside an i
 ipykernel, so every redraw goes through IPython's display machinery and the kernel
 session's serialisation, as in a notebook. Tokens "arrive" at a fixed rate on a simulated
 clock, so the figures measure rendering, not waiting. Linear cost: 32k costs 4x 8k.
+``--answer markdown`` streams rich Markdown instead of plain words (code with ``<`` in it,
+tables, math, HTML-like text): what making model text safe to render works hardest on.
 
-    .venv/bin/python bench/render.py [--check]
+    .venv/bin/python bench/render.py [--check] [--answer markdown]
 """
 
 from __future__ import annotations
@@ -15,15 +17,35 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiet the in-process kernel's debugger
 
 from ipykernel.inprocess.manager import InProcessKernelManager
 
 from claude_magic.render import NotebookAnswer
+from claude_magic.testing.answers import RICH_MARKDOWN, split_into_deltas
 
 TOKENS_PER_SECOND = 80.0
-PIECE = "word "  # about one token
+
+
+def rich_markdown(tokens: int, run: int) -> list[str]:
+    """``tokens`` pieces of rich Markdown in numbered sections: no part repeats, within a run or
+    across runs (the renderer remembers the parts it has made safe)."""
+    pieces: list[str] = []
+    for section in range(tokens):
+        heading = f"## Part {section} of run {run}"
+        text = f"{heading}\n\n{RICH_MARKDOWN}\nIn HTML, `<b>` is bold: <b>{section}</b> shows as written, `a < b` too.\n\n"
+        pieces += split_into_deltas(text)
+        if len(pieces) >= tokens:
+            return pieces[:tokens]
+    return pieces
+
+
+ANSWERS: dict[str, Callable[[int, int], list[str]]] = {
+    "words": lambda tokens, run: ["word "] * tokens,  # about one token each
+    "markdown": rich_markdown,
+}
 SIZES = (2_000, 8_000, 32_000)
 LIMIT = 4.5
 
@@ -36,15 +58,15 @@ class SimulatedClock:
         return self.now
 
 
-def render_cost(tokens: int) -> tuple[float, int]:
-    """CPU seconds to stream ``tokens`` pieces through the notebook renderer, and its redraw count."""
+def render_cost(pieces: list[str]) -> tuple[float, int]:
+    """CPU seconds to stream ``pieces`` (a token each) through the notebook renderer, and its redraw count."""
     clock = SimulatedClock()
     started = time.process_time()
     answer = NotebookAnswer(clock=clock)
-    for _ in range(tokens):
+    for piece in pieces:
         clock.now += 1 / TOKENS_PER_SECOND
-        answer.feed(PIECE)
-    answer.finish(PIECE * tokens)
+        answer.feed(piece)
+    answer.finish("".join(pieces))
     return time.process_time() - started, answer.draws
 
 
@@ -52,15 +74,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--check", action="store_true", help="exit 1 when 32k costs more than 4.5x 8k")
+    parser.add_argument("--answer", choices=sorted(ANSWERS), default="words", help="what streams: plain words or rich Markdown")
     args = parser.parse_args()
     manager = InProcessKernelManager()
     manager.start_kernel()
     client = manager.client()
     client.start_channels()
     costs: dict[int, float] = {}
-    print(f"render path, tokens arriving at {TOKENS_PER_SECOND:g}/s (simulated), median of {args.runs} runs")
+    print(f"render path, {args.answer} arriving at {TOKENS_PER_SECOND:g} tokens/s (simulated), median of {args.runs} runs")
     for tokens in SIZES:
-        runs = [render_cost(tokens) for _ in range(args.runs)]
+        runs = [render_cost(ANSWERS[args.answer](tokens, run)) for run in range(args.runs)]
         costs[tokens] = statistics.median(cost for cost, _ in runs)
         print(f"  {tokens:>6,} tokens: {costs[tokens] * 1000:8.1f} ms CPU, {runs[0][1]:4d} redraws, "
               f"{costs[tokens] / tokens * 1e6:6.1f} µs per token")

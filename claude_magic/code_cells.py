@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .render import show_text
+from .render import fenced, show_text
 
 PYTHON_LANGUAGES = frozenset({"", "python", "py", "python3", "ipython", "ipython3", "pycon"})
 _FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`]*)[^\n]*\n(?P<code>.*?)^ {0,3}(?P=fence)[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -31,7 +31,7 @@ def put_in_next_cells(shell: Any, cells: list[str], in_vscode: bool) -> str:
         return "--code: the answer has no Python code block"
     if in_vscode or not hasattr(shell, "set_next_input"):
         code = "\n\n".join(cells)
-        show_text({"text/markdown": f"```python\n{code}\n```", "text/plain": code})
+        show_text({"text/markdown": fenced(code, "python"), "text/plain": code})
         return "--code: this frontend can't take new cells from the kernel (VS Code ignores them); copy the code above"
     payloads = getattr(shell, "payload_manager", None)
     if len(cells) == 1 or payloads is None:

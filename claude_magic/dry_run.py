@@ -13,7 +13,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
-from .render import show_text
+from .render import fenced, show_text
 
 if TYPE_CHECKING:
     from .client import Client
@@ -41,7 +41,7 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
         if attachment.image is not None:
             show_text({"image/png": attachment.image.thumbnail_png(), "text/plain": f"thumbnail of {attachment.label}"})
     text = json.dumps(without_image_data(body), indent=2, ensure_ascii=False)
-    show_text({"text/markdown": f"```json\n{text}\n```", "text/plain": text})
+    show_text({"text/markdown": fenced(text, "json"), "text/plain": text})
 
 
 def local_estimate(body: dict[str, Any]) -> int:

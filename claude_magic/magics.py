@@ -313,14 +313,15 @@ class ClaudeMagics(Magics):
         return thinking_request(model, self.session.model_info(model, self.client_settings()), args.think, max_tokens)
 
     def _show_tool_run(self, run: ToolRun) -> None:
-        """A tool call and its result, collapsed, shown as it happens."""
-        from .render import show_text
+        """A tool call and its result, collapsed, shown as it happens. The name and the arguments
+        come from the model: the summary is one escaped line (a blank line would end the HTML
+        block and let Markdown in), the output a fenced block no line of it can close."""
+        from .render import fenced, show_text
 
         arguments = ", ".join(f"{k}={v!r}" for k, v in run.arguments.items())
         outcome = "error" if run.is_error else "result"
-        summary = f"🔧 {run.name}({arguments}) → {outcome}"
-        fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", run.output)), default=0) + 1)
-        show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fence}\n{run.output}\n{fence}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
+        summary = " ".join(f"🔧 {run.name}({arguments}) → {outcome}".splitlines())
+        show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
 
     def _tools(self, names: str | None) -> tuple[Tool, ...]:
         from .tools import ToolError, tool_from
@@ -520,7 +521,7 @@ class ClaudeMagics(Magics):
         open_panel(self, side=side)
 
     def _show_config(self) -> None:
-        from .render import show_text
+        from .render import literal_markdown, show_text
 
         settings = self.client_settings()
         key_source = "%config" if self.api_key else "ANTHROPIC_API_KEY" if settings.credentials.api_key else (
@@ -541,7 +542,7 @@ class ClaudeMagics(Magics):
             ("prompt_caching", "on" if self.prompt_caching else "off"),
             ("context_budget", f"{self.context_budget:,} tokens" if self.context_budget else "(the model's context window)"),
         ]
-        table = "\n".join(f"| `{name}` | {_cell(value)} |" for name, value in rows)
+        table = "\n".join(f"| `{name}` | {literal_markdown(str(value))} |" for name, value in rows)
         plain = "\n".join(f"{name:<13} {value}" for name, value in rows)
         show_text(
             {
@@ -551,11 +552,11 @@ class ClaudeMagics(Magics):
         )
 
     def _show_models(self) -> None:
-        from .render import show_text
+        from .render import literal_markdown, show_text
 
         models = self.session.client(self.client_settings()).list_models()
         rows = [(m.id, m.display_name, m.max_input_tokens, m.max_tokens) for m in models]
-        table = "\n".join(f"| `{i}` | {n} | {_tokens(c)} | {_tokens(o)} |" for i, n, c, o in rows)
+        table = "\n".join(f"| {_code_cell(i)} | {literal_markdown(n)} | {_tokens(c)} | {_tokens(o)} |" for i, n, c, o in rows)
         plain = "\n".join(f"{i:<28} {n:<24} {_tokens(c):>8} {_tokens(o):>8}" for i, n, c, o in rows)
         show_text(
             {
@@ -624,8 +625,11 @@ def command_arguments(name: str, rest: str, line: str) -> list[str]:
     raise UsageError(f"%claude {name} {needs}; to ask a question that starts with {name!r}, write %claude -- {line.strip()}")
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def _code_cell(text: str) -> str:
+    """``text`` as code in a table cell (GFM splits cells at a ``|`` even inside code)."""
+    from .render import code_span
+
+    return code_span(text).replace("|", "\\|")
 
 
 def _tokens(count: int | None) -> str:

@@ -4,6 +4,10 @@ The stream appends text as fast as it arrives; a renderer redraws at most ``refr
 times a second, and less often as the answer grows (each redraw costs its full length, in
 the kernel and in the frontend), so the total rendering cost stays linear in the answer's
 length. The final redraw always shows the complete answer.
+
+Text from the model or the server is shown as text, never as markup: answers and thinking
+go through :func:`safe_markdown.safe_markdown`, data (a model id, a stop reason, a table
+cell) through :func:`literal_markdown` or :func:`code_span`, code through :func:`fenced`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from .config import DEFAULT_REFRESH_RATE
+from .safe_markdown import Markup, safe_markdown
 
 REDRAW_CHARS_PER_SECOND = 100_000
 """Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
@@ -72,17 +77,47 @@ def replace_math(markdown: str, replace: Callable[[str, str], str]) -> str:
 
 
 def display_markdown(text: str) -> str:
-    """The Markdown to display for (possibly partial) answer text."""
+    """The Markdown to display for (possibly partial) answer text, safe to render."""
+    return safe_markdown(_fixed(text))
+
+
+def _fixed(text: str) -> str:
     return protect_dollars(close_open_fence(text))
 
 
 def markdown_bundle(text: str, thinking: str = "") -> dict[str, str]:
     """A display bundle: rendered Markdown (any thinking collapsed above the answer), and
     the exact answer text as ``text/plain``."""
-    shown = display_markdown(text)
-    if thinking:
-        shown = f"<details><summary>Thinking</summary>\n\n{display_markdown(thinking)}\n\n</details>\n\n{shown}"
+    if not thinking:
+        return {"text/markdown": display_markdown(text), "text/plain": text}
+    shown = safe_markdown(
+        Markup("<details><summary>Thinking</summary>\n\n"), _fixed(thinking), Markup("\n\n</details>\n\n"), _fixed(text)
+    )
     return {"text/markdown": shown, "text/plain": text}
+
+
+_LITERAL = re.compile(r"[\\`*_|<>\[\]&]")
+
+
+def literal_markdown(text: str) -> str:
+    """``text`` shown as itself in Markdown, on one line: no emphasis, code, link, HTML, math
+    or table break can start in it (a ``$`` is written as :func:`protect_dollars` does)."""
+    one_line = re.sub(r"[\r\n\u2028\u2029]", " ", text)
+    return _LITERAL.sub(r"\\\g<0>", one_line).replace("$", "\\\\$")
+
+
+def code_span(text: str) -> str:
+    """``text`` as an inline code span, on one line, whatever backticks it holds."""
+    one_line = re.sub(r"[\r\n\u2028\u2029]+", " ", text)
+    ticks = "`" * (max(map(len, re.findall("`+", one_line)), default=0) + 1)
+    pad = " " if one_line[:1] in ("`", " ") or one_line[-1:] in ("`", " ") else ""
+    return f"{ticks}{pad}{one_line}{pad}{ticks}"
+
+
+def fenced(code: str, info: str = "") -> str:
+    """``code`` as a fenced code block, with a fence longer than any backtick run inside it."""
+    fence = "`" * max(3, max(map(len, re.findall("`+", code)), default=0) + 1)
+    return f"{fence}{info}\n{code}\n{fence}"
 
 
 class Renderer(Protocol):
@@ -210,11 +245,12 @@ class TerminalAnswer:
 
 
 def show_footer(line: str, *, in_notebook: bool) -> None:
-    """A short line under the answer: model, tokens, timings."""
+    """A short line under the answer: model, tokens, timings (the model id and the stop reason
+    come from the server: shown as text)."""
     if in_notebook:
         from IPython.display import display
 
-        display({"text/markdown": f"<sub>{protect_dollars(line)}</sub>", "text/plain": line}, raw=True)
+        display({"text/markdown": f"<sub>{literal_markdown(line)}</sub>", "text/plain": line}, raw=True)
     else:
         print(line)
 

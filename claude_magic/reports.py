@@ -1,16 +1,17 @@
 """What ``%claude history`` and ``%claude usage`` show: a Markdown table and its plain-text twin.
 
+Every value is shown as text (:func:`render.literal_markdown`): a question, a notebook's path.
 Question previews are scrubbed of credentials (:func:`claude_magic.redaction.scrub`) before
 they are shortened, so not even a piece of a key shows.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .pricing import Tally
+from .render import literal_markdown
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Exchange
@@ -21,7 +22,6 @@ SESSION_ONLY = (
     "this conversation lives for this session only: the kernel was not told which notebook it runs "
     "(Jupyter sets JPY_SESSION_NAME, VS Code __vsc_ipynb_file__), so nothing is saved"
 )
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_|<>$\[\]])")
 
 
 def history_report(conversation: Conversation) -> dict[str, str]:
@@ -102,14 +102,14 @@ def _usage_row(label: str, tally: Tally) -> tuple[str, ...]:
 def _bundle(header: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], empty: str) -> dict[str, Any]:
     if not rows:
         text = f"{header}\n\n{empty}".strip()
-        return {"text/markdown": _escape(text), "text/plain": text}
+        return {"text/markdown": literal_markdown(text), "text/plain": text}
     markdown = "\n".join(
         [
-            _escape(header),
+            literal_markdown(header),
             "",
             "| " + " | ".join(columns) + " |",
             "|" + "---|" * len(columns),
-            *("| " + " | ".join(_escape(value) for value in row) + " |" for row in rows),
+            *("| " + " | ".join(literal_markdown(value) for value in row) + " |" for row in rows),
         ]
     )
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
@@ -117,8 +117,3 @@ def _bundle(header: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...
         [header, "", *("  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in [columns, *rows])]
     )
     return {"text/markdown": markdown, "text/plain": plain}
-
-
-def _escape(text: str) -> str:
-    """Text shown as itself in Markdown (no emphasis, links, math or table breaks)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("\n", " "))

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from claude_magic.testing import StandIn
+from test_safe_markdown import ATTACKS, MARKED_ONLY, long_answer
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 CHROMIUM_ARGS = (
@@ -63,6 +64,21 @@ FOLLOW_UP = "%%claude\nAnd what did we talk about in the panel?"
 SECOND_PANEL = "import claude_magic\nclaude_magic.chat()"
 RICH_CELL = "%%claude\nExplain left and inner joins, with a small pandas example [[markdown]]"
 CELLS = [SETUP_AND_PANEL, LATER_FRAME, FOLLOW_UP, SECOND_PANEL, RICH_CELL]
+ANSWERS = [*ATTACKS, *MARKED_ONLY, long_answer(40)]
+"""Answers with script in them: each attack alone, then all in one answer long enough to be made safe in parts."""
+MARKUP_CELLS = [
+    '%load_ext claude_magic\ndef lookup(query: str) -> str:\n    """Look it up."""\n    return "found: " + query',
+    f"for n in range({len(ANSWERS)}):\n    get_ipython().run_cell_magic('claude', '', f'Answer {{n}}')",
+    "%%claude --think\nThink first",
+    "%%claude\nWhich model answers?",
+    "%claude models",
+    "%claude --tools lookup Look it up",
+    "%%claude --compare claude-sonnet-5-5,claude-haiku-5-5\nCompare",
+    "%claude history",
+    "%claude usage",
+    "%%claude\nThis one fails",
+]
+"""The second notebook: each cell shows text a model or a server sent, with script in it."""
 SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
@@ -138,8 +154,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _notebook() -> dict[str, Any]:
-    cells = [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": source} for i, source in enumerate(CELLS)]
+def _notebook(sources: list[str]) -> dict[str, Any]:
+    cells = [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": source} for i, source in enumerate(sources)]
     kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return {"cells": cells, "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5}
 
@@ -175,7 +191,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, server: StandIn) -> Iterator[L
     base = tmp_path_factory.mktemp("lab")
     root, state = base / "root", base / "state"
     root.mkdir()
-    (root / "chat.ipynb").write_text(json.dumps(_notebook()))
+    (root / "chat.ipynb").write_text(json.dumps(_notebook(CELLS)))
+    (root / "markup.ipynb").write_text(json.dumps(_notebook(MARKUP_CELLS)))
     _write_settings(state / "settings")
     port, token = _free_port(), secrets.token_hex(16)
     env = {
@@ -502,3 +519,104 @@ def test_an_update_costs_the_browser_no_more_with_200_earlier_exchanges(chat: Ch
         _delete_cell(chat, _scratch_cell(chat, "_magics.session.conversation.exchanges[:] = _kept"))
     none, short, long = (statistics.mean(costs[n]) for n in (0, 20, 200))
     assert long / short < 1.3, f"main-thread CPU per update: {none:.1f} ms after no exchange, {short:.1f} ms after 20, {long:.1f} ms after 200"
+
+
+# --- model and server text never runs as script ------------------------------------------------
+
+
+def payload(source: str) -> str:
+    return f'<img src=x onerror="window.__claude_xss_{source}=1">'
+
+
+PAGE_SCRIPT_FOUND = """() => {
+  const found = Object.keys(window).filter(k => k.startsWith('__claude_xss'));
+  document.querySelectorAll('.jp-OutputArea-output *').forEach(e => {
+    if (/^(SCRIPT|IFRAME|OBJECT|EMBED)$/.test(e.tagName)) found.push(e.tagName);
+    for (const a of e.attributes) {
+      if (/^on/i.test(a.name)) found.push(`${e.tagName} ${a.name}`);
+      if (/^(href|src)$/i.test(a.name) && /^\\s*(javascript|vbscript|data):/i.test(a.value)) found.push(`${e.tagName} ${a.name}=${a.value}`);
+    }
+  });
+  return found;
+}"""
+"""What in the page could run or has run: flags the payloads set, and elements with script."""
+
+
+def test_model_and_server_text_never_runs_live_or_after_reopening(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    context = chat.page.context.browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    notebook = Chat(page, chat.server, chat.lab)
+    server = chat.server
+    try:
+        page.goto(f"{chat.lab.url}/lab/workspaces/markup/tree/markup.ipynb?reset&token={chat.lab.token}")
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=60_000)
+        notebook.run_cell(0)
+        for answer in ANSWERS:
+            server.reply(text=answer)
+        notebook.run_cell(1)
+        server.reply(thinking=f"Let me think.\n\n{payload('thinking')}\n\n[x](javascript:window.__claude_xss_thinking=1)")
+        notebook.run_cell(2)
+        server.reply(model=f"claude-x{payload('model')}", stop_reason=payload("stop_reason"))
+        notebook.run_cell(3)
+        server.models.insert(0, {**server.models[0], "id": f"claude-`|{payload('model_id')}", "display_name": payload("display_name")})
+        notebook.run_cell(4)
+        server.tool_calls.extend([("lookup", {"query": payload("tool_output")}), (f"x{payload('tool_name')}", {f"k\n\n{payload('tool_argument')}": 1})])
+        notebook.run_cell(5)
+        server.reply(text=payload("compare"), times=2)
+        notebook.run_cell(6)
+        notebook.run_cell(7)
+        notebook.run_cell(8)
+        server.fail(status=400, message=payload("error"))
+        notebook.run_cell(9)
+        _check_nothing_ran_and_payloads_show_as_text(page)
+
+        page.locator(".jp-Notebook").click()
+        page.keyboard.press("Control+s")
+        saved = chat.lab.root / "markup.ipynb"
+        deadline = time.monotonic() + 30
+        while payload("error") not in saved.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _assert_trusted(saved)
+        page.reload()  # the notebook reopens from the saved file, trusted: its outputs render as HTML again
+        expect(page.locator(".jp-Notebook .jp-Cell").nth(9).locator(".jp-OutputArea")).to_contain_text("claude:", timeout=60_000)
+        _check_nothing_ran_and_payloads_show_as_text(page)
+        page.screenshot(path=ARTIFACTS / "browser-markup-reopened.png", full_page=True)
+    finally:
+        page.screenshot(path=ARTIFACTS / "browser-markup-last.png")
+        server.tool_calls.clear()
+        context.close()
+
+
+def _check_nothing_ran_and_payloads_show_as_text(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    expect(cells.nth(9).locator(".jp-OutputArea")).to_contain_text(f"the API refused the request (400 {payload('error')})")
+    for index in range(cells.count()):
+        cells.nth(index).scroll_into_view_if_needed()  # images load, and their onerror would fire
+    time.sleep(1)
+    assert page.evaluate(PAGE_SCRIPT_FOUND) == []
+    expect(cells.nth(1).locator(".jp-OutputArea")).to_contain_text('<img src=x onerror="window.__claude_xss_1=1">')
+    expect(cells.nth(1).locator(".jp-OutputArea")).to_contain_text("[click](javascript:window.__claude_xss_7=1)")
+    expect(cells.nth(2).locator(".jp-OutputArea details")).to_have_count(1)  # the thinking, collapsed
+    expect(cells.nth(2).locator(".jp-OutputArea")).to_contain_text(payload("thinking"))
+    expect(cells.nth(3).locator(".jp-OutputArea sub")).to_contain_text(f"claude-x{payload('model')}")
+    expect(cells.nth(3).locator(".jp-OutputArea sub")).to_contain_text(f"stop reason: {payload('stop_reason')}")
+    expect(cells.nth(4).locator(".jp-OutputArea td").first).to_have_text(f"claude-`|{payload('model_id')}")
+    expect(cells.nth(4).locator(".jp-OutputArea td").nth(1)).to_have_text(payload("display_name"))
+    expect(cells.nth(5).locator(".jp-OutputArea")).to_contain_text(f"found: {payload('tool_output')}")
+    expect(cells.nth(5).locator(".jp-OutputArea summary").nth(1)).to_contain_text(payload("tool_name"))
+    expect(cells.nth(6).locator(".jp-OutputArea .cm-body")).to_have_text([payload("compare")] * 2)
+    expect(cells.nth(7).locator(".jp-OutputArea table")).to_contain_text("Answer 0")
+    expect(cells.nth(8).locator(".jp-OutputArea table")).to_contain_text("this session")
+
+
+def _assert_trusted(path: Path) -> None:
+    """The saved notebook is signed: JupyterLab trusts it on reopening (its HTML is not sanitised)."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    assert NotebookNotary().check_signature(nbformat.read(path, as_version=4)), "the saved notebook is not trusted"

@@ -4,9 +4,9 @@
 ``claude_magic.testing.pytest_plugin`` gives a ``stand_in`` fixture.
 """
 
-from .server import Fault, RecordedRequest, StandIn
+from .server import Fault, RecordedRequest, Reply, StandIn
 
-__all__ = ["Fault", "RecordedRequest", "StandIn", "offline_unless_key"]
+__all__ = ["Fault", "RecordedRequest", "Reply", "StandIn", "offline_unless_key"]
 
 
 _notebook_stand_in: StandIn | None = None

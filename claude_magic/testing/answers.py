@@ -171,7 +171,7 @@ def split_into_deltas(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Reply:
+class Generated:
     """An answer as generated: the deltas of its thinking and text blocks (none: no block),
     its tool call, and why it ended."""
 
@@ -195,19 +195,19 @@ def generate(
     *,
     max_tokens: int,
     stop_sequences: Sequence[str] = (),
-) -> Reply:
+) -> Generated:
     """The answer produced under the request's limits: the text stops before the first stop
     sequence to complete in it (dropping the tool call that would have followed); everything
-    stops once ``max_tokens`` tokens are out, thinking included (see :attr:`Reply.output_tokens`)."""
+    stops once ``max_tokens`` tokens are out, thinking included (see :attr:`Generated.output_tokens`)."""
     text, matched = cut_at_stop_sequence(text, stop_sequences)
     thinking_deltas = tuple(split_into_deltas(thinking)) if thinking else ()
     text_deltas = tuple(split_into_deltas(text)) if text else ()
     tool_use = tool_use if matched is None else None
-    whole = Reply(thinking_deltas, text_deltas, tool_use, _natural_stop(tool_use, matched), matched)
+    whole = Generated(thinking_deltas, text_deltas, tool_use, _natural_stop(tool_use, matched), matched)
     if whole.output_tokens <= max_tokens:
         return whole
     text_room = max(max_tokens - len(thinking_deltas), 0)
-    return Reply(thinking_deltas[:max_tokens], text_deltas[:text_room], None, "max_tokens")
+    return Generated(thinking_deltas[:max_tokens], text_deltas[:text_room], None, "max_tokens")
 
 
 def _natural_stop(tool_use: dict[str, Any] | None, matched: str | None) -> str:

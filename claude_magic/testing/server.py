@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http import HTTPStatus
@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..config import SAMPLING_PARAMETERS, accepts_sampling_parameters
-from .answers import Reply, answer_for, directives, generate, text_of_content, thinking_for
+from .answers import Generated, answer_for, directives, generate, text_of_content, thinking_for
 from .cache import MAX_BREAKPOINTS, PromptCache, breakpoints, input_tokens
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
 
@@ -86,6 +86,21 @@ class Fault:
     drop_after: int | None = None
     delay: float | None = None
     stall: float | None = None
+
+
+@dataclass
+class Reply:
+    """A scripted answer for one ``/v1/messages`` call answered in text (a scripted tool call
+    takes none), for what a model or a server may send that the stand-in would not make up:
+    any field left ``None`` is generated as usual (and the request's limits still apply).
+
+    ``text``: the answer's text. ``thinking``: the thinking text, when the request asks for
+    thinking. ``model``: the model id the message reports. ``stop_reason``: the reason it gives."""
+
+    text: str | None = None
+    thinking: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
 
 
 @dataclass
@@ -140,11 +155,14 @@ class StandIn:
     """False: a scripted tool call answers a request that offers no tools too (a client must
     cope with a ``tool_use`` it never asked for)."""
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+    models: list[dict[str, Any]] = field(default_factory=lambda: list(MODELS), repr=False)
+    """The catalogue ``/v1/models`` lists and requests may name, newest first (a test may add one)."""
     cache: PromptCache = field(default_factory=PromptCache, repr=False)
     """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
     _faults: defaultdict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque), repr=False)
     _faults_by_call: dict[tuple[str, int], Fault] = field(default_factory=dict, repr=False)
     _calls: Counter[str] = field(default_factory=Counter, repr=False)
+    _replies: deque[Reply] = field(default_factory=deque, repr=False)
     _active: int = field(default=0, repr=False)
     max_concurrent: int = field(default=0, repr=False)
     """The most ``/v1/messages`` requests seen in flight at once."""
@@ -204,12 +222,19 @@ class StandIn:
             else:
                 self._faults[route].extend([fault] * times)
 
+    def reply(self, reply: Reply | None = None, *, times: int = 1, **fields: Any) -> None:
+        """Answer the next ``times`` message calls answered in text with ``reply`` (or ``Reply(**fields)``)."""
+        with self._lock:
+            self._replies.extend([reply or Reply(**fields)] * times)
+
     def reset(self) -> None:
-        """Forget recorded requests, scripted faults and cached prefixes."""
+        """Forget recorded requests, scripted faults and replies, cached prefixes and added models."""
         with self._lock:
             self.requests.clear()
             self._faults.clear()
             self._faults_by_call.clear()
+            self._replies.clear()
+            self.models[:] = MODELS
         self.cache.clear()
 
     @property
@@ -221,6 +246,10 @@ class StandIn:
     @property
     def message_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/messages"]
+
+    def _next_reply(self) -> Reply:
+        with self._lock:
+            return self._replies.popleft() if self._replies else Reply()
 
     def _next_fault(self, route: str) -> Fault:
         with self._lock:
@@ -284,7 +313,7 @@ class StandIn:
             for name in SAMPLING_PARAMETERS:
                 if name in body:
                     raise APIFailure(400, f"{name}: Extra inputs are not permitted")
-        model = resolve_model(body["model"])
+        model = resolve_model(body["model"], self.models)
         if model is None:
             raise APIFailure(404, f"model: {body['model']}")
         if model["id"] in DEFAULT_SAMPLING_ONLY:
@@ -375,9 +404,9 @@ def _answers_tool_results(body: dict[str, Any]) -> bool:
     return isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
 
 
-def resolve_model(model_id: Any) -> dict[str, Any] | None:
+def resolve_model(model_id: Any, catalogue: list[dict[str, Any]] = MODELS) -> dict[str, Any] | None:
     """The catalogue entry for an id or a dated snapshot of it (``claude-haiku-4-5-20251001``)."""
-    for model in MODELS:
+    for model in catalogue:
         if model_id == model["id"] or (isinstance(model_id, str) and model_id.startswith(model["id"] + "-20")):
             return model
     return None
@@ -566,14 +595,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def models(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         limit = max(1, min(int((query.get("limit") or ["20"])[0]), 1000))
-        ids = [m["id"] for m in MODELS]
+        catalogue = self.stand_in.models
+        ids = [m["id"] for m in catalogue]
         start, end = 0, len(ids)
         if after := _first(query, "after_id"):
             start = ids.index(after) + 1 if after in ids else len(ids)
         if before := _first(query, "before_id"):
             end = ids.index(before) if before in ids else 0
             start = max(start, end - limit)
-        page = MODELS[start : min(end, start + limit)]
+        page = catalogue[start : min(end, start + limit)]
         has_more = (start + limit < end) if not before else start > 0
         self._send_json(
             200,
@@ -587,7 +617,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def model(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         model_id = unquote(self.recorded.path.rstrip("/").rsplit("/", 1)[-1])
-        model = resolve_model(model_id)
+        model = resolve_model(model_id, self.stand_in.models)
         if model is None:
             raise APIFailure(404, f"model: {model_id}")
         self._send_json(200, model)
@@ -598,35 +628,42 @@ class _Handler(BaseHTTPRequestHandler):
 
     def messages(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         model = self.stand_in.validate_message_body(body, headers["anthropic-version"])
-        reply = self._reply(body)
+        reply, model_id = self._reply(body, model["id"])
         self.recorded.answer = "".join(reply.text)
         usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
-            message = _message(message_id, model["id"], _content(reply), reply.stop_reason, usage, reply.stop_sequence)
+            message = _message(message_id, model_id, _content(reply), reply.stop_reason, usage, reply.stop_sequence)
             self._send_json(200, message)
             return
         with self.stand_in._lock:
             self.stand_in._active += 1
             self.stand_in.max_concurrent = max(self.stand_in.max_concurrent, self.stand_in._active)
         try:
-            self._stream(message_id, model["id"], reply, usage, _delay(self.fault, body, self.stand_in.delay))
+            self._stream(message_id, model_id, reply, usage, _delay(self.fault, body, self.stand_in.delay))
         finally:
             with self.stand_in._lock:
                 self.stand_in._active -= 1
 
-    def _reply(self, body: dict[str, Any]) -> Reply:
-        """The answer to a valid request, generated within its limits. A forced tool call comes
-        alone: the API prefills it, so no text precedes it."""
+    def _reply(self, body: dict[str, Any], model_id: str) -> tuple[Generated, str]:
+        """The answer to a valid request, generated within its limits (or as scripted with
+        :meth:`StandIn.reply`), and the model id it reports. A forced tool call comes alone:
+        the API prefills it, so no text precedes it."""
         tool_use = self.stand_in._tool_use_for(body, self.request_id)
+        scripted = Reply() if tool_use else self.stand_in._next_reply()
         forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
         if tool_use:
             text = "" if forced else f"I'll use the tool `{tool_use['name']}`."
         else:
-            text = answer_for(body)
-        thinking = thinking_for(body) if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled") else None
+            text = scripted.text if scripted.text is not None else answer_for(body)
+        thinking = None
+        if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled"):
+            thinking = scripted.thinking if scripted.thinking is not None else thinking_for(body)
         stop_sequences = body.get("stop_sequences") or ()
-        return generate(thinking, text, tool_use, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
+        reply = generate(thinking, text, tool_use, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
+        if scripted.stop_reason is not None:
+            reply = replace(reply, stop_reason=scripted.stop_reason)
+        return reply, scripted.model or model_id
 
     def _send_fault_status(self, fault: Fault) -> None:
         status = fault.status or 500
@@ -640,7 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or _STATUS_ERROR_TYPES.get(status, "api_error")
         self._send_error(status, error_type, fault.message or _reason(status), extra)
 
-    def _stream(self, message_id: str, model: str, reply: Reply, usage: dict[str, Any], delay: float) -> None:
+    def _stream(self, message_id: str, model: str, reply: Generated, usage: dict[str, Any], delay: float) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -772,7 +809,7 @@ def _retry_after(value: float | datetime) -> str:
     return f"{value:g}"
 
 
-def _content(reply: Reply) -> list[dict[str, Any]]:
+def _content(reply: Generated) -> list[dict[str, Any]]:
     """A non-streamed answer's content blocks."""
     thinking = [_thinking_block("".join(reply.thinking))] if reply.thinking else []
     text = [{"type": "text", "text": "".join(reply.text)}] if reply.text else []
