@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.conversation import CellRun
-from claude_magic.pricing import Tally
-from claude_magic.session import AskOptions, ClaudeSession
+from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core.conversation import CellRun
+from claude_magic.core.pricing import Tally
+from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
 
 MODEL = "claude-sonnet-5-5"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from claude_magic import compare
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.session import AskOptions, ClaudeSession
+from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core.session import AskOptions, ClaudeSession
+from claude_magic.magics import compare
 from claude_magic.testing import StandIn
 
 MODELS = ["claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5"]

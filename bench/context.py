@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from claude_magic.context import attach  # noqa: E402
+from claude_magic.attach.registry import attach  # noqa: E402
 
 
 def frame(rows: int) -> pd.DataFrame:

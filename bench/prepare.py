@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from claude_magic.client import Client
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.conversation import CellRun, Exchange
-from claude_magic.session import AskOptions, ClaudeSession
+from claude_magic.api.client import Client
+from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core.conversation import CellRun, Exchange
+from claude_magic.core.session import AskOptions, ClaudeSession
 
 OPTIONS = AskOptions(model="claude-sonnet-5-5", max_tokens=4096)
 ANSWER = " ".join(f"word{n % 97}" for n in range(200))

@@ -23,8 +23,8 @@ os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiet the in-pro
 
 from ipykernel.inprocess.manager import InProcessKernelManager
 
-from claude_magic.render import NotebookAnswer
 from claude_magic.testing.answers import RICH_MARKDOWN, split_into_deltas
+from claude_magic.ui.render import NotebookAnswer
 
 TOKENS_PER_SECOND = 80.0
 

@@ -28,7 +28,7 @@ from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 shell.run_line_magic("load_ext", "claude_magic")
 started = time.perf_counter()
-import claude_magic.client, claude_magic.session, claude_magic.render, claude_magic.interpolate, claude_magic.protocol
+import claude_magic.api.client, claude_magic.core.session, claude_magic.ui.render, claude_magic.attach.interpolate, claude_magic.api.protocol
 print(time.perf_counter() - started)
 """
 

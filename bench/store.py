@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from claude_magic.conversation import CellRun, Conversation, Exchange
+from claude_magic.core.conversation import CellRun, Conversation, Exchange
 
 NOTEBOOK = "/bench/shared.ipynb"
 SIZES = (4, 40, 400)

@@ -5,7 +5,7 @@ one (``time.process_time``). It streams an answer of about 20,000 text deltas
 (``[[words=40000]]``; the stand-in puts two words in a delta), read three ways:
 
 * floor: httpx ``iter_bytes``, events split on blank lines, ``json.loads`` on each data line;
-* ours: ``claude_magic.client.Client.stream``, every event, then the final message;
+* ours: ``claude_magic.api.client.Client.stream``, every event, then the final message;
 * SDK: ``anthropic.Anthropic().messages.stream``, every event, then ``get_final_message()``.
 
 Clients are built and warmed up before timing; each figure is the median of several runs,
@@ -30,9 +30,9 @@ from typing import Any
 import anthropic
 import httpx
 
-from claude_magic.client import Client
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.protocol import MessageParam, MessageRequest
+from claude_magic.api.client import Client
+from claude_magic.api.protocol import MessageParam, MessageRequest
+from claude_magic.api.settings import ClientSettings, Credentials
 
 WORDS = 40_000
 MODEL = "claude-sonnet-5-5"

@@ -13,13 +13,13 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%claude`` and ``%%claude`` (called by ``%load_ext claude_magic``)."""
-    from .magics import ClaudeMagics
+    from .magics.core import ClaudeMagics
 
     ipython.register_magics(ClaudeMagics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import ClaudeMagics
+    from .magics.core import ClaudeMagics
 
     magics = ipython.magics_manager.registry.get(ClaudeMagics.__name__)
     if magics is not None:
@@ -31,7 +31,7 @@ def chat(side: bool = False) -> None:
     first if needed); ``side=True`` opens it in JupyterLab's side area (needs ``sidecar``)."""
     from IPython import get_ipython
 
-    from .magics import ClaudeMagicError, ClaudeMagics
+    from .magics.core import ClaudeMagicError, ClaudeMagics
 
     shell = get_ipython()
     if shell is None:

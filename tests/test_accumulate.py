@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from claude_magic.accumulate import MessageAccumulator
-from claude_magic.protocol import parse_event
+from claude_magic.api.accumulate import MessageAccumulator
+from claude_magic.api.protocol import parse_event
 
 FINAL_BLOCKS: list[dict[str, Any]] = [
     {"type": "thinking", "thinking": "Let me look.", "signature": "sig-1"},

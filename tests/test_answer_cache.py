@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from claude_magic.answer_cache import AnswerCache, request_key
-from claude_magic.redaction import remember
+from claude_magic.api.redaction import remember
+from claude_magic.core.answer_cache import AnswerCache, request_key
 
 BODY = {"model": "claude-sonnet-5-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}], "stream": True}
 MESSAGE = {"id": "msg_1", "model": "claude-sonnet-5-5", "content": [{"type": "text", "text": "hello"}], "usage": {"input_tokens": 3, "output_tokens": 1}}

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_safe_markdown import ATTACKS, MARKED_ONLY, long_answer
 
 from claude_magic.testing import StandIn
-from test_safe_markdown import ATTACKS, MARKED_ONLY, long_answer
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 CHROMIUM_ARGS = (
@@ -381,8 +381,8 @@ EARLIER_ANSWER = (
     "```python\ndf.groupby('region').revenue.sum()\n```\n\nAnd a closing paragraph that wraps over a few lines of the panel.\n\n"
 ) * 2
 PANEL_WITH_HISTORY = (
-    "from claude_magic.conversation import CellRun, Exchange\n"
-    "from claude_magic.panel import open_panel\n"
+    "from claude_magic.core.conversation import CellRun, Exchange\n"
+    "from claude_magic.ui.panel import open_panel\n"
     "_magics = get_ipython().magics_manager.registry['ClaudeMagics']\n"
     "_kept = globals().get('_kept', list(_magics.session.conversation.exchanges))\n"
     "_magics.session.conversation.exchanges[:] = [Exchange([{{'type': 'text', 'text': f'Question {{n}}'}}], [{{'type': 'text', 'text': {answer!r}}}], CellRun()) for n in range({earlier})]\n"

@@ -10,8 +10,11 @@ import math
 
 import pytest
 
-from claude_magic import budget
-from claude_magic.budget import (
+from claude_magic.api.errors import APIConnectionError
+from claude_magic.api.protocol import ModelInfo
+from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core import budget
+from claude_magic.core.budget import (
     CUT_SLACK,
     FALLBACK_CONTEXT_WINDOW,
     IMAGE_LEFT_OUT,
@@ -23,12 +26,9 @@ from claude_magic.budget import (
     input_limit,
     left_out_note,
 )
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.conversation import CellRun, Exchange
-from claude_magic.errors import APIConnectionError
-from claude_magic.protocol import ModelInfo
-from claude_magic.engine import listed_or_none
-from claude_magic.session import AskOptions, ClaudeSession
+from claude_magic.core.conversation import CellRun, Exchange
+from claude_magic.core.engine import listed_or_none
+from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
 

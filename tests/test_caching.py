@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from claude_magic import caching
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.conversation import CellRun
-from claude_magic.session import AskOptions, ClaudeSession
+from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core import caching
+from claude_magic.core.conversation import CellRun
+from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
 from claude_magic.testing.cache import PromptCache, input_tokens
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY

@@ -22,10 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_magic.accumulate import MessageAccumulator
-from claude_magic.client import AsyncClient, Client
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.errors import (
+from claude_magic.api.accumulate import MessageAccumulator
+from claude_magic.api.client import AsyncClient, Client
+from claude_magic.api.errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
@@ -41,7 +40,7 @@ from claude_magic.errors import (
     StreamInterrupted,
     UnexpectedResponseError,
 )
-from claude_magic.protocol import (
+from claude_magic.api.protocol import (
     ContentBlockDeltaEvent,
     Message,
     MessageParam,
@@ -53,7 +52,8 @@ from claude_magic.protocol import (
     ThinkingBlock,
     ToolUseBlock,
 )
-from claude_magic.retries import backoff, retry_delay, server_retry_after, should_retry
+from claude_magic.api.retries import backoff, retry_delay, server_retry_after, should_retry
+from claude_magic.api.settings import ClientSettings, Credentials
 from claude_magic.testing import Fault, StandIn
 from claude_magic.testing.answers import answer_for, split_into_deltas
 from claude_magic.testing.models import MODELS

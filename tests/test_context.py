@@ -13,9 +13,10 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from claude_magic import dry_run, frames, images
-from claude_magic.context import Attachment, AttachmentError, attach
-from claude_magic.images import MAX_LONG_EDGE, ImageError, image_size
+from claude_magic.attach import frames, images
+from claude_magic.attach.images import MAX_LONG_EDGE, ImageError, image_size
+from claude_magic.attach.registry import Attachment, AttachmentError, attach
+from claude_magic.magics import dry_run
 
 
 def decoded(attachment: Attachment) -> Image.Image:
@@ -237,7 +238,7 @@ def test_a_library_failing_on_an_object_is_refused_in_one_line() -> None:
 
 def test_an_object_that_cannot_be_attached_is_named() -> None:
     with pytest.raises(AttachmentError):
-        from claude_magic.notebook_context import NotebookContext
+        from claude_magic.attach.notebook import NotebookContext
 
         NotebookContext(lambda e: False).error(100)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from claude_magic.conversation import CellRun, Conversation, Exchange
+from claude_magic.core.conversation import CellRun, Conversation, Exchange
 
 
 def exchange(question: str, cell: CellRun, answer: str = "ok") -> Exchange:

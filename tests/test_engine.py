@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_magic.config import ClientSettings, Credentials
-from claude_magic.conversation import Exchange
-from claude_magic.reports import notebook_usage
-from claude_magic.session import AskOptions, ClaudeSession
-from claude_magic.tools import tool_from
+from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core.conversation import Exchange
+from claude_magic.core.session import AskOptions, ClaudeSession
+from claude_magic.core.tools import tool_from
+from claude_magic.magics.reports import notebook_usage
 
 SETTINGS = ClientSettings(credentials=Credentials(api_key="sk-ant-engine-test-key-000000"), base_url="https://api.example")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magic.interpolate import interpolate
+from claude_magic.attach.interpolate import interpolate
 
 
 class Frame:

@@ -69,7 +69,7 @@ def test_an_answer_without_code_says_so(kernel: Kernel) -> None:
 def test_code_cells_each_offers_one_payload_per_block() -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from claude_magic.code_cells import put_in_next_cells
+    from claude_magic.magics.code_cells import put_in_next_cells
 
     shell = InteractiveShell.instance()
     shell.payload_manager.clear_payload()
@@ -108,7 +108,7 @@ def test_compare_asks_every_model_at_once_and_leaves_the_conversation_alone(kern
 
 
 def test_usage_counts_every_compared_answer_once_kept_or_not(kernel: Kernel, server: StandIn) -> None:
-    kernel.run("from claude_magic.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
+    kernel.run("from claude_magic.core.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
     kernel.run("%claude --compare claude-sonnet-5-5,claude-haiku-5-5 pick one")
     kernel.run("%claude keep 1")
     usage = kernel.run("%claude usage").displays()[0]["data"]["text/plain"]
@@ -159,7 +159,7 @@ def test_think_with_a_budget_where_the_model_takes_one(kernel: Kernel, server: S
 
 
 def display_answer(server: StandIn) -> str:
-    from claude_magic.render import display_markdown
+    from claude_magic.ui.render import display_markdown
 
     return display_markdown(server.message_requests[-1].answer).rstrip()
 

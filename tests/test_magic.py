@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from kernel_harness import CellResult, Kernel
 
-from claude_magic.render import display_markdown
 from claude_magic.testing import StandIn
+from claude_magic.ui.render import display_markdown
 
 pytestmark = pytest.mark.kernel
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from claude_magic.markdown_html import highlight_css, to_html
-from claude_magic.render import protect_dollars, replace_math
 from claude_magic.testing.answers import RICH_MARKDOWN
+from claude_magic.ui.render import protect_dollars, replace_math
+from claude_magic.ui.safe_html import highlight_css, to_html
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from claude_magic.render import display_markdown
 from claude_magic.testing import StandIn
+from claude_magic.ui.render import display_markdown
 
 pytestmark = pytest.mark.kernel
 

@@ -14,11 +14,11 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from claude_magic.conversation import Exchange
-from claude_magic.magics import ClaudeMagicError, ClaudeMagics
-from claude_magic.notebook_context import DisplayedImage
-from claude_magic.panel import ChatPanel, PanelAnswer, _display
+from claude_magic.attach.notebook import DisplayedImage
+from claude_magic.core.conversation import Exchange
+from claude_magic.magics.core import ClaudeMagicError, ClaudeMagics
 from claude_magic.testing import StandIn
+from claude_magic.ui.panel import ChatPanel, PanelAnswer, _display
 
 
 @pytest.fixture
@@ -266,7 +266,7 @@ def test_new_conversation_forgets_for_the_panel_and_the_cells(magics: ClaudeMagi
 
 
 def test_a_cell_that_reruns_replaces_its_exchange_in_the_panel_too(magics: ClaudeMagics) -> None:
-    from claude_magic.conversation import CellRun
+    from claude_magic.core.conversation import CellRun
 
     def from_cell(run_number: int, text: str) -> None:
         magics.session.conversation.record(
@@ -309,8 +309,8 @@ def test_side_without_sidecar_says_so_and_shows_the_panel_under_the_cell(capsys:
 def test_a_long_history_keeps_its_earlier_messages_in_one_box(magics: ClaudeMagics) -> None:
     """The browser lays that box out once, not again on each update of the answer (which
     tests/test_browser.py measures); the newest messages stay where they were, at the end."""
-    from claude_magic.conversation import CellRun
-    from claude_magic.panel import RECENT_MESSAGES
+    from claude_magic.core.conversation import CellRun
+    from claude_magic.ui.panel import RECENT_MESSAGES
 
     def asked(n: int) -> None:
         magics.session.conversation.record(Exchange([{"type": "text", "text": f"question {n}"}], [{"type": "text", "text": f"answer {n}"}], CellRun()))

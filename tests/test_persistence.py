@@ -15,9 +15,9 @@ import pytest
 from kernel_harness import CellResult, Kernel
 from nbclient import NotebookClient
 
-from claude_magic.budget import IMAGE_LEFT_OUT
-from claude_magic.conversation import Conversation
-from claude_magic.export import read_json
+from claude_magic.core.budget import IMAGE_LEFT_OUT
+from claude_magic.core.conversation import Conversation
+from claude_magic.magics.export import read_json
 from claude_magic.testing import StandIn
 
 pytestmark = pytest.mark.kernel
@@ -149,7 +149,7 @@ def test_two_kernels_on_one_notebook_keep_one_conversation(server: StandIn, tmp_
 
 
 def test_an_unreadable_log_is_named_in_history_and_usage(server: StandIn, tmp_path: Path) -> None:
-    from claude_magic.store import ConversationStore
+    from claude_magic.core.store import ConversationStore
 
     log = ConversationStore("/work/analysis.ipynb", tmp_path).path
     log.mkdir(parents=True)  # a folder where the log should be: it can't be read, even by root
@@ -206,7 +206,7 @@ def notebook_kernel(server: StandIn, home: Path) -> Iterator[Kernel]:
 def fresh(notebook_kernel: Kernel, server: StandIn) -> Kernel:
     """A new conversation, default settings and this session's usage from zero, for each test."""
     ok(notebook_kernel, "%claude reset\n%config ClaudeMagics.context_budget = None\n%config ClaudeMagics.prompt_caching = True")
-    ok(notebook_kernel, "from claude_magic.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
+    ok(notebook_kernel, "from claude_magic.core.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
     server.reset()
     return notebook_kernel
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from claude_magic.conversation import Exchange
-from claude_magic.redaction import dumps, remember, scrub
-from claude_magic.reports import preview
+from claude_magic.api.redaction import dumps, remember, scrub
+from claude_magic.core.conversation import Exchange
+from claude_magic.magics.reports import preview
 
 TOKEN = 'tok-\\0123456789"abcdefghij'
 """A credential not shaped like an Anthropic key, with characters JSON escapes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magic.render import (
+from claude_magic.ui.render import (
     REDRAW_CHARS_PER_SECOND,
     TerminalAnswer,
     ThrottledDisplay,

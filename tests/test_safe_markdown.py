@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from claude_magic import safe_markdown as safe_markdown_module
-from claude_magic.render import code_span, display_markdown, fenced, literal_markdown, markdown_bundle
-from claude_magic.safe_markdown import Markup, independent_parts, jupyterlab_math, safe_markdown, url_is_safe
 from claude_magic.testing import Reply, StandIn
+from claude_magic.ui import safe_markdown as safe_markdown_module
+from claude_magic.ui.render import code_span, display_markdown, fenced, literal_markdown, markdown_bundle
+from claude_magic.ui.safe_markdown import Markup, independent_parts, jupyterlab_math, safe_markdown, url_is_safe
 
 KEY = "sk-ant-markup-test-key-51c0de"
 

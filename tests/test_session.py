@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from claude_magic.config import ClientSettings
-from claude_magic.engine import AnswerCutOff
-from claude_magic.session import AskOptions, ClaudeSession
+from claude_magic.api.settings import ClientSettings
+from claude_magic.core.engine import AnswerCutOff
+from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
 
 OPTIONS = AskOptions(model="claude-sonnet-5-5", max_tokens=1000)
@@ -78,7 +78,7 @@ def test_an_image_attached_again_is_held_once_and_sent_once(stand_in: StandIn) -
 
     from PIL import Image
 
-    from claude_magic.context import attach
+    from claude_magic.attach.registry import attach
 
     buffer = io.BytesIO()
     Image.new("RGB", (300, 200), "teal").save(buffer, "PNG")

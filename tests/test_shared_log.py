@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from claude_magic.conversation import CellRun, Conversation, Exchange
-from claude_magic.store import ConversationStore
+from claude_magic.core.conversation import CellRun, Conversation, Exchange
+from claude_magic.core.store import ConversationStore
 
 NOTEBOOK = "/home/user/shared.ipynb"
 

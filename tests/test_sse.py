@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_magic.sse import ServerSentEvent, SSEDecoder
+from claude_magic.api.sse import ServerSentEvent, SSEDecoder
 
 Events = list[ServerSentEvent]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from claude_magic.conversation import CellRun, Conversation, Exchange, notebook_path
-from claude_magic.redaction import remember
-from claude_magic.store import ConversationStore, log_name
+from claude_magic.api.redaction import remember
+from claude_magic.core.conversation import CellRun, Conversation, Exchange, notebook_path
+from claude_magic.core.store import ConversationStore, log_name
 
 NOTEBOOK = "/home/user/analysis/sales report.ipynb"
 KEY = "sk-ant-store-test-key-1234567890abcdef"
@@ -179,7 +179,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from claude_magic.store import ConversationStore
+    from claude_magic.core.store import ConversationStore
 
     store = ConversationStore(sys.argv[1], Path(sys.argv[2]))
     payload = sys.argv[3] * 300_000  # far more than one write() of a pipe or a page: tears show

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magic.code_cells import cells_for, python_blocks
-from claude_magic.tools import RESULT_CHARS, ToolError, run, tool_from
+from claude_magic.core.tools import RESULT_CHARS, ToolError, run, tool_from
+from claude_magic.magics.code_cells import cells_for, python_blocks
 
 
 def mean(values: list[float], trim: float = 0.0) -> float:

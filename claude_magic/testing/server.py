@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..config import SAMPLING_PARAMETERS, accepts_sampling_parameters
+from ..api.settings import SAMPLING_PARAMETERS, accepts_sampling_parameters
 from .answers import Generated, answer_for, directives, generate, text_of_content, thinking_for
 from .cache import MAX_BREAKPOINTS, PromptCache, breakpoints, input_tokens
 from .models import DEFAULT_SAMPLING_ONLY, MODELS

@@ -79,7 +79,7 @@ class AnswerCache:
         self._evict()
 
     def _write(self, key: str, message: dict[str, Any]) -> None:
-        from .redaction import dumps
+        from ..api.redaction import dumps
         from .store import write_atomically
 
         write_atomically(self._path(key), dumps({"message": message, "saved_at": time.time()}).encode("utf-8"))

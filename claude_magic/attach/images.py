@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ClaudeError
+from ..api.errors import ClaudeError
 
 MAX_LONG_EDGE = 1568
 """Longer edges are scaled down by the API anyway; sending them only costs time."""

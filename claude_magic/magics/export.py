@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .errors import ClaudeError
-from .redaction import remember, scrub
-from .store import IMAGE_EXTENSIONS, now
+from ..api.errors import ClaudeError
+from ..api.redaction import remember, scrub
+from ..core.store import IMAGE_EXTENSIONS, now
 
 if TYPE_CHECKING:
-    from .conversation import Conversation, Exchange
+    from ..core.conversation import Conversation, Exchange
 
 FORMAT = "claude-magic-conversation"
 VERSION = 1
@@ -70,7 +70,7 @@ def _exchange_record(exchange: Exchange) -> dict[str, Any]:
 
 def read_json(path: str | Path) -> list[Exchange]:
     """The exchanges of a JSON export."""
-    from .conversation import Exchange
+    from ..core.conversation import Exchange
 
     try:
         document = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))

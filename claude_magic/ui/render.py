@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from .config import DEFAULT_REFRESH_RATE
+from ..api.settings import DEFAULT_REFRESH_RATE
 from .safe_markdown import Markup, safe_markdown
 
 REDRAW_CHARS_PER_SECOND = 100_000

@@ -12,20 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..api.errors import ConfigurationError
+from ..api.settings import ClientSettings, Effort
 from .budget import ContextWindows, Cut, Fitted
-from .config import ClientSettings, Effort
 from .conversation import CellRun, Conversation, Exchange
-from .errors import ConfigurationError
 from .pricing import Tally
 
 if TYPE_CHECKING:
     import httpx
 
+    from ..api.client import AsyncClient, Client
+    from ..api.protocol import MessageRequest, ModelInfo
+    from ..attach.registry import Attachment
+    from ..ui.render import Renderer
     from .answer_cache import AnswerCache
-    from .client import AsyncClient, Client
-    from .context import Attachment
-    from .protocol import MessageRequest, ModelInfo
-    from .render import Renderer
     from .tools import Tool, ToolRun
 
 
@@ -117,7 +117,7 @@ class ClaudeSession:
     def client(self, settings: ClientSettings) -> Client:
         """The client for ``settings``, reused until they change. Only the session makes clients."""
         if self._client is None or self._client.settings != settings:
-            from .client import Client
+            from ..api.client import Client
 
             if self._client is not None:
                 self._client.close()
@@ -130,7 +130,7 @@ class ClaudeSession:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None or client.settings != settings:
-            from .client import AsyncClient
+            from ..api.client import AsyncClient
 
             if client is not None:
                 loop.create_task(client.aclose())
@@ -157,7 +157,7 @@ class ClaudeSession:
         """The blocks that carry ``attachments``. An image already in the conversation is held
         once (its block takes the conversation's text) and sent once (:meth:`prepare` turns
         later copies into a note)."""
-        from .images import share_data
+        from ..attach.images import share_data
 
         known = [block for exchange in self.conversation.exchanges for block in exchange.question]
         return share_data([block for attachment in attachments for block in attachment.blocks()], known)
@@ -173,10 +173,10 @@ class ClaudeSession:
         stable prefix marked for prompt caching. The history is the notebook's as it is now
         (what other kernels recorded is picked up first). No network I/O: a context window not
         yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
+        from ..api.protocol import MessageRequest, OutputConfig
+        from ..attach.images import drop_repeated_images
         from . import caching
         from .budget import FALLBACK_CONTEXT_WINDOW, Limit, fit_history, input_limit, measure
-        from .images import drop_repeated_images
-        from .protocol import MessageRequest, OutputConfig
 
         history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []
         window = self.windows.of(options.model)

@@ -21,7 +21,19 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, observe, validate
 
-from .config import (
+from ..api.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ClaudeError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamInterrupted,
+)
+from ..api.settings import (
     API_VERSIONS,
     DEFAULT_API_VERSION,
     DEFAULT_ATTACHMENT_CHARS,
@@ -37,28 +49,16 @@ from .config import (
     SecretStr,
     mask_secret,
 )
-from .conversation import CellRun
-from .errors import (
-    APIConnectionError,
-    APIError,
-    AuthenticationError,
-    BadRequestError,
-    ClaudeError,
-    NotFoundError,
-    OverloadedError,
-    PermissionDeniedError,
-    RateLimitError,
-    StreamInterrupted,
-)
-from .notebook_context import NotebookContext, running_cell_number
-from .engine import AnswerCutOff
-from .session import AskOptions, ClaudeSession
+from ..attach.notebook import NotebookContext, running_cell_number
+from ..core.conversation import CellRun
+from ..core.engine import AnswerCutOff
+from ..core.session import AskOptions, ClaudeSession
 
 if TYPE_CHECKING:
-    from .context import Attachment
-    from .render import Renderer
-    from .session import Answer
-    from .tools import Tool, ToolRun
+    from ..attach.registry import Attachment
+    from ..core.session import Answer
+    from ..core.tools import Tool, ToolRun
+    from ..ui.render import Renderer
 
 COMMANDS = ("config", "models", "chat", "history", "reset", "export", "usage", "keep")
 """Words that make ``%claude`` a command rather than a question (``%claude -- config …`` asks)."""
@@ -183,7 +183,7 @@ class ClaudeMagics(Magics):
             session.context_budget = self.context_budget
 
     def _notebook_path(self) -> str | None:
-        from .conversation import notebook_path
+        from ..core.conversation import notebook_path
 
         return notebook_path(os.environ, self.shell.user_ns if self.shell is not None else {})
 
@@ -277,7 +277,7 @@ class ClaudeMagics(Magics):
             raise ClaudeMagicError(str(error)) from None
 
     def _ask(self, args: Any, prompt: str) -> None:
-        from .interpolate import interpolate
+        from ..attach.interpolate import interpolate
 
         check_option_values(args)
         namespace = self._namespace
@@ -306,7 +306,7 @@ class ClaudeMagics(Magics):
         """--think in the form the model takes, from its capabilities in /v1/models."""
         if args.think is None:
             return None
-        from .session import thinking_request
+        from ..core.session import thinking_request
 
         model = args.model if args.model is not None else self.model
         max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
@@ -316,7 +316,7 @@ class ClaudeMagics(Magics):
         """A tool call and its result, collapsed, shown as it happens. The name and the arguments
         come from the model: the summary is one escaped line (a blank line would end the HTML
         block and let Markdown in), the output a fenced block no line of it can close."""
-        from .render import fenced, show_text
+        from ..ui.render import fenced, show_text
 
         arguments = ", ".join(f"{k}={v!r}" for k, v in run.arguments.items())
         outcome = "error" if run.is_error else "result"
@@ -324,7 +324,7 @@ class ClaudeMagics(Magics):
         show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
 
     def _tools(self, names: str | None) -> tuple[Tool, ...]:
-        from .tools import ToolError, tool_from
+        from ..core.tools import ToolError, tool_from
 
         tools = []
         listed = [n.strip() for n in (names or "").split(",") if n.strip()]
@@ -357,8 +357,8 @@ class ClaudeMagics(Magics):
         print(f"claude: {len(columns)} answers, none added to the conversation; keep one with %claude keep N", file=sys.stderr)
 
     def _keep(self, number: str) -> None:
-        from .conversation import CellRun as Cell
-        from .conversation import Exchange
+        from ..core.conversation import CellRun as Cell
+        from ..core.conversation import Exchange
 
         question, columns = self._compared or ([], [])
         if not number.isdigit() or not 1 <= int(number) <= len(columns):
@@ -393,8 +393,8 @@ class ClaudeMagics(Magics):
 
     def _attachments(self, args: Any) -> list[Attachment]:
         """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
-        from .context import AttachmentError, check_image_count
-        from .interpolate import Unresolved, lookup
+        from ..attach.interpolate import Unresolved, lookup
+        from ..attach.registry import AttachmentError, check_image_count
 
         attachments = []
         for name in [n for value in args.attach or [] for n in value.split(",") if n]:
@@ -414,7 +414,7 @@ class ClaudeMagics(Magics):
 
     def attach(self, label: str, obj: Any) -> Attachment:
         """``obj`` as an attachment, as ``-a`` makes it (the size budget, ``text/llm+plain`` formatters)."""
-        from .context import attach
+        from ..attach.registry import attach
 
         formatters = self.shell.display_formatter.formatters if self.shell and self.shell.display_formatter else {}
         return attach(label, obj, self.attachment_chars, formatters.get("text/llm+plain"))
@@ -436,7 +436,7 @@ class ClaudeMagics(Magics):
 
     def _send(self, question: list[dict[str, Any]], options: AskOptions, store_as: str | None) -> Answer:
         """Ask, then show the footer and store the text in ``store_as``, even for a partial answer."""
-        from .render import show_footer
+        from ..ui.render import show_footer
 
         settings = self.client_settings()
         try:
@@ -462,7 +462,7 @@ class ClaudeMagics(Magics):
         return getattr(self.shell, "kernel", None) is not None
 
     def _open_renderer(self) -> Renderer:
-        from .render import FinalAnswer, NotebookAnswer, TerminalAnswer
+        from ..ui.render import FinalAnswer, NotebookAnswer, TerminalAnswer
 
         if not self._in_notebook:
             return TerminalAnswer()
@@ -514,14 +514,14 @@ class ClaudeMagics(Magics):
 
     def chat(self, side: bool = False) -> None:
         """Show the chat panel under the cell (``side``: in JupyterLab's side area, with sidecar)."""
-        from .panel import open_panel
+        from ..ui.panel import open_panel
 
         if not self._in_notebook:
             raise ClaudeMagicError("the chat panel needs a notebook that shows widgets (JupyterLab, Notebook 7, VS Code); in a terminal, use %claude")
         open_panel(self, side=side)
 
     def _show_config(self) -> None:
-        from .render import literal_markdown, show_text
+        from ..ui.render import literal_markdown, show_text
 
         settings = self.client_settings()
         key_source = "%config" if self.api_key else "ANTHROPIC_API_KEY" if settings.credentials.api_key else (
@@ -552,7 +552,7 @@ class ClaudeMagics(Magics):
         )
 
     def _show_models(self) -> None:
-        from .render import literal_markdown, show_text
+        from ..ui.render import literal_markdown, show_text
 
         models = self.session.client(self.client_settings()).list_models()
         rows = [(m.id, m.display_name, m.max_input_tokens, m.max_tokens) for m in models]
@@ -568,7 +568,7 @@ class ClaudeMagics(Magics):
     # --- the conversation: history, reset, export, usage ---------------------------------------
 
     def _show_history(self) -> None:
-        from .render import show_text
+        from ..ui.render import show_text
         from .reports import history_report
 
         show_text(history_report(self.session.conversation.refresh()))
@@ -589,7 +589,7 @@ class ClaudeMagics(Magics):
         print(f"Exported {len(conversation)} turns to {written}")
 
     def _show_usage(self) -> None:
-        from .render import show_text
+        from ..ui.render import show_text
         from .reports import usage_report
 
         show_text(usage_report(self.session.usage, self.session.conversation))
@@ -627,7 +627,7 @@ def command_arguments(name: str, rest: str, line: str) -> list[str]:
 
 def _code_cell(text: str) -> str:
     """``text`` as code in a table cell (GFM splits cells at a ``|`` even inside code)."""
-    from .render import code_span
+    from ..ui.render import code_span
 
     return code_span(text).replace("|", "\\|")
 
@@ -733,8 +733,8 @@ def _is_number(token: str) -> bool:
 
 
 def footer(answer: Answer) -> str:
-    from .budget import left_out_note
-    from .pricing import TokenUsage, cost, format_cost
+    from ..core.budget import left_out_note
+    from ..core.pricing import TokenUsage, cost, format_cost
 
     usage = answer.usage
     tokens = TokenUsage.from_api(usage)

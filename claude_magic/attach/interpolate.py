@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ClaudeError
+from ..api.errors import ClaudeError
 
 _REF = r"[A-Za-z_]\w*(?:\s*(?:\.\s*[A-Za-z_]\w*|\[[^\[\]{}\n]+\]))*"
 _PATTERN = re.compile(r"\{\{(?P<literal>" + _REF + r")\}\}|\{(?P<ref>" + _REF + r")\}")

@@ -24,9 +24,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
+from .. import __version__
 from .accumulate import MessageAccumulator
-from .config import SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
 from .errors import (
     APIConnectionError,
     APIError,
@@ -55,6 +54,7 @@ from .protocol import (
 )
 from .redaction import remember
 from .retries import retry_delay, server_retry_after, should_retry
+from .settings import SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
 from .sse import ServerSentEvent, SSEDecoder
 
 _Model = TypeVar("_Model", bound=BaseModel)

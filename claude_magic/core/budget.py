@@ -30,12 +30,12 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .config import undated_model_id
-from .images import MAX_IMAGES_PER_REQUEST, base64_data, image_size
+from ..api.settings import undated_model_id
+from ..attach.images import MAX_IMAGES_PER_REQUEST, base64_data, image_size
 
 if TYPE_CHECKING:
+    from ..api.protocol import ModelInfo
     from .conversation import Exchange
-    from .protocol import ModelInfo
 
 FALLBACK_CONTEXT_WINDOW = 200_000
 """The smallest context window of the models in use (1M for current ones, 200K for older)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .context import Attachment, AttachmentError, bounded
+from .registry import Attachment, AttachmentError, bounded
 
 KEPT_IMAGES = 20
 SHORT_OUTPUT = 500

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ClaudeError
-from .redaction import dumps
+from ..api.errors import ClaudeError
+from ..api.redaction import dumps
 
 FORMAT = 2
 """2: an exchange has an ``id``, and ``replaces`` lists the ids it replaced (1: a cell id).

@@ -27,21 +27,21 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from .context import AttachmentError, attached_labels, check_image_count, offered_as
-from .errors import ClaudeError
-from .magics import explain, explain_cut_off, footer
-from .markdown_html import highlight_css, to_html
-from .notebook_context import DisplayedImage
+from ..api.errors import ClaudeError
+from ..attach.notebook import DisplayedImage
+from ..attach.registry import AttachmentError, attached_labels, check_image_count, offered_as
+from ..core.engine import AnswerCutOff
+from ..core.session import AskOptions
+from ..magics.core import explain, explain_cut_off, footer
 from .render import ThrottledDisplay
-from .engine import AnswerCutOff
-from .session import AskOptions
+from .safe_html import highlight_css, to_html
 
 if TYPE_CHECKING:
     import ipywidgets
 
-    from .context import Attachment
-    from .conversation import Exchange
-    from .magics import ClaudeMagics
+    from ..attach.registry import Attachment
+    from ..core.conversation import Exchange
+    from ..magics.core import ClaudeMagics
 
 SCOPE = "claude-chat"
 """The panel's CSS class; every class it styles starts with it."""

@@ -22,15 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ClaudeError
+from ..api.errors import ClaudeError
 
 if TYPE_CHECKING:
-    from .accumulate import MessageAccumulator
-    from .client import AsyncClient, Client
-    from .config import ClientSettings
+    from ..api.accumulate import MessageAccumulator
+    from ..api.client import AsyncClient, Client
+    from ..api.protocol import MessageRequest, ModelInfo, StreamEvent
+    from ..api.settings import ClientSettings
+    from ..ui.render import Renderer
     from .conversation import CellRun
-    from .protocol import MessageRequest, ModelInfo, StreamEvent
-    from .render import Renderer
     from .session import Answer, AskOptions, ClaudeSession, Prepared
     from .tools import ToolRun
 
@@ -95,7 +95,7 @@ class Turn:
         key = self._cache_key()
         if key is None or self.options.fresh or (hit := self.session.answer_cache.get(key)) is None:
             return None
-        from .accumulate import MessageAccumulator
+        from ..api.accumulate import MessageAccumulator
 
         self._renderer = self.open_renderer()
         self._accumulator = MessageAccumulator.of_message(hit.message)
@@ -120,7 +120,7 @@ class Turn:
         self._renderer = self.open_renderer()
 
     def show(self, event: StreamEvent) -> None:
-        from .client import text_of, thinking_of
+        from ..api.client import text_of, thinking_of
 
         if self._renderer is None:
             return
@@ -183,7 +183,7 @@ class Turn:
         return AnswerCutOff(self._conclude(), cause)
 
     def _conclude(self, cached_at: float | None = None) -> Answer:
-        from .accumulate import MessageAccumulator
+        from ..api.accumulate import MessageAccumulator
         from .session import Answer
 
         accumulator = self._accumulator or MessageAccumulator()

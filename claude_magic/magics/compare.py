@@ -16,13 +16,13 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .engine import AnswerCutOff
-from .errors import ClaudeError
+from ..api.errors import ClaudeError
+from ..core.engine import AnswerCutOff
 
 if TYPE_CHECKING:
-    from .config import ClientSettings
-    from .conversation import CellRun
-    from .session import Answer, AskOptions, ClaudeSession
+    from ..api.settings import ClientSettings
+    from ..core.conversation import CellRun
+    from ..core.session import Answer, AskOptions, ClaudeSession
 
 INTERRUPTED = "interrupted; the partial answer is kept"
 SWEEPABLE = ("model", "effort", "max_tokens", "thinking", "system", "temperature")
@@ -56,7 +56,7 @@ class Column:
         self.content, self.usage, self.model, self.first_token = answer.content, answer.usage, answer.model, answer.time_to_first_token
 
     def stats(self) -> str:
-        from .pricing import cost, format_cost
+        from ..core.pricing import cost, format_cost
 
         if self.error:
             return self.error
@@ -191,7 +191,7 @@ class _ColumnText:
 
 def bundle(columns: list[Column]) -> dict[str, str]:
     """The display: an HTML grid of columns (stacked when narrow), and plain text."""
-    from .markdown_html import highlight_css, to_html
+    from ..ui.safe_html import highlight_css, to_html
 
     cards = "".join(
         f'<div class="cm-col"><div class="cm-head">{i}. {html.escape(c.label)}</div>'

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..api.errors import ClaudeError
+from ..api.settings import DEFAULT_ATTACHMENT_CHARS
 from . import frames, images
-from .config import DEFAULT_ATTACHMENT_CHARS
-from .errors import ClaudeError
 
 
 class AttachmentError(ClaudeError):

@@ -13,12 +13,12 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
-from .render import fenced, show_text
+from ..ui.render import fenced, show_text
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .context import Attachment
-    from .protocol import MessageRequest
+    from ..api.client import Client
+    from ..api.protocol import MessageRequest
+    from ..attach.registry import Attachment
 
 
 def show(client: Client, request: MessageRequest, attachments: list[Attachment], *, count: bool = False) -> None:
@@ -46,7 +46,7 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
 
 def local_estimate(body: dict[str, Any]) -> int:
     """About four characters a token for text, width × height / 750 for an image."""
-    from .budget import local_tokens
+    from ..core.budget import local_tokens
 
     return local_tokens(body.get("messages", []), body.get("system"))
 

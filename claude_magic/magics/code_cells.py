@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .render import fenced, show_text
+from ..ui.render import fenced, show_text
 
 PYTHON_LANGUAGES = frozenset({"", "python", "py", "python3", "ipython", "ipython3", "pycon"})
 _FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`]*)[^\n]*\n(?P<code>.*?)^ {0,3}(?P=fence)[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ClaudeError
+from ..api.errors import ClaudeError
 
 RESULT_CHARS = 20_000
 """A tool result longer than this is cut (with a note) before it goes back to the model."""

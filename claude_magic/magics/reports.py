@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .pricing import Tally
-from .render import literal_markdown
+from ..core.pricing import Tally
+from ..ui.render import literal_markdown
 
 if TYPE_CHECKING:
-    from .conversation import Conversation, Exchange
-    from .store import ConversationStore
+    from ..core.conversation import Conversation, Exchange
+    from ..core.store import ConversationStore
 
 PREVIEW_CHARS = 60
 SESSION_ONLY = (
@@ -65,7 +65,7 @@ def notebook_usage(store: ConversationStore) -> Tally:
 
 def preview(exchange: Exchange, limit: int = PREVIEW_CHARS) -> str:
     """The question's own text (its last text block), scrubbed then shortened, with a note of its images."""
-    from .redaction import scrub
+    from ..api.redaction import scrub
 
     texts = [b.get("text", "") for b in exchange.question if b.get("type") == "text"]
     text = " ".join(scrub(texts[-1] if texts else "").split())
@@ -87,7 +87,7 @@ def _cell_label(exchange: Exchange) -> str:
 
 
 def _tokens(exchange: Exchange) -> str:
-    from .pricing import TokenUsage
+    from ..core.pricing import TokenUsage
 
     tokens = TokenUsage.from_api(exchange.usage)
     cut = "" if exchange.complete else " (cut off)"

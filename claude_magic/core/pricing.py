@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import undated_model_id
+from ..api.settings import undated_model_id
 
 PER_MILLION = 1_000_000
 
