@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core import engine
 from claude_magic.core.conversation import CellRun
 from claude_magic.core.pricing import Tally
 from claude_magic.core.session import AskOptions, ClaudeSession
@@ -43,7 +44,7 @@ def converse(server: StandIn, turns: int, system: str, *, caching: bool) -> Tall
     options = AskOptions(model=MODEL, max_tokens=4096, system=system)
     for n in range(1, turns + 1):
         question = [{"type": "text", "text": f"Question {n}: what stands out in this month's sales by region? [[words=200]]"}]
-        session.ask(question, options, settings, Quiet, CellRun(f"cell-{n}", n, n))
+        engine.ask(session, question, options, settings, Quiet, CellRun(f"cell-{n}", n, n))
     session.close()
     return session.usage
 

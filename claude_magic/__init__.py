@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__", "chat", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%claude`` and ``%%claude`` (called by ``%load_ext claude_magic``)."""
-    from .magics.core import ClaudeMagics
+    from .magics import ClaudeMagics
 
     ipython.register_magics(ClaudeMagics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics.core import ClaudeMagics
+    from .magics import ClaudeMagics
 
     magics = ipython.magics_manager.registry.get(ClaudeMagics.__name__)
     if magics is not None:
@@ -31,7 +33,8 @@ def chat(side: bool = False) -> None:
     first if needed); ``side=True`` opens it in JupyterLab's side area (needs ``sidecar``)."""
     from IPython import get_ipython
 
-    from .magics.core import ClaudeMagicError, ClaudeMagics
+    from .magics import ClaudeMagics
+    from .ui.wording import ClaudeMagicError
 
     shell = get_ipython()
     if shell is None:

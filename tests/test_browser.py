@@ -386,7 +386,7 @@ PANEL_WITH_HISTORY = (
     "_magics = get_ipython().magics_manager.registry['ClaudeMagics']\n"
     "_kept = globals().get('_kept', list(_magics.session.conversation.exchanges))\n"
     "_magics.session.conversation.exchanges[:] = [Exchange([{{'type': 'text', 'text': f'Question {{n}}'}}], [{{'type': 'text', 'text': {answer!r}}}], CellRun()) for n in range({earlier})]\n"
-    "_panel = open_panel(_magics)"
+    "_panel = open_panel(_magics.session, _magics.panel_settings, _magics.kernel_side())"
 )
 CLOSE_PANEL = (
     "def _close(widget):\n"

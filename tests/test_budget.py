@@ -13,7 +13,7 @@ import pytest
 from claude_magic.api.errors import APIConnectionError
 from claude_magic.api.protocol import ModelInfo
 from claude_magic.api.settings import ClientSettings, Credentials
-from claude_magic.core import budget
+from claude_magic.core import budget, engine
 from claude_magic.core.budget import (
     CUT_SLACK,
     FALLBACK_CONTEXT_WINDOW,
@@ -27,8 +27,7 @@ from claude_magic.core.budget import (
     left_out_note,
 )
 from claude_magic.core.conversation import CellRun, Exchange
-from claude_magic.core.engine import listed_or_none
-from claude_magic.core.session import AskOptions, ClaudeSession
+from claude_magic.core.session import AskOptions, ClaudeSession, listed_or_none
 from claude_magic.testing import StandIn
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
 
@@ -178,7 +177,7 @@ class Quiet:
 
 def ask(session: ClaudeSession, server: StandIn, question: str, model: str = "claude-sonnet-5-5"):
     settings = ClientSettings(credentials=Credentials(api_key=STAND_IN_KEY), base_url=server.base_url)
-    return session.ask([{"type": "text", "text": question}], AskOptions(model=model, max_tokens=1024), settings, Quiet)
+    return engine.ask(session, [{"type": "text", "text": question}], AskOptions(model=model, max_tokens=1024), settings, Quiet)
 
 
 def test_a_small_budget_leaves_out_the_oldest_turns_and_says_so(shared_stand_in: StandIn) -> None:

@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from claude_magic.api.settings import ClientSettings, Credentials
-from claude_magic.core import caching
+from claude_magic.core import caching, engine
 from claude_magic.core.conversation import CellRun
 from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
@@ -126,7 +126,7 @@ def converse(server: StandIn, turns: int, *, caching_on: bool) -> ClaudeSession:
     settings = ClientSettings(credentials=Credentials(api_key=STAND_IN_KEY), base_url=server.base_url)
     options = AskOptions(model="claude-sonnet-5-5", max_tokens=1024, system=LONG_SYSTEM)
     for n in range(1, turns + 1):
-        session.ask([text(f"Question {n}: how do the regions compare this month? [[words=120]]")], options, settings, Quiet, CellRun(f"cell-{n}", n, n))
+        engine.ask(session, [text(f"Question {n}: how do the regions compare this month? [[words=120]]")], options, settings, Quiet, CellRun(f"cell-{n}", n, n))
     return session
 
 

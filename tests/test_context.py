@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from claude_magic.attach import frames, images
-from claude_magic.attach.images import MAX_LONG_EDGE, ImageError, image_size
+from claude_magic.api.media import MAX_ENCODED_BYTES, image_size
+from claude_magic.attach import frames
+from claude_magic.attach.images import MAX_LONG_EDGE, ImageError
 from claude_magic.attach.registry import Attachment, AttachmentError, attach
 from claude_magic.magics import dry_run
 
@@ -80,7 +81,7 @@ def test_photographs_may_go_to_jpeg_and_flat_plots_stay_png() -> None:
 def test_encoded_size_stays_under_the_limit() -> None:
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 255, (1568, 1568, 4), dtype=np.uint8), mode="RGBA")
     prepared = attach("`noise`", noise).image
-    assert len(base64.b64encode(prepared.data)) <= images.MAX_ENCODED_BYTES
+    assert len(base64.b64encode(prepared.data)) <= MAX_ENCODED_BYTES
 
 
 @pytest.mark.parametrize("shape", [(40, 60), (40, 60, 3), (40, 60, 4)])

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from claude_magic.api.settings import ClientSettings, Credentials
+from claude_magic.core import engine
 from claude_magic.core.conversation import Exchange
 from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.core.tools import tool_from
@@ -91,7 +92,7 @@ def test_a_tool_round_shows_each_rounds_text_whole_runs_the_tool_and_counts_ever
     )
     session, shown = session_for(api), Shown()
     options = AskOptions(model="claude-sonnet-5-5", max_tokens=100, tools=(tool_from("area", area),))
-    answer = session.ask(question("How big?"), options, SETTINGS, lambda: shown)
+    answer = engine.ask(session, question("How big?"), options, SETTINGS, lambda: shown)
     assert shown.finished == ["I'll use the tool `area`.", "The area is 6."]
     assert api.bodies[1]["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "6"}]
     assert answer.text == "The area is 6." and session.usage.requests == 2
@@ -105,7 +106,7 @@ def test_an_unrecorded_answer_is_counted_but_not_kept() -> None:
     session = session_for(api)
 
     async def compare_column() -> None:
-        await session.ask_async(question("Which?"), AskOptions(model="claude-sonnet-5-5", max_tokens=100), SETTINGS, Shown, record=False)
+        await engine.ask_async(session, question("Which?"), AskOptions(model="claude-sonnet-5-5", max_tokens=100), SETTINGS, Shown, record=False)
         await session.release_async_client()
 
     asyncio.run(compare_column())
@@ -119,8 +120,8 @@ def test_a_cached_answer_needs_no_request_and_costs_nothing() -> None:
     api = API(sse({"type": "text", "text": "Cached, later."}))
     first, second = session_for(api, "/work/a.ipynb"), session_for(api, "/work/b.ipynb")
     options = AskOptions(model="claude-sonnet-5-5", max_tokens=100, cached=True, use_history=False)
-    assert first.ask(question("Same?"), options, SETTINGS, Shown).cached_at is None
-    again = second.ask(question("Same?"), options, SETTINGS, Shown)
+    assert engine.ask(first, question("Same?"), options, SETTINGS, Shown).cached_at is None
+    again = engine.ask(second, question("Same?"), options, SETTINGS, Shown)
     assert again.cached_at is not None and again.text == "Cached, later."
     assert len(api.bodies) == 1 and second.usage.requests == 0
 
@@ -133,4 +134,4 @@ def test_a_proxy_that_holds_the_key_needs_no_credentials() -> None:
     api = API(sse({"type": "text", "text": "Through the proxy."}))
     session = ClaudeSession(transport=httpx.MockTransport(api), auth=NoKey())
     keyless = ClientSettings(credentials=Credentials(), base_url="https://proxy.example")
-    assert session.ask(question("hi"), AskOptions(model="claude-sonnet-5-5", max_tokens=50, use_history=False), keyless, Shown).text == "Through the proxy."
+    assert engine.ask(session, question("hi"), AskOptions(model="claude-sonnet-5-5", max_tokens=50, use_history=False), keyless, Shown).text == "Through the proxy."

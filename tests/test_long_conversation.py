@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from kernel_harness import Kernel
 
+from claude_magic.api.settings import MAX_REQUEST_BYTES
 from claude_magic.testing import StandIn
-from claude_magic.testing.server import MAX_REQUEST_BYTES
 
 pytestmark = pytest.mark.kernel
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magic.magics.core import ClaudeMagics, keep_question_marks, split_options
+from claude_magic.magics import ClaudeMagics
+from claude_magic.magics.options import keep_question_marks, split_options
 
 PARSER = ClaudeMagics.claude.parser
 

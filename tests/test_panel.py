@@ -16,9 +16,10 @@ from traitlets.config import Config
 
 from claude_magic.attach.notebook import DisplayedImage
 from claude_magic.core.conversation import Exchange
-from claude_magic.magics.core import ClaudeMagicError, ClaudeMagics
+from claude_magic.magics import ClaudeMagics
 from claude_magic.testing import StandIn
-from claude_magic.ui.panel import ChatPanel, PanelAnswer, _display
+from claude_magic.ui.panel import ChatPanel, PanelAnswer, PanelSettings, _display
+from claude_magic.ui.wording import ClaudeMagicError
 
 
 @pytest.fixture
@@ -30,6 +31,11 @@ def magics(shared_stand_in: StandIn, tmp_path: Any, monkeypatch: pytest.MonkeyPa
     shell.register_magics(found)
     yield found
     found.close()
+
+
+def panel_of(magics: ClaudeMagics) -> ChatPanel:
+    """A panel as ``%claude chat`` makes it: the session, the settings, the kernel side."""
+    return ChatPanel(magics.session, magics.panel_settings, magics.kernel_side())
 
 
 def run(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -57,7 +63,7 @@ def test_opening_lists_the_models_and_shows_the_notebooks_conversation(magics: C
     )
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         panel.start()
         await panel._models_task  # type: ignore[misc]
         return panel
@@ -74,7 +80,7 @@ def test_without_a_model_list_the_default_stays_and_the_status_says_why(magics: 
     magics.base_url, magics.max_retries = "http://127.0.0.1:9", 0
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         await panel.load_models()
         return panel
 
@@ -86,7 +92,7 @@ def test_without_a_model_list_the_default_stays_and_the_status_says_why(magics: 
 
 def test_a_question_streams_and_joins_the_conversation_the_magic_sends(magics: ClaudeMagics, shared_stand_in: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         panel.question.value = "Explain joins [[markdown]]"
         panel.question._handle_custom_msg({"event": "submit"}, [])  # Enter, as the frontend sends it
         assert panel.busy and panel.send.disabled and not panel.stop.disabled
@@ -112,11 +118,11 @@ def test_redraws_are_throttled_and_the_end_is_drawn_whole(magics: ClaudeMagics, 
     draws: list[str] = []
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         original = panel._open_answer
 
-        def counting() -> PanelAnswer:
-            renderer = original()
+        def counting(settings: PanelSettings) -> PanelAnswer:
+            renderer = original(settings)
             renderer.message.observe(lambda change: draws.append(change["new"]), "value")
             return renderer
 
@@ -137,7 +143,7 @@ def test_stop_cancels_at_once_and_the_partial_answer_stays_everywhere(magics: Cl
     shared_stand_in.fail(delay=0.02)
 
     async def scenario() -> tuple[ChatPanel, float]:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         task = panel.ask("A long story [[words=1000]]")
         assert task is not None
         while "stream tokens" not in text_of(panel.messages.children[-1]):
@@ -164,7 +170,7 @@ def test_an_error_before_the_answer_is_one_line_and_gives_the_question_back(magi
     shared_stand_in.fail(status=400, message="messages: refused by the stand-in")
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         panel.question.value = "Will this be refused?"
         panel.send.click()
         await panel._task  # type: ignore[misc]
@@ -181,7 +187,7 @@ def test_an_error_mid_answer_keeps_the_partial_text(magics: ClaudeMagics, shared
     shared_stand_in.fail(error_after=6)
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         await panel.ask("Break off [[markdown]]")  # type: ignore[misc]
         return panel
 
@@ -204,7 +210,7 @@ def test_the_picker_lists_frames_and_pictures_and_attaches_what_is_picked(magics
         magics.notebook.images.append(DisplayedImage(run=run_number, execution_count=count, media_type="image/png", data=png()))
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         labels = [label for label, _ in panel.attachments.options]
         assert labels == [
             "figure · matplotlib Figure",
@@ -234,7 +240,7 @@ def test_a_picked_variable_that_is_gone_sends_nothing_and_refresh_updates_the_li
     magics.shell.user_ns["df"] = pd.DataFrame({"a": [1]})
 
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         panel.attachments.value = ("df",)
         del magics.shell.user_ns["df"]
         assert panel.ask("What is in df?") is None
@@ -250,7 +256,7 @@ def test_a_picked_variable_that_is_gone_sends_nothing_and_refresh_updates_the_li
 
 def test_new_conversation_forgets_for_the_panel_and_the_cells(magics: ClaudeMagics) -> None:
     async def scenario() -> ChatPanel:
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         await panel.ask("First")  # type: ignore[misc]
         slow = panel.ask("Second [[delay=0.05]]")
         assert panel.ask("Third") is None and "on its way" in text_of(panel.status)
@@ -275,7 +281,7 @@ def test_a_cell_that_reruns_replaces_its_exchange_in_the_panel_too(magics: Claud
 
     async def scenario() -> None:
         from_cell(1, "first version")
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         shown = panel.messages.children
         panel.refresh.click()
         assert panel.messages.children == shown  # nothing changed: the same widgets
@@ -318,7 +324,7 @@ def test_a_long_history_keeps_its_earlier_messages_in_one_box(magics: ClaudeMagi
     async def scenario() -> None:
         for n in range(30):
             asked(n)
-        panel = ChatPanel(magics)
+        panel = panel_of(magics)
         earlier, *recent = panel.messages.children
         assert earlier is panel.earlier and len(earlier.children) == 60 - RECENT_MESSAGES and len(recent) == RECENT_MESSAGES
         assert "question 20" in text_of(recent[0]) and "answer 29" in text_of(recent[-1])

@@ -79,8 +79,8 @@ def test_usage_from_message_delta_is_cumulative_not_added() -> None:
 
 
 def test_the_footer_shows_cache_cost_and_what_was_left_out() -> None:
-    from claude_magic.core.session import Answer
-    from claude_magic.magics.core import footer
+    from claude_magic.core.engine import Answer
+    from claude_magic.ui.wording import footer
 
     priced = Answer("…", "claude-sonnet-5", usage(input=5, output=3, read=1_000, write=20), 0.1, 0.2, images_left_out=1)
     assert footer(priced) == (

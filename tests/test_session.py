@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from claude_magic.api.settings import ClientSettings
+from claude_magic.core import engine
 from claude_magic.core.engine import AnswerCutOff
 from claude_magic.core.session import AskOptions, ClaudeSession
 from claude_magic.testing import StandIn
@@ -32,10 +33,10 @@ def question(text: str) -> list[dict[str, str]]:
 
 def test_ask_streams_records_and_sends_the_history(stand_in: StandIn) -> None:
     session, shown = ClaudeSession(), Collect()
-    answer = session.ask(question("one"), OPTIONS, ClientSettings(), lambda: shown)
+    answer = engine.ask(session, question("one"), OPTIONS, ClientSettings(), lambda: shown)
     assert "".join(shown.pieces) == shown.final == answer.text == stand_in.message_requests[-1].answer
     assert answer.time_to_first_token is not None and answer.usage["output_tokens"] > 0
-    session.ask(question("two"), OPTIONS, ClientSettings(), Collect)
+    engine.ask(session, question("two"), OPTIONS, ClientSettings(), Collect)
     assert stand_in.message_requests[-1].prompts() == ["one", "two"]
     session.close()
 
@@ -44,8 +45,8 @@ def test_ask_async_matches_ask(stand_in: StandIn) -> None:
     session, shown = ClaudeSession(), Collect()
 
     async def main() -> str:
-        answer = await session.ask_async(question("async one"), OPTIONS, ClientSettings(), lambda: shown)
-        await session.ask_async(question("async two"), OPTIONS, ClientSettings(), Collect)
+        answer = await engine.ask_async(session, question("async one"), OPTIONS, ClientSettings(), lambda: shown)
+        await engine.ask_async(session, question("async two"), OPTIONS, ClientSettings(), Collect)
         session.close()
         return answer.text
 
@@ -58,7 +59,7 @@ def test_cancelling_the_async_task_keeps_the_partial_answer(stand_in: StandIn) -
     session, shown = ClaudeSession(), Collect()
 
     async def main() -> AnswerCutOff:
-        task = asyncio.create_task(session.ask_async(question("long [[words=200]]"), OPTIONS, ClientSettings(), lambda: shown))
+        task = asyncio.create_task(engine.ask_async(session, question("long [[words=200]]"), OPTIONS, ClientSettings(), lambda: shown))
         while len(shown.pieces) < 5:
             await asyncio.sleep(0.01)
         task.cancel()
@@ -84,7 +85,7 @@ def test_an_image_attached_again_is_held_once_and_sent_once(stand_in: StandIn) -
     Image.new("RGB", (300, 200), "teal").save(buffer, "PNG")
     session = ClaudeSession()
     for text in ("what is it?", "and again?"):
-        session.ask([*session.attachment_blocks([attach("`img`", buffer.getvalue())]), *question(text)], OPTIONS, ClientSettings(), Collect)
+        engine.ask(session, [*session.held_once(attach("`img`", buffer.getvalue()).blocks()), *question(text)], OPTIONS, ClientSettings(), Collect)
     first, second = (exchange.question[1]["source"]["data"] for exchange in session.conversation.exchanges)
     assert first is second  # one text in the kernel, not one per attachment
     sent = [b["type"] for m in stand_in.message_requests[-1].messages if m["role"] == "user" for b in m["content"]]

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from .. import __version__
+from .._version import __version__
 from .accumulate import MessageAccumulator
 from .errors import (
     APIConnectionError,

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .settings import Effort
+
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -93,7 +95,7 @@ class MessageParam(WireModel):
 
 
 class OutputConfig(WireModel):
-    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    effort: Effort | None = None
 
 
 class MessageRequest(WireModel):

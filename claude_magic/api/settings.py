@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_API_VERSION = "2023-06-01"
@@ -20,20 +20,23 @@ DEFAULT_MAX_TOKENS = 8192
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_REFRESH_RATE = 10.0
-DEFAULT_ATTACHMENT_CHARS = 20_000
-"""Characters one attached object's text may take (a DataFrame summary, a string, …)."""
 
-API_VERSIONS = ("2023-06-01", "2026-10-21")
-"""The versions we speak. ``2026-10-21`` rejects ``temperature``, ``top_p`` and ``top_k``."""
+MAX_REQUEST_BYTES = 32_000_000
+"""The API's limit for a request body: "32 MB", read as the smaller, decimal megabytes."""
+
+NO_SAMPLING_VERSION = "2026-10-21"
+"""The first API version that rejects ``temperature``, ``top_p`` and ``top_k``."""
+API_VERSIONS = (DEFAULT_API_VERSION, NO_SAMPLING_VERSION)
+"""The versions we speak."""
 
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
-EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+EFFORT_LEVELS: tuple[str, ...] = get_args(Effort)
 
 
 def accepts_sampling_parameters(api_version: str) -> bool:
     """Whether requests under ``api_version`` may carry temperature, top_p or top_k."""
-    return api_version < "2026-10-21"
+    return api_version < NO_SAMPLING_VERSION
 
 
 def undated_model_id(model: str) -> str:
@@ -101,9 +104,6 @@ class ClientSettings:
 
     def with_(self, **changes: object) -> ClientSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-Effort = Literal["low", "medium", "high", "xhigh", "max"]
 
 
 class SecretStr(str):

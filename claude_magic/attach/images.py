@@ -12,29 +12,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..api.errors import ClaudeError
+from ..api.media import MAX_ENCODED_BYTES, sniff_media_type
 
 MAX_LONG_EDGE = 1568
 """Longer edges are scaled down by the API anyway; sending them only costs time."""
-MAX_ENCODED_BYTES = 5 * 1024 * 1024
-"""The API's per-image limit, applied to the base64 text."""
-MAX_IMAGES_PER_REQUEST = 100
-"""The API's limit for 200K-context models (1M-context models take 600): the safe figure."""
 JPEG_QUALITY = 85
 JPEG_WORTH_TRYING = 256 * 1024
 """Below this PNG size an image stays lossless; above it, JPEG is used if it is smaller."""
 
-_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 _FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 
@@ -71,59 +61,6 @@ class PreparedImage:
         image = _pil().Image.open(io.BytesIO(self.data))
         image.thumbnail((edge, edge))
         return _encode(_convert_for(image, "PNG"), "PNG")
-
-
-def sniff_media_type(data: bytes) -> str | None:
-    """The media type of PNG, JPEG, GIF or WebP bytes, from their signature."""
-    for signature, media_type in _SIGNATURES:
-        if data.startswith(signature):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def image_size(data: bytes | str) -> tuple[int, int]:
-    """Width and height read from a PNG, GIF, JPEG or WebP header (bytes or base64), without
-    Pillow; (0, 0) when the header can't be read."""
-    raw = base64.b64decode(data[:200_000]) if isinstance(data, str) else data
-    media_type = sniff_media_type(raw)
-    if media_type == "image/png" and len(raw) >= 24:
-        return struct.unpack(">II", raw[16:24])
-    if media_type == "image/gif" and len(raw) >= 10:
-        return struct.unpack("<HH", raw[6:10])
-    if media_type == "image/webp":
-        return _webp_size(raw)
-    if media_type == "image/jpeg":
-        return _jpeg_size(raw)
-    return (0, 0)
-
-
-def _jpeg_size(raw: bytes) -> tuple[int, int]:
-    position = 2
-    while position + 9 < len(raw):
-        if raw[position] != 0xFF:
-            return (0, 0)
-        marker = raw[position + 1]
-        length = struct.unpack(">H", raw[position + 2 : position + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            height, width = struct.unpack(">HH", raw[position + 5 : position + 9])
-            return (width, height)
-        position += 2 + length
-    return (0, 0)
-
-
-def _webp_size(raw: bytes) -> tuple[int, int]:
-    chunk = raw[12:16]
-    if chunk == b"VP8X" and len(raw) >= 30:
-        return (1 + int.from_bytes(raw[24:27], "little"), 1 + int.from_bytes(raw[27:30], "little"))
-    if chunk == b"VP8 " and len(raw) >= 30:
-        width, height = struct.unpack("<HH", raw[26:30])
-        return (width & 0x3FFF, height & 0x3FFF)
-    if chunk == b"VP8L" and len(raw) >= 25:
-        bits = int.from_bytes(raw[21:25], "little")
-        return (1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF))
-    return (0, 0)
 
 
 def _pil() -> Any:
@@ -251,54 +188,3 @@ def _encode(image: Any, image_format: str) -> bytes:
     options = {"optimize": True} if image_format == "PNG" else {"quality": JPEG_QUALITY, "optimize": True}
     _convert_for(image, image_format).save(buffer, format=image_format, **options)
     return buffer.getvalue()
-
-
-REPEATED_IMAGE_NOTE = "(the same image as one earlier in this conversation)"
-
-
-def drop_repeated_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``messages`` with each image sent once: a later copy of an image becomes a short note.
-
-    Works on what is actually sent (after the context budget has left turns out), so an image
-    whose first copy was left out is sent in full again. The messages given are not changed.
-    Images are told apart by their base64 text itself, whose hash Python keeps with the text:
-    an image is hashed once in its life, not once a question.
-    """
-    seen: set[str] = set()
-    result = []
-    for message in messages:
-        content = message.get("content")
-        if not isinstance(content, list):
-            result.append(message)
-            continue
-        blocks = []
-        for block in content:
-            data = base64_data(block)
-            if data is not None and data in seen:
-                block = {"type": "text", "text": REPEATED_IMAGE_NOTE}
-            elif data is not None:
-                seen.add(data)
-            blocks.append(block)
-        result.append({**message, "content": blocks})
-    return result
-
-
-def base64_data(block: dict[str, Any]) -> str | None:
-    """The base64 text of an image block, if it carries its data."""
-    source = block.get("source") if block.get("type") == "image" else None
-    if isinstance(source, dict) and source.get("type", "base64") == "base64" and isinstance(source.get("data"), str):
-        return str(source["data"])
-    return None
-
-
-def share_data(blocks: list[dict[str, Any]], known: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``blocks`` whose images already in ``known`` take the text known there: an image
-    attached again is held once (the copy just made is let go)."""
-    held = {data: data for block in known if (data := base64_data(block)) is not None}
-    shared = []
-    for block in blocks:
-        data = base64_data(block)
-        if data is not None and (same := held.get(data)) is not None and same is not data:
-            block = {**block, "source": {**block["source"], "data": same}}
-        shared.append(block)
-    return shared

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..api import media
 from ..api.errors import ClaudeError
-from ..api.settings import DEFAULT_ATTACHMENT_CHARS
 from . import frames, images
+
+DEFAULT_ATTACHMENT_CHARS = 20_000
+"""Characters one attached object's text may take (a DataFrame summary, a string, …)."""
 
 
 class AttachmentError(ClaudeError):
@@ -94,8 +97,8 @@ def _describe(label: str, obj: Any, budget: int, llm_formatter: Callable[[Any], 
 def check_image_count(attachments: list[Attachment]) -> None:
     """Refuse more images than the API takes in one request (nothing is sent)."""
     count = sum(1 for a in attachments if a.image is not None)
-    if count > images.MAX_IMAGES_PER_REQUEST:
-        raise AttachmentError(f"{count} images attached; the API takes at most {images.MAX_IMAGES_PER_REQUEST} in a request")
+    if count > media.MAX_IMAGES_PER_REQUEST:
+        raise AttachmentError(f"{count} images attached; the API takes at most {media.MAX_IMAGES_PER_REQUEST} in a request")
 
 
 _ATTACHED = re.compile(r"^Attached (?:image )?(.+?)(?: \(|: the same image)")
@@ -207,7 +210,7 @@ def _ipython_image(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, "IPython Image", image=images.from_bytes(data))
 
 
-@describes(lambda obj: isinstance(obj, (bytes, bytearray, memoryview)) and images.sniff_media_type(bytes(obj[:16])) is not None)
+@describes(lambda obj: isinstance(obj, (bytes, bytearray, memoryview)) and media.sniff_media_type(bytes(obj[:16])) is not None)
 def _image_bytes(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, "image bytes", image=images.from_bytes(bytes(obj)))
 

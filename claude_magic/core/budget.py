@@ -30,8 +30,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..api.settings import undated_model_id
-from ..attach.images import MAX_IMAGES_PER_REQUEST, base64_data, image_size
+from ..api.media import MAX_IMAGES_PER_REQUEST, image_size
+from ..api.settings import MAX_REQUEST_BYTES, undated_model_id
+from .image_blocks import base64_data
 
 if TYPE_CHECKING:
     from ..api.protocol import ModelInfo
@@ -42,8 +43,6 @@ FALLBACK_CONTEXT_WINDOW = 200_000
 ESTIMATE_MARGIN = 1.3
 """The local estimate counts ~4 characters a token; newer tokenizers count ~30% more."""
 IMAGE_LEFT_OUT = "[An image was here; it was left out to fit the context budget.]"
-MAX_REQUEST_BYTES = 32_000_000
-"""The API's limit for a request body: "32 MB", read as the smaller, decimal megabytes."""
 UNCOUNTED_BYTES = 500_000
 """Room left for what the bytes counted leave out: tool definitions, tool rounds, the request's other fields."""
 MESSAGE_BYTES = 40

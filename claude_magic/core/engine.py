@@ -8,7 +8,7 @@ each round whether tools run, tallies every round's usage and records the exchan
 or cut off. It does no network I/O of its own: a driver opens each round's stream and feeds
 the turn its events, the shape of h11's protocol engine. :func:`ask` is the driver for the
 synchronous client (the magic), :func:`ask_async` for the event loop (the panel, compare);
-each is a dozen lines, so a fix to the turn is a fix for every caller.
+each drives the same turn in a dozen lines, so a fix to the turn is a fix for every caller.
 
 A turn asks one thing of its driver besides streams: the model listing, when the context
 budget had to assume a context window (:attr:`Turn.wants_models`).
@@ -20,21 +20,56 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..api.errors import ClaudeError
+from .conversation import CellRun, Exchange
+from .session import listed_or_none
 
 if TYPE_CHECKING:
     from ..api.accumulate import MessageAccumulator
     from ..api.client import AsyncClient, Client
     from ..api.protocol import MessageRequest, ModelInfo, StreamEvent
     from ..api.settings import ClientSettings
-    from ..ui.render import Renderer
-    from .conversation import CellRun
-    from .session import Answer, AskOptions, ClaudeSession, Prepared
+    from .session import AskOptions, ClaudeSession, Prepared
     from .tools import ToolRun
 
 ShowToolRun = Callable[["ToolRun"], None]
+
+
+class Renderer(Protocol):
+    """Where an answer streams to: the notebook, the terminal, the chat panel, a compare column."""
+
+    def feed(self, text: str) -> None:
+        """New answer text; cheap, called for every delta."""
+
+    def feed_thinking(self, text: str) -> None:
+        """New thinking text (shown collapsed above the answer, where the renderer can)."""
+
+    def finish(self, text: str) -> None:
+        """The answer is over (complete or not): show ``text``, the whole of it."""
+
+
+@dataclass
+class Answer:
+    text: str
+    model: str
+    usage: dict[str, Any] = field(default_factory=dict)
+    time_to_first_token: float | None = None
+    total_time: float = 0.0
+    stop_reason: str | None = None
+    complete: bool = True
+    turns_left_out: int = 0
+    """Earlier turns not sent, to fit the context budget."""
+    images_left_out: int = 0
+    cached_at: float | None = None
+    """When the answer came from the answer cache: the time it was first received."""
+    calls_not_run: list[str] = field(default_factory=list)
+    """Tool calls the answer ended with that were not run (round limit, no tools, interrupt)."""
+    content: list[dict[str, Any]] = field(default_factory=list)
+    """The answer's blocks as the conversation keeps them (see :func:`engine.sendable_answer`)."""
+
+
 
 
 class AnswerCutOff(ClaudeError):
@@ -184,7 +219,6 @@ class Turn:
 
     def _conclude(self, cached_at: float | None = None) -> Answer:
         from ..api.accumulate import MessageAccumulator
-        from .session import Answer
 
         accumulator = self._accumulator or MessageAccumulator()
         message = accumulator.message()
@@ -208,8 +242,19 @@ class Turn:
         if cached_at is None:  # a cached answer cost nothing this time
             self._tally(answer.usage, separately=not self.record or not self.options.use_history, model=answer.model)
         if self.record and self.options.use_history:
-            self.session.record(self.question, answer, self.cell, self.steps)
+            self.session.conversation.record(self._exchange(answer))
         return answer
+
+    def _exchange(self, answer: Answer) -> Exchange:
+        return Exchange(
+            question=self.question,
+            answer=answer.content,
+            cell=self.cell or CellRun(),
+            model=answer.model,
+            usage=answer.usage,
+            complete=answer.complete,
+            steps=list(self.steps),
+        )
 
     def _tally(self, usage: dict[str, Any], *, separately: bool, model: str | None = None) -> None:
         """Count a request's usage in the session; ``separately``: in the notebook's log too,
@@ -249,7 +294,41 @@ def _call_text(block: dict[str, Any]) -> str:
 # --- drivers ------------------------------------------------------------------------------------
 
 
-def ask(turn: Turn, client: Client) -> Answer:
+def ask(
+    session: ClaudeSession,
+    question: list[dict[str, Any]],
+    options: AskOptions,
+    settings: ClientSettings,
+    open_renderer: Callable[[], Renderer],
+    cell: CellRun | None = None,
+    show_tool_run: ShowToolRun | None = None,
+) -> Answer:
+    """Send ``question`` with the history, stream the answer into the renderer ``open_renderer``
+    makes once it starts, and record the exchange. Raises :class:`AnswerCutOff` (keeping what
+    arrived) when the stream breaks or Ctrl-C stops it, and the client's errors when no answer
+    started."""
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run)
+    return _drive(turn, session.client(settings))
+
+
+async def ask_async(
+    session: ClaudeSession,
+    question: list[dict[str, Any]],
+    options: AskOptions,
+    settings: ClientSettings,
+    open_renderer: Callable[[], Renderer],
+    cell: CellRun | None = None,
+    show_tool_run: ShowToolRun | None = None,
+    *,
+    record: bool = True,
+) -> Answer:
+    """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
+    arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record)
+    return await _drive_async(turn, session.async_client(settings))
+
+
+def _drive(turn: Turn, client: Client) -> Answer:
     """Drive ``turn`` on the synchronous client: Ctrl-C stops at once, keeping what arrived."""
     request = turn.request()
     if turn.wants_models:
@@ -272,7 +351,7 @@ def ask(turn: Turn, client: Client) -> Answer:
         request = turn.request()
 
 
-async def ask_async(turn: Turn, client: AsyncClient) -> Answer:
+async def _drive_async(turn: Turn, client: AsyncClient) -> Answer:
     """Drive ``turn`` on the event loop: cancelling the task stops at once, keeping what arrived."""
     request = turn.request()
     if turn.wants_models:
@@ -297,11 +376,3 @@ async def ask_async(turn: Turn, client: AsyncClient) -> Answer:
             return turn.finish()
         turn.run_tools(calls)
         request = turn.request()
-
-
-def listed_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:
-    """The server's models, or None when it can't list them (a proxy, a stand-in, an outage)."""
-    try:
-        return list_models()
-    except ClaudeError:
-        return None

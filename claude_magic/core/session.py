@@ -1,21 +1,22 @@
-"""Asking Claude from a notebook: history in, streamed answer out, exchange recorded.
+"""The notebook-wide state of asking Claude: the conversation, the clients, the budget's memory.
 
-:class:`ClaudeSession` is the notebook-wide state (the conversation and a client kept
-while the settings stay the same). It knows nothing of magics or widgets: the magic and the
-chat panel both call :meth:`ClaudeSession.ask` with a renderer of their own.
+:class:`ClaudeSession` prepares requests (the history that fits, prompt-cache marks), is the one
+place that makes HTTP clients (with an injectable transport and auth), keeps the model listing,
+the answer cache and the session's usage tally. Asking goes through :mod:`.engine`, which the
+magic, the chat panel and ``--compare`` share. It knows nothing of magics or widgets.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..api.errors import ConfigurationError
+from ..api.errors import ClaudeError, ConfigurationError
 from ..api.settings import ClientSettings, Effort
 from .budget import ContextWindows, Cut, Fitted
-from .conversation import CellRun, Conversation, Exchange
+from .conversation import CellRun, Conversation
 from .pricing import Tally
 
 if TYPE_CHECKING:
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
 
     from ..api.client import AsyncClient, Client
     from ..api.protocol import MessageRequest, ModelInfo
-    from ..attach.registry import Attachment
-    from ..ui.render import Renderer
     from .answer_cache import AnswerCache
-    from .tools import Tool, ToolRun
+    from .tools import Tool
+
+
+DEFAULT_MAX_TOOL_ROUNDS = 8
+"""Most rounds of tool calls before an answer stops (``ClaudeMagics.max_tool_rounds``)."""
 
 
 @dataclass(frozen=True)
@@ -46,27 +49,7 @@ class AskOptions:
     """The request's ``thinking`` (``{"type": "adaptive"}``, or ``enabled`` with a budget)."""
     tools: tuple[Tool, ...] = ()
     """Python functions the model may call; the tool loop runs at most ``max_tool_rounds``."""
-    max_tool_rounds: int = 8
-
-
-@dataclass
-class Answer:
-    text: str
-    model: str
-    usage: dict[str, Any] = field(default_factory=dict)
-    time_to_first_token: float | None = None
-    total_time: float = 0.0
-    stop_reason: str | None = None
-    complete: bool = True
-    turns_left_out: int = 0
-    """Earlier turns not sent, to fit the context budget."""
-    images_left_out: int = 0
-    cached_at: float | None = None
-    """When the answer came from the answer cache: the time it was first received."""
-    calls_not_run: list[str] = field(default_factory=list)
-    """Tool calls the answer ended with that were not run (round limit, no tools, interrupt)."""
-    content: list[dict[str, Any]] = field(default_factory=list)
-    """The answer's blocks as the conversation keeps them (see :func:`engine.sendable_answer`)."""
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
 
 
 @dataclass
@@ -153,14 +136,13 @@ class ClaudeSession:
             self._client.close()
             self._client = None
 
-    def attachment_blocks(self, attachments: list[Attachment]) -> list[dict[str, Any]]:
-        """The blocks that carry ``attachments``. An image already in the conversation is held
-        once (its block takes the conversation's text) and sent once (:meth:`prepare` turns
-        later copies into a note)."""
-        from ..attach.images import share_data
+    def held_once(self, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A new question's blocks, each image the conversation already holds taking the text held
+        there: held once in memory, and sent once (:meth:`prepare` turns later copies into a note)."""
+        from .image_blocks import share_data
 
         known = [block for exchange in self.conversation.exchanges for block in exchange.question]
-        return share_data([block for attachment in attachments for block in attachment.blocks()], known)
+        return share_data(blocks, known)
 
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
@@ -174,9 +156,9 @@ class ClaudeSession:
         (what other kernels recorded is picked up first). No network I/O: a context window not
         yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
         from ..api.protocol import MessageRequest, OutputConfig
-        from ..attach.images import drop_repeated_images
         from . import caching
         from .budget import FALLBACK_CONTEXT_WINDOW, Limit, fit_history, input_limit, measure
+        from .image_blocks import drop_repeated_images
 
         history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []
         window = self.windows.of(options.model)
@@ -211,8 +193,6 @@ class ClaudeSession:
         """The server's models, asked for once a session (for context windows and capabilities
         alike); empty when it can't list them."""
         if self._models is None:
-            from .engine import listed_or_none
-
             self.learn_models(listed_or_none(self.client(settings).list_models))
         return self._models or []
 
@@ -237,19 +217,6 @@ class ClaudeSession:
         if log:
             self.conversation.note_usage(model, usage)
 
-    def record(self, question: list[dict[str, Any]], answer: Answer, cell: CellRun | None, steps: list[dict[str, Any]]) -> None:
-        self.conversation.record(
-            Exchange(
-                question=question,
-                answer=answer.content,
-                cell=cell or CellRun(),
-                model=answer.model,
-                usage=answer.usage,
-                complete=answer.complete,
-                steps=list(steps),
-            )
-        )
-
     @property
     def answer_cache(self) -> AnswerCache:
         if self._answer_cache is None:
@@ -257,44 +224,6 @@ class ClaudeSession:
 
             self._answer_cache = AnswerCache()
         return self._answer_cache
-
-    def ask(
-        self,
-        question: list[dict[str, Any]],
-        options: AskOptions,
-        settings: ClientSettings,
-        open_renderer: Callable[[], Renderer],
-        cell: CellRun | None = None,
-        show_tool_run: Callable[[ToolRun], None] | None = None,
-    ) -> Answer:
-        """Send ``question`` with the history, stream the answer into the renderer that
-        ``open_renderer`` makes once it starts, and record the exchange (see :mod:`.engine`).
-
-        Raises :class:`~.engine.AnswerCutOff` (keeping what arrived) when the stream breaks or
-        is interrupted, and the client's errors when no answer started.
-        """
-        from . import engine
-
-        turn = engine.Turn(self, question, options, settings, open_renderer, cell, show_tool_run)
-        return engine.ask(turn, self.client(settings))
-
-    async def ask_async(
-        self,
-        question: list[dict[str, Any]],
-        options: AskOptions,
-        settings: ClientSettings,
-        open_renderer: Callable[[], Renderer],
-        cell: CellRun | None = None,
-        show_tool_run: Callable[[ToolRun], None] | None = None,
-        *,
-        record: bool = True,
-    ) -> Answer:
-        """:meth:`ask` on the event loop; cancelling the task stops the answer and keeps what
-        arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
-        from . import engine
-
-        turn = engine.Turn(self, question, options, settings, open_renderer, cell, show_tool_run, record=record)
-        return await engine.ask_async(turn, self.async_client(settings))
 
 
 def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens: int) -> dict[str, Any]:
@@ -311,3 +240,11 @@ def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens
     if not 1024 <= budget < max_tokens:
         raise ConfigurationError(f"--think {budget}: a thinking budget is at least 1024 tokens and less than --max-tokens ({max_tokens})")
     return {"type": "enabled", "budget_tokens": budget}
+
+
+def listed_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:
+    """The server's models, or None when it can't list them (a proxy, a stand-in, an outage)."""
+    try:
+        return list_models()
+    except ClaudeError:
+        return None

@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,18 @@ class ToolRun:
         if self.is_error:
             block["is_error"] = True
         return block
+
+
+def tools_named(names: str, namespace: Mapping[str, Any]) -> tuple[Tool, ...]:
+    """The tools for comma-separated function ``names`` found in ``namespace`` (the notebook's):
+    only these functions can be called, each offered once."""
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    if repeated := sorted({n for n in listed if listed.count(n) > 1}):
+        raise ToolError(f"--tools names {', '.join(repeated)} more than once; each tool is offered once")
+    missing = [n for n in listed if n not in namespace]
+    if missing:
+        raise ToolError(f"--tools {missing[0]}: no such function in the notebook")
+    return tuple(tool_from(name, namespace[name]) for name in listed)
 
 
 def tool_from(name: str, function: Any) -> Tool:

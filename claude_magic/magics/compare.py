@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError
-from ..core.engine import AnswerCutOff
+from ..core.engine import AnswerCutOff, ask_async
 
 if TYPE_CHECKING:
     from ..api.settings import ClientSettings
@@ -159,7 +159,7 @@ def run(session: ClaudeSession, question: list[dict[str, Any]], columns: list[Co
 async def _answer(session: ClaudeSession, question: list[dict[str, Any]], column: Column, settings: ClientSettings, cell: CellRun | None) -> None:
     """One column, through the session's turn engine; it joins the conversation only if kept."""
     try:
-        answer = await session.ask_async(question, column.options, settings, lambda: _ColumnText(column), cell, record=False)
+        answer = await ask_async(session, question, column.options, settings, lambda: _ColumnText(column), cell, record=False)
     except AnswerCutOff as cut:
         column.answered(cut.answer)
         column.error = INTERRUPTED if isinstance(cut.cause, asyncio.CancelledError) else f"{cut.cause}; the partial answer is kept"
@@ -173,7 +173,7 @@ async def _answer(session: ClaudeSession, question: list[dict[str, Any]], column
 
 
 class _ColumnText:
-    """A column's :class:`~claude_magic.render.Renderer`: text appended as it streams, for the
+    """A column's :class:`~claude_magic.core.engine.Renderer`: text appended as it streams, for the
     cell's thread to draw."""
 
     def __init__(self, column: Column) -> None:

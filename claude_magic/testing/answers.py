@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..attach.images import image_size
+from ..api.media import image_size
 
 STAND_IN_NOTE = "_(Answered by the claude-magic offline stand-in, not by Claude.)_"
 

@@ -34,20 +34,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..api.settings import SAMPLING_PARAMETERS, accepts_sampling_parameters
+from ..api.media import IMAGE_MEDIA_TYPES, sniff_media_type
+from ..api.settings import API_VERSIONS, MAX_REQUEST_BYTES, SAMPLING_PARAMETERS, accepts_sampling_parameters
 from .answers import Generated, answer_for, directives, generate, text_of_content, thinking_for
 from .cache import MAX_BREAKPOINTS, PromptCache, breakpoints, input_tokens
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
 
-KNOWN_VERSIONS = ("2023-06-01", "2026-10-21")
-IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
-_IMAGE_SIGNATURES = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-}
 _STATUS_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -299,7 +291,7 @@ class StandIn:
         version = headers.get("anthropic-version")
         if not version:
             raise APIFailure(400, "anthropic-version: header is required")
-        if version not in KNOWN_VERSIONS:
+        if version not in API_VERSIONS:
             raise APIFailure(400, f"anthropic-version: unknown version '{version}'")
 
     def validate_message_body(self, body: Any, version: str, *, counting: bool = False) -> dict[str, Any]:
@@ -493,10 +485,10 @@ def _check_image(block: dict[str, Any], where: str) -> None:
             f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'",
         )
     try:
-        head = base64.b64decode(str(source.get("data", ""))[:64] + "==", validate=False)[:8]
+        head = base64.b64decode(str(source.get("data", ""))[:64] + "==", validate=False)
     except (binascii.Error, ValueError):
         raise APIFailure(400, f"{where}.image.source.base64.data: invalid base64 data") from None
-    if not head.startswith(_IMAGE_SIGNATURES[media_type]):
+    if sniff_media_type(head) != media_type:
         raise APIFailure(400, f"{where}.image.source.base64: The image was specified using the {media_type} media type, but the image data does not match it")
 
 

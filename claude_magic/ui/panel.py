@@ -1,13 +1,16 @@
 """The chat panel: an ipywidgets chat that shares the notebook's conversation.
 
-``%claude chat`` (or ``claude_magic.chat()``) shows it under the cell. It asks through the
-magic's :class:`~claude_magic.session.ClaudeSession`, so a question asked here is in the
-history the next ``%%claude`` cell sends, and exchanges cells added are shown here.
+``%claude chat`` (or ``claude_magic.chat()``) shows it under the cell. It is given the
+notebook's :class:`~claude_magic.core.session.ClaudeSession`, a way to read the magic's
+settings at each question (:class:`PanelSettings`) and what it may use of the kernel
+(:class:`KernelSide`), never the magic itself. A question asked here goes through the same
+turn engine as a cell (tools, thinking, the answer cache), so it is in the history the next
+``%%claude`` cell sends, and exchanges cells added are shown here.
 
 The answer streams on the kernel's event loop (``ask_async`` in a task): the notebook and the
 other widgets stay responsive, Stop cancels the task at once and the partial answer is kept.
-Redraws are throttled like the magic's (:class:`~claude_magic.render.ThrottledDisplay`), and
-the answer is shown as safe HTML (:mod:`claude_magic.markdown_html`) in an ``HTMLMath``
+Redraws are throttled like the magic's (:class:`~claude_magic.ui.render.ThrottledDisplay`),
+and the answer is shown as safe HTML (:mod:`claude_magic.ui.safe_html`) in an ``HTMLMath``
 widget, whose math the frontend typesets. Only ipywidgets, no JavaScript of our own; the look
 comes from JupyterLab's CSS variables, so it follows the light and dark themes.
 
@@ -24,24 +27,26 @@ import asyncio
 import html
 import sys
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Container, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError
-from ..attach.notebook import DisplayedImage
+from ..attach.notebook import DisplayedImage, NotebookContext
 from ..attach.registry import AttachmentError, attached_labels, check_image_count, offered_as
-from ..core.engine import AnswerCutOff
-from ..core.session import AskOptions
-from ..magics.core import explain, explain_cut_off, footer
+from ..core.engine import AnswerCutOff, ask_async
+from ..core.session import AskOptions, ClaudeSession, thinking_request
 from .render import ThrottledDisplay
 from .safe_html import highlight_css, to_html
+from .wording import explain, explain_cut_off, footer
 
 if TYPE_CHECKING:
     import ipywidgets
 
+    from ..api.settings import ClientSettings, Effort
     from ..attach.registry import Attachment
     from ..core.conversation import Exchange
-    from ..magics.core import ClaudeMagics
+    from ..core.tools import ToolRun
 
 SCOPE = "claude-chat"
 """The panel's CSS class; every class it styles starts with it."""
@@ -55,10 +60,37 @@ Pick = str | DisplayedImage
 """What the attachments picker offers: a variable's name, or a plot a cell displayed."""
 
 
-def open_panel(magics: ClaudeMagics, *, side: bool = False) -> ChatPanel:
+@dataclass(frozen=True)
+class PanelSettings:
+    """The magic's settings at the moment of asking (``%config`` may change them any time)."""
+
+    model: str
+    max_tokens: int
+    system: str
+    temperature: float | None
+    effort: Effort | None
+    refresh_rate: float
+    cache: bool
+    max_tool_rounds: int
+    client: ClientSettings
+
+
+@dataclass(frozen=True)
+class KernelSide:
+    """What the panel may use of the kernel."""
+
+    namespace: dict[str, Any]
+    hidden: Container[str]
+    """Names IPython put in the namespace itself, not offered for attaching."""
+    notebook: NotebookContext
+    attach: Callable[[str, Any], Attachment]
+    """Attach an object as ``-a`` does (the size budget, ``text/llm+plain`` formatters)."""
+
+
+def open_panel(session: ClaudeSession, settings: Callable[[], PanelSettings], kernel: KernelSide, *, side: bool = False) -> ChatPanel:
     """Show a new panel under the running cell (or in JupyterLab's side area) and start
     listing the models in the background."""
-    panel = ChatPanel(magics)
+    panel = ChatPanel(session, settings, kernel)
     _display(panel.widget, side)
     panel.start()
     return panel
@@ -80,7 +112,7 @@ def _display(widget: ipywidgets.Widget, side: bool) -> None:
 
 
 class PanelAnswer(ThrottledDisplay):
-    """The panel's :class:`~claude_magic.render.Renderer`: one message, redrawn as safe HTML."""
+    """The panel's :class:`~claude_magic.core.engine.Renderer`: one message, redrawn as safe HTML."""
 
     def __init__(self, message: ipywidgets.HTMLMath, *, refresh_rate: float) -> None:
         self.message = message
@@ -93,9 +125,10 @@ class PanelAnswer(ThrottledDisplay):
 class ChatPanel:
     """The widgets, and what their buttons do. ``widget`` is what is displayed."""
 
-    def __init__(self, magics: ClaudeMagics) -> None:
-        self._magics = magics
-        self._session = magics.session
+    def __init__(self, session: ClaudeSession, settings: Callable[[], PanelSettings], kernel: KernelSide) -> None:
+        self._session = session
+        self._settings = settings
+        self._kernel = kernel
         self._task: asyncio.Task[None] | None = None
         self._models_task: asyncio.Task[None] | None = None
         self._shown: dict[int, tuple[Exchange, list[ipywidgets.Widget]]] = {}
@@ -114,8 +147,12 @@ class ChatPanel:
     def _make_controls(self) -> None:
         import ipywidgets as w
 
-        default = self._magics.model
+        default = self._settings().model
         self.model = w.Dropdown(options=[default], value=default, description="Model", layout=w.Layout(width="auto")).add_class(f"{SCOPE}-model")
+        self.think = w.ToggleButton(description="Think", icon="lightbulb-o", tooltip="Let the model think first (in the form the model takes)")
+        self.think.add_class(f"{SCOPE}-think")
+        self.tools = w.Text(placeholder="tools: f, g", layout=w.Layout(width="12em"), tooltip="Notebook functions Claude may call")
+        self.tools.add_class(f"{SCOPE}-tools")
         self.new = _button("New conversation", "new", icon="plus", tooltip="Forget this notebook's conversation (here and in %%claude cells)")
         self.messages = w.VBox(layout=w.Layout(width="100%")).add_class(f"{SCOPE}-messages")
         self.earlier = w.VBox(layout=w.Layout(width="100%")).add_class(f"{SCOPE}-earlier")
@@ -131,7 +168,8 @@ class ChatPanel:
     def _layout(self) -> ipywidgets.VBox:
         import ipywidgets as w
 
-        toolbar = w.HBox([w.HTML("<b>Claude</b>"), self.model, w.Box(layout=w.Layout(flex="1")), self.new]).add_class(f"{SCOPE}-toolbar")
+        spacer = w.Box(layout=w.Layout(flex="1"))
+        toolbar = w.HBox([w.HTML("<b>Claude</b>"), self.model, self.think, self.tools, spacer, self.new]).add_class(f"{SCOPE}-toolbar")
         rows = [
             w.HTML(_style(), layout=w.Layout(display="none")),
             toolbar,
@@ -181,7 +219,7 @@ class ChatPanel:
         except ClaudeError as error:
             self._say(str(error), error=True)
             return None
-        question = [*self._session.attachment_blocks(attachments), {"type": "text", "text": text}]
+        question = [*self._session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
         self.sync_history()
         self._asked, self._unrecorded = question, [_user_message(text, [a.label for a in attachments])]
         self._show_messages()
@@ -193,12 +231,14 @@ class ChatPanel:
 
     async def _answer(self, question: list[dict[str, Any]], text: str) -> None:
         """The answer on its way; every outcome ends as one line in the status."""
-        settings = self._magics.client_settings()
+        current = self._settings()
+        settings = current.client
         self._say("sending…")
         try:
-            answer = await self._session.ask_async(question, self._options(), settings, self._open_answer)
+            options = self._options(current)
+            answer = await ask_async(self._session, question, options, settings, lambda: self._open_answer(current), show_tool_run=self._show_tool_run)
         except AnswerCutOff as cut:
-            self._say(f"{_stopped(cut.cause)} · {footer(cut.answer)}", error=True)
+            self._say(f"{explain_cut_off(cut.cause)} · {footer(cut.answer)}", error=True)
         except asyncio.CancelledError:
             self._not_sent(text, "stopped before the answer started; nothing was recorded")
         except ClaudeError as error:
@@ -211,23 +251,38 @@ class ChatPanel:
             self._set_busy(False)
             self.sync_history()
 
-    def _options(self) -> AskOptions:
-        magics = self._magics
+    def _options(self, settings: PanelSettings) -> AskOptions:
+        """What the settings say, with the picked model, thinking and tools."""
+        from ..core.tools import tools_named
+
+        model = str(self.model.value or settings.model)
+        thinking = None
+        if self.think.value:
+            thinking = thinking_request(model, self._session.model_info(model, settings.client), 0, settings.max_tokens)
         return AskOptions(
-            model=str(self.model.value or magics.model),
-            max_tokens=magics.max_tokens,
-            system=magics.system,
-            temperature=magics.temperature,
-            effort=magics.effort,  # type: ignore[arg-type]  # limited to EFFORT_LEVELS
+            model=model,
+            max_tokens=settings.max_tokens,
+            system=settings.system,
+            temperature=settings.temperature,
+            effort=settings.effort,
+            thinking=thinking,
+            tools=tools_named(self.tools.value, self._kernel.namespace),
+            max_tool_rounds=settings.max_tool_rounds,
+            cached=settings.cache,
         )
 
-    def _open_answer(self) -> PanelAnswer:
-        """The answer started: its message joins the history."""
+    def _open_answer(self, settings: PanelSettings) -> PanelAnswer:
+        """An answer (or a tool round's text) started: its message joins the history."""
         message = _assistant_message("")
         self._unrecorded.append(message)
         self._show_messages()
         self._say("streaming…")
-        return PanelAnswer(message, refresh_rate=self._magics.refresh_rate)
+        return PanelAnswer(message, refresh_rate=settings.refresh_rate)
+
+    def _show_tool_run(self, run: ToolRun) -> None:
+        """A tool call and its result, collapsed, among the messages as it happens."""
+        self._unrecorded.append(_tool_message(run))
+        self._show_messages()
 
     def _not_sent(self, text: str, why: str) -> None:
         """No answer started: say why, and give the question back to edit or resend."""
@@ -258,14 +313,16 @@ class ChatPanel:
     # --- the models ------------------------------------------------------------------------
 
     async def load_models(self) -> None:
-        """Fill the model picker from ``/v1/models``; on failure keep the default and say so."""
-        default = self._magics.model
-        settings = self._magics.client_settings()
+        """Fill the model picker from ``/v1/models`` (and let the session know the models'
+        windows and capabilities); on failure keep the default and say so."""
+        current = self._settings()
+        default, settings = current.model, current.client
         try:
             models = await self._session.async_client(settings).list_models()
         except ClaudeError as error:
             self._say(f"the model list is unavailable ({explain(error, settings)}); using {default}", error=True)
             return
+        self._session.learn_models(models)
         ids = [m.id for m in models]
         current = self.model.value
         self.model.options = ids if default in ids else [default, *ids]
@@ -315,34 +372,29 @@ class ChatPanel:
         self.attachments.options = options
         self.attachments.value = tuple(value for _, value in options if value in picked)
 
-    @property
-    def _namespace(self) -> dict[str, Any]:
-        assert self._magics.shell is not None, "the chat panel needs a shell"
-        return self._magics.shell.user_ns  # type: ignore[no-any-return]
-
     def _variables(self) -> list[tuple[str, Pick]]:
-        hidden = getattr(self._magics.shell, "user_ns_hidden", {})
-        found = [(name, offered_as(obj)) for name, obj in list(self._namespace.items()) if not name.startswith("_") and name not in hidden]
+        hidden = self._kernel.hidden
+        found = [(name, offered_as(obj)) for name, obj in list(self._kernel.namespace.items()) if not name.startswith("_") and name not in hidden]
         return [(f"{name} · {kind}", name) for name, kind in sorted(found, key=lambda pair: pair[0]) if kind]
 
     def _plots(self) -> list[tuple[str, Pick]]:
         """Newest first; a cell that displayed several is numbered."""
         options: list[tuple[str, Pick]] = []
         seen: Counter[int | None] = Counter()
-        for image in reversed(self._magics.notebook.images):
+        for image in reversed(self._kernel.notebook.images):
             seen[image.execution_count] += 1
             label = f"plot displayed by cell [{image.execution_count}]"
             options.append((label if seen[image.execution_count] == 1 else f"{label} ({seen[image.execution_count]})", image))
         return options
 
     def _picked_attachments(self) -> list[Attachment]:
-        namespace = self._namespace
+        namespace = self._kernel.namespace
         attachments = []
         for pick in self.attachments.value:
             if isinstance(pick, DisplayedImage):
                 attachments.append(pick.attachment())
             elif pick in namespace:
-                attachments.append(self._magics.attach(f"`{pick}`", namespace[pick]))
+                attachments.append(self._kernel.attach(f"`{pick}`", namespace[pick]))
             else:
                 raise AttachmentError(f"{pick} is gone from the kernel; refresh the list (↻)")
         check_image_count(attachments)
@@ -365,12 +417,6 @@ class ChatPanel:
         return asyncio.get_running_loop().create_task(work)
 
 
-def _stopped(cause: BaseException) -> str:
-    if isinstance(cause, asyncio.CancelledError):
-        return "stopped; the partial answer above is kept"
-    return explain_cut_off(cause)
-
-
 # --- messages -------------------------------------------------------------------------------------
 
 
@@ -389,6 +435,16 @@ def _assistant_message(text: str) -> ipywidgets.HTMLMath:
 
     message = w.HTMLMath(to_html(text) or WAITING)
     return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon")
+
+
+def _tool_message(run: ToolRun) -> ipywidgets.HTML:
+    """A tool call, its arguments and its result, collapsed; all of it escaped (the name and the
+    arguments come from the model, the result from the user's function)."""
+    import ipywidgets as w
+
+    arguments = ", ".join(f"{k}={v!r}" for k, v in run.arguments.items())
+    summary = html.escape(f"🔧 {run.name}({arguments}) → {'error' if run.is_error else 'result'}")
+    return w.HTML(f"<details><summary>{summary}</summary><pre>{html.escape(run.output)}</pre></details>").add_class(f"{SCOPE}-tool")
 
 
 def _exchange_messages(exchange: Exchange) -> list[ipywidgets.Widget]:

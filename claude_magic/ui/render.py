@@ -16,13 +16,14 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
-from ..api.settings import DEFAULT_REFRESH_RATE
 from .safe_markdown import Markup, safe_markdown
 
 REDRAW_CHARS_PER_SECOND = 100_000
 """Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
+DEFAULT_REFRESH_RATE = 10.0
+"""Most redraws a second while an answer streams."""
 PLACEHOLDER = "*…*"
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
@@ -118,19 +119,6 @@ def fenced(code: str, info: str = "") -> str:
     """``code`` as a fenced code block, with a fence longer than any backtick run inside it."""
     fence = "`" * max(3, max(map(len, re.findall("`+", code)), default=0) + 1)
     return f"{fence}{info}\n{code}\n{fence}"
-
-
-class Renderer(Protocol):
-    """Where an answer streams to: the notebook, the terminal, the chat panel."""
-
-    def feed(self, text: str) -> None:
-        """New answer text; cheap, called for every delta."""
-
-    def feed_thinking(self, text: str) -> None:
-        """New thinking text (shown collapsed above the answer, where the renderer can)."""
-
-    def finish(self, text: str) -> None:
-        """The answer is over (complete or not): show ``text``, the whole of it."""
 
 
 class ThrottledDisplay:

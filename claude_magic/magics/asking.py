@@ -1,0 +1,206 @@
+"""Asking a question from a cell: the prompt and its attachments become a question, the options
+become :class:`~claude_magic.core.session.AskOptions`, and the turn engine answers it into the
+cell; then the footer, ``-o`` and ``--code``.
+
+Data flows one way: cell → prompt and attachments → question → engine → renderer → display.
+Every failure on the way is one line; nothing is sent before the question is whole.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shlex
+import sys
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from ..api.errors import ClaudeError
+from ..core.engine import AnswerCutOff, ask
+from ..core.session import AskOptions, thinking_request
+from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_cut_off, footer
+from .options import check_option_values
+
+if TYPE_CHECKING:
+    from ..attach.registry import Attachment
+    from ..core.engine import Answer, Renderer
+    from ..core.tools import ToolRun
+    from .settings import ClaudeSettings
+
+
+def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
+    """Ask ``prompt`` as the options in ``args`` say (or show what would be sent)."""
+    from ..attach.interpolate import interpolate
+
+    check_option_values(args)
+    namespace = magics.namespace
+    if args.template:
+        prompt, namespace = _template(magics, args.template, prompt)
+    interpolated = interpolate(prompt, namespace)
+    for reference in interpolated.unresolved:
+        print(f"claude: {reference} names nothing; sent as written", file=sys.stderr)
+    text = interpolated.text.strip()
+    if not text:
+        raise UsageError("nothing to ask: write a question after %claude, or in the cell under %%claude")
+    attachments = _attachments(magics, args)
+    if args.new and (cleared := magics.session.conversation.clear()).failure:
+        print(f"claude: {cleared}", file=sys.stderr)
+    question = [*magics.session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
+    options = ask_options(magics, args)
+    if args.dry_run or args.count:
+        return _show_request(magics, question, options, attachments, count=args.count)
+    if args.compare or args.sweep or args.samples:
+        return _compare(magics, args, question, options)
+    answer = _send(magics, question, options, store_as=args.output)
+    if args.code:
+        _offer_code(magics, answer.text)
+
+
+def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
+    """The options of this question: what the line says, else the settings."""
+    from ..core.tools import tools_named
+
+    return AskOptions(
+        model=args.model if args.model is not None else magics.model,
+        max_tokens=args.max_tokens if args.max_tokens is not None else magics.max_tokens,
+        system=args.system if args.system is not None else magics.system,
+        temperature=args.temperature if args.temperature is not None else magics.temperature,
+        effort=args.effort or magics.effort,
+        use_history=not args.no_history,
+        thinking=_thinking(magics, args),
+        cached=args.cached or args.fresh or magics.cache,
+        tools=tools_named(args.tools or "", magics.namespace),
+        max_tool_rounds=magics.max_tool_rounds,
+        fresh=args.fresh,
+    )
+
+
+def _thinking(magics: ClaudeSettings, args: Any) -> dict[str, Any] | None:
+    """--think in the form the model takes, from its capabilities in /v1/models."""
+    if args.think is None:
+        return None
+    model = args.model if args.model is not None else magics.model
+    max_tokens = args.max_tokens if args.max_tokens is not None else magics.max_tokens
+    return thinking_request(model, magics.session.model_info(model, magics.client_settings()), args.think, max_tokens)
+
+
+def _template(magics: ClaudeSettings, name: str, assignments: str) -> tuple[str, dict[str, Any]]:
+    """The template a variable holds, and the namespace its ``{placeholders}`` are filled
+    from: the ``key=value`` pairs given, then the notebook's variables."""
+    template = magics.namespace.get(name)
+    if not isinstance(template, str):
+        raise UsageError(f"-p {name}: no string variable {name!r} holds a prompt template")
+    values: dict[str, Any] = {}
+    for pair in shlex.split(assignments):
+        key, equals, value = pair.partition("=")
+        if not equals or not key.isidentifier():
+            raise UsageError(f"-p {name}: expected key=value pairs after the template name, got {pair!r}")
+        values[key] = value
+    return template, {**magics.namespace, **values}
+
+
+def _attachments(magics: ClaudeSettings, args: Any) -> list[Attachment]:
+    """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
+    from ..attach.interpolate import Unresolved, lookup
+    from ..attach.registry import AttachmentError, check_image_count
+
+    attachments = []
+    for name in [n for value in args.attach or [] for n in value.split(",") if n]:
+        try:
+            obj = lookup(name, magics.namespace)
+        except Unresolved as why:
+            raise AttachmentError(f"-a {name}: {why}") from None
+        attachments.append(magics.attach(f"`{name}`", obj))
+    if args.fig is not None:
+        attachments += magics.notebook.figures(None if args.fig == -1 else args.fig)
+    if args.recent:
+        attachments.append(magics.notebook.recent_cells(args.recent, magics.attachment_chars))
+    if args.error:
+        attachments.append(magics.notebook.error(magics.attachment_chars))
+    check_image_count(attachments)
+    return attachments
+
+
+# --- answering ----------------------------------------------------------------------------------
+
+
+def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, store_as: str | None) -> Answer:
+    """Ask, then show the footer and store the text in ``store_as``, even for a partial answer."""
+    from ..ui.render import show_footer
+
+    settings = magics.client_settings()
+    try:
+        answer = ask(magics.session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run)
+    except AnswerCutOff as cut:
+        show_footer(footer(cut.answer), in_notebook=magics.in_notebook)
+        if store_as:
+            magics.namespace[store_as] = cut.answer.text
+        raise ClaudeMagicError(explain_cut_off(cut.cause)) from None
+    except KeyboardInterrupt:
+        raise ClaudeMagicError("interrupted before the answer started; nothing was recorded") from None
+    except ClaudeError as error:
+        raise ClaudeMagicError(explain(error, settings)) from None
+    show_footer(footer(answer), in_notebook=magics.in_notebook)
+    if answer.calls_not_run:
+        print(f"claude: {calls_not_run_note(answer.calls_not_run, options)}", file=sys.stderr)
+    if store_as:
+        magics.namespace[store_as] = answer.text
+    return answer
+
+
+def _open_renderer(magics: ClaudeSettings) -> Renderer:
+    from ..ui.render import FinalAnswer, NotebookAnswer, TerminalAnswer
+
+    if not magics.in_notebook:
+        return TerminalAnswer()
+    return NotebookAnswer(refresh_rate=magics.refresh_rate) if magics.live_updates else FinalAnswer()
+
+
+def _show_tool_run(run: ToolRun) -> None:
+    """A tool call and its result, collapsed, shown as it happens. The name and the arguments
+    come from the model: the summary is one escaped line (a blank line would end the HTML
+    block and let Markdown in), the output a fenced block no line of it can close."""
+    from ..ui.render import fenced, show_text
+
+    arguments = ", ".join(f"{k}={v!r}" for k, v in run.arguments.items())
+    outcome = "error" if run.is_error else "result"
+    summary = " ".join(f"🔧 {run.name}({arguments}) → {outcome}".splitlines())
+    show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
+
+
+def _show_request(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment], count: bool) -> None:
+    from . import dry_run
+
+    request = magics.session.build_request(question, options, magics.cell)
+    dry_run.show(magics.session.client(magics.client_settings()), request, attachments, count=count)
+
+
+def _compare(magics: ClaudeSettings, args: Any, question: list[dict[str, Any]], options: AskOptions) -> None:
+    """Several answers side by side; none joins the conversation until kept."""
+    from IPython.display import display
+
+    from . import compare
+    from .settings import Compared
+
+    columns = compare.variants(options, args.compare, args.sweep, args.samples, magics.namespace)
+    handle = display({"text/plain": "…"}, raw=True, display_id=True)
+    drawn: list[int] = []
+
+    def draw(current: list[compare.Column]) -> None:
+        state = [len(c.pieces) + (c.total is not None) + (c.error is not None) for c in current]
+        if state != drawn:
+            drawn[:] = state
+            handle.update(compare.bundle(current), raw=True)
+
+    compare.run(magics.session, question, columns, magics.client_settings(), magics.cell, draw)
+    magics.compared = Compared(question, columns)
+    print(f"claude: {len(columns)} answers, none added to the conversation; keep one with %claude keep N", file=sys.stderr)
+
+
+def _offer_code(magics: ClaudeSettings, text: str) -> None:
+    from .code_cells import cells_for, put_in_next_cells, python_blocks
+
+    cells = cells_for(python_blocks(text), one_cell_each=magics.code_cells == "each")
+    in_vscode = "__vsc_ipynb_file__" in magics.namespace or "VSCODE_PID" in os.environ
+    print(put_in_next_cells(magics.shell, cells, in_vscode), file=sys.stderr)

@@ -1,0 +1,213 @@
+"""``%claude COMMAND``: the commands, registered by name. Adding one is one function here,
+decorated with :func:`command`; ``%%claude?`` lists it from the registry, and its first word
+becomes reserved (``%claude -- WORD …`` still asks a question starting with it).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from ..api.errors import ClaudeError
+from ..ui.wording import ClaudeMagicError, explain
+
+if TYPE_CHECKING:
+    from .settings import ClaudeSettings
+
+Run = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    run: Run
+    summary: str
+    argument: str | None = None
+    """The one argument it takes, as help names it (None: none)."""
+    flags: tuple[str, ...] = field(default_factory=tuple)
+    """Flags it may take instead."""
+
+    @property
+    def usage(self) -> str:
+        extra = self.argument or " ".join(f"[{flag}]" for flag in self.flags)
+        return f"%claude {self.name} {extra}".rstrip()
+
+    def words(self, rest: str, line: str) -> list[str]:
+        """The arguments of ``%claude NAME REST``, checked; a wrong count is most likely a question."""
+        try:
+            words = shlex.split(rest)
+        except ValueError:  # an apostrophe: a question, surely
+            words = rest.split()
+        if self.argument is not None and len(words) == 1:
+            return words
+        if self.argument is None and all(word in self.flags for word in words):
+            return words
+        needs = f"takes one {self.argument}" if self.argument else f"takes only {', '.join(self.flags)}" if self.flags else "takes no arguments"
+        raise UsageError(f"%claude {self.name} {needs}; to ask a question that starts with {self.name!r}, write %claude -- {line.strip()}")
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, summary: str, *, argument: str | None = None, flags: tuple[str, ...] = ()) -> Callable[[Run], Run]:
+    """Register ``run(magics, *words)`` as ``%claude NAME``."""
+
+    def register(run: Run) -> Run:
+        COMMANDS[name] = Command(name, run, summary, argument, flags)
+        return run
+
+    return register
+
+
+def is_command(line: str) -> bool:
+    words = line.split(maxsplit=1)
+    return bool(words) and words[0] in COMMANDS
+
+
+def run_command(magics: ClaudeSettings, line: str) -> None:
+    """Run ``%claude NAME …``; the API's failures are one line."""
+    name, _, rest = line.strip().partition(" ")
+    found = COMMANDS[name]
+    words = found.words(rest, line)
+    try:
+        found.run(magics, *words)
+    except ClaudeError as error:
+        raise ClaudeMagicError(explain(error, magics.client_settings())) from None
+
+
+def commands_help() -> str:
+    """The commands, one a line, for ``%%claude?``."""
+    width = max(len(c.usage) for c in COMMANDS.values())
+    lines = [f"  {c.usage:<{width}}  {c.summary}" for c in COMMANDS.values()]
+    return "Commands (the line's first word):\n" + "\n".join(lines)
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+
+@command("config", "the effective settings, the key masked, and where each comes from")
+def show_config(magics: ClaudeSettings) -> None:
+    from ..api.settings import mask_secret
+    from ..ui.render import literal_markdown, show_text
+
+    settings = magics.client_settings()
+    credentials = settings.credentials
+    key_source = "%config" if magics.api_key else "ANTHROPIC_API_KEY" if credentials.api_key else (
+        "ANTHROPIC_AUTH_TOKEN" if credentials.auth_token else "not set"
+    )
+    rows = [
+        ("model", magics.model),
+        ("max_tokens", magics.max_tokens),
+        ("temperature", magics.temperature if magics.temperature is not None else "(not sent)"),
+        ("effort", magics.effort or "(model default)"),
+        ("system", magics.system or "(none)"),
+        ("credentials", f"{mask_secret(credentials.api_key or credentials.auth_token)} ({key_source})"),
+        ("base_url", settings.base_url),
+        ("api_version", settings.api_version),
+        ("max_retries", settings.max_retries),
+        ("timeout", f"{settings.timeout:g} s"),
+        ("refresh_rate", f"{magics.refresh_rate:g} / s"),
+        ("prompt_caching", "on" if magics.prompt_caching else "off"),
+        ("context_budget", f"{magics.context_budget:,} tokens" if magics.context_budget else "(the model's context window)"),
+    ]
+    table = "\n".join(f"| `{name}` | {literal_markdown(str(value))} |" for name, value in rows)
+    plain = "\n".join(f"{name:<13} {value}" for name, value in rows)
+    show_text(
+        {
+            "text/markdown": f"| setting | value |\n|---|---|\n{table}\n\nChange with `%config ClaudeMagics.<setting> = ...`",
+            "text/plain": plain,
+        }
+    )
+
+
+@command("models", "the models the key can use, with their context window and output limit")
+def show_models(magics: ClaudeSettings) -> None:
+    from ..ui.render import literal_markdown, show_text
+
+    models = magics.session.client(magics.client_settings()).list_models()
+    rows = [(m.id, m.display_name, m.max_input_tokens, m.max_tokens) for m in models]
+    table = "\n".join(f"| {_code_cell(i)} | {literal_markdown(n)} | {_tokens(c)} | {_tokens(o)} |" for i, n, c, o in rows)
+    plain = "\n".join(f"{i:<28} {n:<24} {_tokens(c):>8} {_tokens(o):>8}" for i, n, c, o in rows)
+    show_text(
+        {
+            "text/markdown": f"| model | name | context | max output |\n|---|---|---|---|\n{table}",
+            "text/plain": plain,
+        }
+    )
+
+
+def _code_cell(text: str) -> str:
+    """``text`` as code in a table cell (GFM splits cells at a ``|`` even inside code)."""
+    from ..ui.render import code_span
+
+    return code_span(text).replace("|", "\\|")
+
+
+def _tokens(count: int | None) -> str:
+    if count is None:
+        return "?"
+    return f"{count // 1_000_000}M" if count >= 1_000_000 and count % 1_000_000 == 0 else f"{count // 1000}K"
+
+
+@command("chat", "the chat panel under the cell (--side: in JupyterLab's side area, with sidecar)", flags=("--side",))
+def chat(magics: ClaudeSettings, *flags: str) -> None:
+    from ..ui.panel import open_panel
+
+    if not magics.in_notebook:
+        raise ClaudeMagicError("the chat panel needs a notebook that shows widgets (JupyterLab, Notebook 7, VS Code); in a terminal, use %claude")
+    open_panel(magics.session, magics.panel_settings, magics.kernel_side(), side="--side" in flags)
+
+
+@command("history", "the conversation's turns: cell, question, tokens")
+def show_history(magics: ClaudeSettings) -> None:
+    from ..ui.render import show_text
+    from .reports import history_report
+
+    show_text(history_report(magics.session.conversation.refresh()))
+
+
+@command("reset", "start a new conversation (the old one is archived)")
+def reset(magics: ClaudeSettings) -> None:
+    cleared = magics.session.conversation.refresh().clear()
+    if cleared.failure:
+        print(f"claude: {cleared}", file=sys.stderr)
+    else:
+        print(cleared)
+
+
+@command("export", "the conversation as Markdown or JSON, by the file's extension", argument="PATH (a .md or .json file)")
+def export(magics: ClaudeSettings, path: str) -> None:
+    from .export import export as write
+
+    conversation = magics.session.conversation.refresh()
+    notebook = conversation.store.notebook if conversation.store else None
+    written = write(conversation, path, notebook, magics.client_settings().credentials.secrets())
+    print(f"Exported {len(conversation)} turns to {written}")
+
+
+@command("usage", "tokens and estimated cost: this session and the notebook")
+def show_usage(magics: ClaudeSettings) -> None:
+    from ..ui.render import show_text
+    from .reports import usage_report
+
+    show_text(usage_report(magics.session.usage, magics.session.conversation))
+
+
+@command("keep", "add compared answer N (of the last --compare, --sweep or -n) to the conversation", argument="N (the number of a compared answer)")
+def keep(magics: ClaudeSettings, number: str) -> None:
+    from ..core.conversation import CellRun, Exchange
+
+    question, columns = (magics.compared.question, magics.compared.columns) if magics.compared else ([], [])
+    if not number.isdigit() or not 1 <= int(number) <= len(columns):
+        raise UsageError(f"%claude keep N: N is the number of a compared answer (1 to {len(columns)})" if columns else "%claude keep: nothing was compared yet")
+    column: Any = columns[int(number) - 1]
+    if not column.content:
+        raise UsageError(f"%claude keep {number}: that answer has no content")
+    kept = Exchange(question=question, answer=column.content, cell=CellRun(), model=column.model, usage=column.usage, billed_separately=True)
+    magics.session.conversation.record(kept)
+    print(f"claude: answer {number} ({column.label}) is now part of the conversation", file=sys.stderr)

@@ -1,0 +1,213 @@
+"""The magic's settings and kernel-side state: traitlets (``%config ClaudeMagics.x = ...``), the
+session, the notebook's context, and which cell is running.
+
+:class:`ClaudeSettings` is the base of :class:`~claude_magic.magics.core.ClaudeMagics`; the
+modules that ask and that run commands take it as their one argument, so each is a set of
+plain functions over the same state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, observe, validate
+
+from ..api.settings import (
+    API_VERSIONS,
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+    EFFORT_LEVELS,
+    ClientSettings,
+    Credentials,
+    SecretStr,
+)
+from ..attach.notebook import NotebookContext, running_cell_number
+from ..attach.registry import DEFAULT_ATTACHMENT_CHARS
+from ..core.conversation import CellRun, notebook_path
+from ..core.session import DEFAULT_MAX_TOOL_ROUNDS, ClaudeSession
+from ..ui.render import DEFAULT_REFRESH_RATE
+from ..ui.wording import ClaudeMagicError
+
+if TYPE_CHECKING:
+    from ..attach.registry import Attachment
+    from ..ui.panel import KernelSide, PanelSettings
+
+
+@dataclass
+class Compared:
+    """The last ``--compare`` / ``--sweep`` / ``--samples``: its question and columns, for ``%claude keep``."""
+
+    question: list[dict[str, Any]]
+    columns: list[Any]
+
+
+class ClaudeSettings(Magics):
+    """Settings and state shared by everything the magic does."""
+
+    model = Unicode(DEFAULT_MODEL, help="Model used when -m is not given.").tag(config=True)
+    max_tokens = Int(DEFAULT_MAX_TOKENS, help="Most tokens an answer may use (thinking included).").tag(config=True)
+    temperature = Float(
+        None,
+        allow_none=True,
+        help="Sampling temperature; unset sends none. Current models accept only the default.",
+    ).tag(config=True)
+    effort = Enum(EFFORT_LEVELS, None, allow_none=True, help="output_config.effort; unset leaves the model's default.").tag(
+        config=True
+    )
+    system = Unicode("", help="System prompt sent with every question (empty: none).").tag(config=True)
+    api_key = Unicode(None, allow_none=True, help="API key; defaults to $ANTHROPIC_API_KEY.").tag(config=True)
+    base_url = Unicode(None, allow_none=True, help=f"API base URL; defaults to $ANTHROPIC_BASE_URL, then {DEFAULT_BASE_URL}.").tag(
+        config=True
+    )
+    api_version = Enum(API_VERSIONS, DEFAULT_API_VERSION, help="The anthropic-version header.").tag(config=True)
+    max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on connection errors, 408, 409, 429 and 5xx.").tag(config=True)
+    timeout = Float(DEFAULT_TIMEOUT, help="Seconds to wait for the API (connect: 5 s).").tag(config=True)
+    refresh_rate = Float(DEFAULT_REFRESH_RATE, help="Most redraws a second while an answer streams.").tag(config=True)
+    live_updates = Bool(
+        help="Update the answer in place as it streams; off: show it once, complete (for nbval and "
+        "other tools that keep only the first version of an output). Default from $CLAUDE_MAGIC_LIVE_UPDATES, else on."
+    ).tag(config=True)
+    max_tool_rounds = Int(DEFAULT_MAX_TOOL_ROUNDS, help="--tools: most rounds of tool calls before the answer stops.").tag(config=True)
+    cache = Bool(
+        False, help="Answer an identical earlier request (same model, settings, system, history and question) from the answer cache."
+    ).tag(config=True)
+    code_cells = Enum(
+        ("joined", "each"), "joined", help="--code: the answer's Python blocks joined in one new cell, or one cell each."
+    ).tag(config=True)
+    attachment_chars = Int(
+        DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
+    ).tag(config=True)
+    prompt_caching = Bool(
+        True, help="Mark the stable prefix (system prompt, history up to the previous turn) for prompt caching."
+    ).tag(config=True)
+    context_budget = Int(
+        None,
+        allow_none=True,
+        help="Most input tokens a question may send; older turns (their images first) are left out "
+        "to fit. Unset: the model's context window less max_tokens.",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session = ClaudeSession(locate=self._notebook_path)
+        self._apply_request_policy()
+        self.cell = CellRun()
+        """The cell running now (its id, execution count and run serial)."""
+        self._runs = 0
+        self.compared: Compared | None = None
+        self.notebook = NotebookContext(is_own_error=lambda error: isinstance(error, (ClaudeMagicError, UsageError)))
+
+    # --- traits ------------------------------------------------------------------------------
+
+    @default("live_updates")
+    def _live_updates_from_env(self) -> bool:
+        return os.environ.get("CLAUDE_MAGIC_LIVE_UPDATES", "1").strip().lower() not in ("0", "false", "no", "off")
+
+    @validate("api_key")
+    def _mask_api_key(self, proposal: Any) -> SecretStr | None:
+        return SecretStr(proposal["value"]) if proposal["value"] else None
+
+    @observe("base_url", "api_key", "api_version", "max_retries", "timeout")
+    def _settings_changed(self, change: Any) -> None:
+        self.session.close()
+
+    @validate("max_tokens", "max_tool_rounds")
+    def _at_least_one(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1, not {proposal['value']}")
+        return proposal["value"]  # type: ignore[no-any-return]
+
+    @validate("model")
+    def _named_model(self, proposal: Any) -> str:
+        if not proposal["value"].strip():
+            raise TraitError("model can't be empty: name a model (%claude models lists them)")
+        return proposal["value"]  # type: ignore[no-any-return]
+
+    @validate("context_budget")
+    def _positive_budget(self, proposal: Any) -> int | None:
+        if proposal["value"] is not None and proposal["value"] < 1:
+            raise TraitError("context_budget is a number of tokens (or None for the model's context window)")
+        return proposal["value"]  # type: ignore[no-any-return]
+
+    @observe("prompt_caching", "context_budget")
+    def _request_policy_changed(self, change: Any) -> None:
+        self._apply_request_policy()
+
+    def _apply_request_policy(self) -> None:
+        session = getattr(self, "session", None)  # None while traitlets applies the config in __init__
+        if session is not None:
+            session.prompt_caching = self.prompt_caching
+            session.context_budget = self.context_budget
+
+    # --- what the settings resolve to --------------------------------------------------------
+
+    def client_settings(self) -> ClientSettings:
+        """Effective settings: %config first, then the SDK's environment variables, then defaults."""
+        env = Credentials.from_env()
+        credentials = Credentials(api_key=str(self.api_key)) if self.api_key else env
+        return ClientSettings(
+            credentials=credentials,
+            base_url=self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+            api_version=self.api_version,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
+
+    def panel_settings(self) -> PanelSettings:
+        """The settings as they are now, for the chat panel (which asks for them at each question)."""
+        from ..ui.panel import PanelSettings
+
+        return PanelSettings(
+            model=self.model,
+            max_tokens=self.max_tokens,
+            system=self.system,
+            temperature=self.temperature,
+            effort=self.effort,
+            refresh_rate=self.refresh_rate,
+            cache=self.cache,
+            max_tool_rounds=self.max_tool_rounds,
+            client=self.client_settings(),
+        )
+
+    # --- the kernel --------------------------------------------------------------------------
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        assert self.shell is not None, "ClaudeMagics needs a shell"
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+    @property
+    def in_notebook(self) -> bool:
+        return getattr(self.shell, "kernel", None) is not None
+
+    def attach(self, label: str, obj: Any) -> Attachment:
+        """``obj`` as an attachment, as ``-a`` makes it (the size budget, ``text/llm+plain`` formatters)."""
+        from ..attach.registry import attach
+
+        formatters = self.shell.display_formatter.formatters if self.shell and self.shell.display_formatter else {}
+        return attach(label, obj, self.attachment_chars, formatters.get("text/llm+plain"))
+
+    def kernel_side(self) -> KernelSide:
+        """What the chat panel may use of the kernel: its variables, the plots cells displayed,
+        and attaching an object as ``-a`` does."""
+        from ..ui.panel import KernelSide
+
+        return KernelSide(self.namespace, getattr(self.shell, "user_ns_hidden", {}), self.notebook, self.attach)
+
+    def _notebook_path(self) -> str | None:
+        return notebook_path(os.environ, self.shell.user_ns if self.shell is not None else {})
+
+    def note_cell(self, info: Any) -> None:
+        """pre_run_cell: which cell is about to run (its input is stored just after this hook)."""
+        self._runs += 1
+        number = running_cell_number(self.shell)
+        count = number + 1 if number is not None and getattr(info, "store_history", False) else None
+        self.cell = CellRun(getattr(info, "cell_id", None), count, self._runs)
