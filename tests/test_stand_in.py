@@ -19,9 +19,9 @@ import pytest
 
 from claude_magic.testing import StandIn
 from claude_magic.testing.answers import STAND_IN_NOTE, answer_for, split_into_deltas, thinking_for
+from claude_magic.testing.cache import input_tokens
 from claude_magic.testing.models import MODELS
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
-from claude_magic.testing.server import input_tokens
 
 MODEL = "claude-sonnet-5-5"
 PNG_1X1 = base64.b64encode(
@@ -635,9 +635,9 @@ def test_a_request_too_large_is_refused_unread_and_recorded_with_its_size(http: 
 def test_connections_are_accepted_without_nagles_algorithm() -> None:
     """With it, an answer's last small write waits for the client's delayed ACK (~40 ms on
     Linux), which every latency measured against the stand-in would include."""
-    from claude_magic.testing.server import _Handler, _Server
+    from claude_magic.testing.handler import Handler, Server
 
-    server = _Server(("127.0.0.1", 0), _Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     try:
         with socket.create_connection(server.server_address[:2]):
             connection, _ = server.get_request()

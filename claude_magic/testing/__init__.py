@@ -4,7 +4,8 @@
 ``claude_magic.testing.pytest_plugin`` gives a ``stand_in`` fixture.
 """
 
-from .server import Fault, RecordedRequest, Reply, StandIn
+from .script import Fault, RecordedRequest, Reply
+from .stand_in import StandIn
 
 __all__ = ["Fault", "RecordedRequest", "Reply", "StandIn", "offline_unless_key"]
 

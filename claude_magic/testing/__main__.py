@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 
-from .server import StandIn
+from .stand_in import StandIn
 
 OFFLINE_KEY = "sk-ant-offline-stand-in"
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .server import StandIn
+from .stand_in import StandIn
 
 STAND_IN_KEY = "sk-ant-stand-in-test-key-0000"
 
