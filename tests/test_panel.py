@@ -114,6 +114,44 @@ def test_a_question_streams_and_joins_the_conversation_the_magic_sends(magics: C
     assert "Stand-in answer" in capsys.readouterr().out
 
 
+def test_the_panel_asks_through_the_engine_with_tools_thinking_and_the_answer_cache(magics: ClaudeMagics, shared_stand_in: StandIn) -> None:
+    def area(w: int, h: int) -> int:
+        """The area of a rectangle."""
+        return w * h
+
+    magics.shell.user_ns["area"] = area
+    shared_stand_in.tool_calls.append(("area", {"w": 2, "h": 3}))
+
+    async def ask(panel: ChatPanel, question: str) -> None:
+        task = panel.ask(question)
+        assert task is not None
+        await task
+
+    shown: list[str] = []
+
+    async def scenario() -> ChatPanel:
+        panel = panel_of(magics)
+        await panel._models_task if panel._models_task else None
+        panel.think.value, panel.tools.value = True, "area"
+        await ask(panel, "How big is it?")
+        shown.extend(text_of(child) for child in panel.messages.children)
+        magics.cache = True
+        panel.think.value, panel.tools.value = False, ""
+        for _ in range(2):  # the same request twice: the second from the answer cache
+            panel.new_conversation()
+            await ask(panel, "Once, please")
+        return panel
+
+    panel = run(scenario)
+    first, second = shared_stand_in.message_requests[:2]
+    assert first.body["thinking"] == {"type": "adaptive"} and [t["name"] for t in first.body["tools"]] == ["area"]
+    assert second.messages[-1]["content"] == [{"type": "tool_result", "tool_use_id": second.messages[-2]["content"][-1]["id"], "content": "6"}]
+    assert any("🔧 area(w=2, h=3) → result" in text and "<pre>6</pre>" in text for text in shown)
+    assert any("use the tool <code>area</code>." in text for text in shown), shown  # the tool round's text, whole
+    assert len(shared_stand_in.message_requests) == 3  # the repeated question cost nothing
+    assert "from the answer cache" in text_of(panel.status)
+
+
 def test_redraws_are_throttled_and_the_end_is_drawn_whole(magics: ClaudeMagics, shared_stand_in: StandIn) -> None:
     draws: list[str] = []
 

@@ -1,9 +1,10 @@
 """Kernel objects as context for Claude: each attached object becomes labelled content blocks.
 
 A small registry dispatches on the object's type: a new type is one function decorated with
-:func:`describes`. Objects that describe themselves to a model (``_repr_llm_`` or a
-``text/llm+plain`` formatter, the repr_llm convention) come first; then images, frames,
-arrays, containers, text, and a bounded ``repr`` for anything else. Optional libraries
+:func:`describes`, from this package or any other. Objects that describe themselves to a
+model (``_repr_llm_`` or a ``text/llm+plain`` formatter, the repr_llm convention) come first;
+then the describers registered from outside, newest first; then the built-in ones: images,
+frames, arrays, containers, text, and a bounded ``repr`` for anything else. Optional libraries
 (pandas, polars, numpy, matplotlib, Pillow) are recognised by type name, never imported
 to find out.
 """
@@ -58,14 +59,35 @@ class Attachment:
 
 
 Describer = Callable[[str, Any, int], Attachment]
-_REGISTRY: list[tuple[Callable[[Any], bool], Describer]] = []
+"""``describer(label, obj, budget)``: the attachment for ``obj``, its text within ``budget`` characters."""
+Applies = Callable[[Any], bool]
+_REGISTERED: list[tuple[Applies, Describer]] = []
+"""Describers registered from outside this module, newest first."""
+_BUILT_IN: list[tuple[Applies, Describer]] = []
+"""This module's own, in order: the last one takes anything."""
 
 
-def describes(applies: Callable[[Any], bool]) -> Callable[[Describer], Describer]:
-    """Register a describer for the objects ``applies`` accepts (earlier registrations win)."""
+def describes(applies: type | tuple[type, ...] | Applies) -> Callable[[Describer], Describer]:
+    """Register the decorated ``describer(label, obj, budget) -> Attachment`` for the objects
+    ``applies`` accepts: a type, a tuple of types, or a test of the object. A describer
+    registered later is consulted first, so a notebook or a package can take over a type::
+
+        @claude_magic.attach.describes(Portfolio)
+        def _portfolio(label, portfolio, budget):
+            return Attachment(label, "portfolio", text=bounded(portfolio.summary(), budget))
+    """
+    test: Applies = (lambda obj: isinstance(obj, applies)) if isinstance(applies, (type, tuple)) else applies
 
     def register(describer: Describer) -> Describer:
-        _REGISTRY.append((applies, describer))
+        _REGISTERED.insert(0, (test, describer))
+        return describer
+
+    return register
+
+
+def _built_in(applies: Applies) -> Callable[[Describer], Describer]:
+    def register(describer: Describer) -> Describer:
+        _BUILT_IN.append((applies, describer))
         return describer
 
     return register
@@ -88,7 +110,7 @@ def _describe(label: str, obj: Any, budget: int, llm_formatter: Callable[[Any], 
     text = _self_description(label, obj, llm_formatter)
     if text is not None:
         return Attachment(label, f"{_type_name(obj)}, described by itself", text=bounded(text, budget))
-    for applies, describer in _REGISTRY:
+    for applies, describer in [*_REGISTERED, *_BUILT_IN]:
         if applies(obj):
             return describer(label, obj, budget)
     raise AttachmentError(f"can't attach {label}")  # unreachable: the last describer takes anything
@@ -180,27 +202,27 @@ def _names_image_file(obj: Any) -> bool:
     return isinstance(obj, (str, Path)) and Path(str(obj)).suffix.lower() in images.IMAGE_SUFFIXES and "\n" not in str(obj)
 
 
-@describes(_names_image_file)
+@_built_in(_names_image_file)
 def _image_file(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, f"image file {Path(str(obj)).name}", image=images.from_file(obj))
 
 
-@describes(_is("matplotlib.Figure"))
+@_built_in(_is("matplotlib.Figure"))
 def _figure(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, "matplotlib Figure", image=images.from_figure(obj))
 
 
-@describes(_is("matplotlib.Axes"))
+@_built_in(_is("matplotlib.Axes"))
 def _axes(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, "matplotlib Axes, as its figure", image=images.from_figure(obj.figure))
 
 
-@describes(_is("PIL.Image"))
+@_built_in(_is("PIL.Image"))
 def _pil_image(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, f"PIL Image, mode {obj.mode}", image=images.from_pil(obj))
 
 
-@describes(_is("IPython.Image"))
+@_built_in(_is("IPython.Image"))
 def _ipython_image(label: str, obj: Any, budget: int) -> Attachment:
     data = obj.data if isinstance(obj.data, bytes) else None
     if data is None and getattr(obj, "filename", None):
@@ -210,12 +232,12 @@ def _ipython_image(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, "IPython Image", image=images.from_bytes(data))
 
 
-@describes(lambda obj: isinstance(obj, (bytes, bytearray, memoryview)) and media.sniff_media_type(bytes(obj[:16])) is not None)
+@_built_in(lambda obj: isinstance(obj, (bytes, bytearray, memoryview)) and media.sniff_media_type(bytes(obj[:16])) is not None)
 def _image_bytes(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, "image bytes", image=images.from_bytes(bytes(obj)))
 
 
-@describes(lambda obj: _is("numpy.ndarray")(obj) and images.is_image_array(obj))
+@_built_in(lambda obj: _is("numpy.ndarray")(obj) and images.is_image_array(obj))
 def _image_array(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, f"numpy {obj.dtype} array {obj.shape}, as an image", image=images.from_array(obj))
 
@@ -223,13 +245,13 @@ def _image_array(label: str, obj: Any, budget: int) -> Attachment:
 # --- data ---------------------------------------------------------------------------------------
 
 
-@describes(frames.is_frame)
+@_built_in(frames.is_frame)
 def _frame(label: str, obj: Any, budget: int) -> Attachment:
     kind, text = frames.summarise(obj, budget)
     return Attachment(label, kind, text=text)
 
 
-@describes(_is("numpy.ndarray"))
+@_built_in(_is("numpy.ndarray"))
 def _array(label: str, obj: Any, budget: int) -> Attachment:
     import numpy as np
 
@@ -253,17 +275,17 @@ def _container_repr(budget: int) -> reprlib.Repr:
     return limits
 
 
-@describes(lambda obj: isinstance(obj, (dict, list, tuple, set, frozenset)))
+@_built_in(lambda obj: isinstance(obj, (dict, list, tuple, set, frozenset)))
 def _container(label: str, obj: Any, budget: int) -> Attachment:
     text = _container_repr(budget).repr(obj)
     return Attachment(label, f"{type(obj).__name__} of {len(obj):,} items", text=bounded(text, budget))
 
 
-@describes(lambda obj: isinstance(obj, str))
+@_built_in(lambda obj: isinstance(obj, str))
 def _text(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, f"text, {len(obj):,} characters", text=bounded(obj, budget))
 
 
-@describes(lambda obj: True)
+@_built_in(lambda obj: True)
 def _anything(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, _type_name(obj), text=bounded(_container_repr(budget).repr(obj), budget))
