@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; machines in containers often are root.
 LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-quick bench notebooks clean
+.PHONY: lab test check test-quick bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ lab: $(STAMP)
 		exec $(PY) -m claude_magic.testing run -- $(LAB); \
 	fi
 
-## test: the whole suite (real kernels included)
-test: $(STAMP)
+## test: the checks (layers, lint, types), then the whole suite (real kernels and browsers included)
+test: $(STAMP) check
 	$(PY) -m pytest
+
+## check: the architecture's import contracts, ruff and mypy on the package
+check: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check claude_magic
+	$(VENV)/bin/mypy
 
 ## test-quick: the suite without the slower real-kernel and browser tests
 test-quick: $(STAMP)

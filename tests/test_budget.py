@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -21,15 +22,19 @@ from claude_magic.core.budget import (
     ContextWindows,
     Limit,
     Size,
-    estimate_tokens,
     fit_history,
     input_limit,
     left_out_note,
+    measure,
 )
 from claude_magic.core.conversation import CellRun, Exchange
 from claude_magic.core.session import AskOptions, ClaudeSession, listed_or_none
 from claude_magic.testing import StandIn
 from claude_magic.testing.pytest_plugin import STAND_IN_KEY
+
+
+def measured_tokens(messages: list[dict[str, Any]]) -> int:
+    return measure(messages).tokens
 
 
 def picture() -> dict:
@@ -47,7 +52,7 @@ def turn(text: str, *, image: bool = False, words: int = 200) -> Exchange:
 
 
 def sizes(history: list[Exchange]) -> list[int]:
-    return [estimate_tokens(e.messages()) for e in history]
+    return [measured_tokens(e.messages()) for e in history]
 
 
 def test_everything_fits_nothing_changes() -> None:
@@ -140,7 +145,7 @@ def test_each_exchange_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None
     assert measured == [2]  # "g": its question and answer
     history[-1].answer = [{"type": "text", "text": "a longer answer than before " * 50}]  # changed: measured again
     changed = budget.size_of(history[-1])
-    assert measured == [2, 2] and changed.tokens == estimate_tokens(history[-1].messages())
+    assert measured == [2, 2] and changed.tokens == measured_tokens(history[-1].messages())
 
 
 def test_limits_and_notes() -> None:
@@ -187,7 +192,7 @@ def test_a_small_budget_leaves_out_the_oldest_turns_and_says_so(shared_stand_in:
     sent = shared_stand_in.message_requests[-1].prompts()
     assert sent[-1] == "question 5 [[words=150]]" and "question 0 [[words=150]]" not in sent
     assert answers[-1].turns_left_out == 6 - len(sent) > 0
-    assert estimate_tokens(shared_stand_in.message_requests[-1].messages) <= 1_500
+    assert measured_tokens(shared_stand_in.message_requests[-1].messages) <= 1_500
     assert len(session.conversation) == 6  # left out of the request, not out of the conversation
     assert not [r for r in shared_stand_in.requests if r.path == "/v1/models"]  # a budget needs no window
 

@@ -21,8 +21,6 @@ from .protocol import (
     CitationsDelta,
     ContentBlockDeltaEvent,
     ContentBlockStartEvent,
-    ErrorBody,
-    ErrorEvent,
     InputJSONDelta,
     Message,
     MessageDeltaEvent,
@@ -86,7 +84,6 @@ class MessageAccumulator:
         self._blocks: dict[int, _Block] = {}
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
-        self.error: ErrorBody | None = None
         self.complete = False
         """True once ``message_stop`` arrived."""
 
@@ -113,8 +110,6 @@ class MessageAccumulator:
             self._apply_message_delta(event)
         elif isinstance(event, MessageStopEvent):
             self.complete = True
-        elif isinstance(event, ErrorEvent):
-            self.error = event.error
 
     def _start(self, event: MessageStartEvent) -> None:
         head = event.message.model_dump(mode="json", exclude_none=True)

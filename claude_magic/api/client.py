@@ -17,9 +17,9 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -60,6 +60,9 @@ from .sse import ServerSentEvent, SSEDecoder
 _Model = TypeVar("_Model", bound=BaseModel)
 _GENERATION_ONLY_FIELDS = ("max_tokens", "stream", "stop_sequences", "metadata", *SAMPLING_PARAMETERS)
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 
 def text_of(event: StreamEvent) -> str | None:
     """The answer text an event adds, if any."""
@@ -88,7 +91,7 @@ class CredentialsAuth(httpx.Auth):
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if not self.credentials.present:
             raise ConfigurationError(
                 "No API key: set ANTHROPIC_API_KEY in the kernel's environment "
@@ -361,7 +364,7 @@ class Client(_ClientBase):
             self._http.close()
             self._http = None
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -411,10 +414,6 @@ class Client(_ClientBase):
         finally:
             response.close()
 
-    def create(self, request: MessageRequest) -> Message:
-        """A non-streaming request."""
-        response = self._send("POST", "/v1/messages", body=self.message_body(request, stream=False))
-        return self._parse(Message, response)
 
     def list_models(self) -> list[ModelInfo]:
         """Every model the key can use, newest first, following the pagination."""
@@ -448,7 +447,7 @@ class AsyncClient(_ClientBase):
             await self._http.aclose()
             self._http = None
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -497,9 +496,6 @@ class AsyncClient(_ClientBase):
         finally:
             await response.aclose()
 
-    async def create(self, request: MessageRequest) -> Message:
-        response = await self._send("POST", "/v1/messages", body=self.message_body(request, stream=False))
-        return self._parse(Message, response)
 
     async def list_models(self) -> list[ModelInfo]:
         models: list[ModelInfo] = []

@@ -7,7 +7,7 @@ blocks such as thinking must be sent back exactly as they came.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -81,7 +81,7 @@ class OtherBlock(WireModel):
 # Unions are tried left to right, so a type this package does not know falls through to the
 # last member, which accepts any ``type``: unknown blocks, deltas and events are kept, not fatal.
 ContentBlock = Annotated[
-    Union[TextBlock, ThinkingBlock, RedactedThinkingBlock, ToolUseBlock, ServerToolUseBlock, ImageBlock, OtherBlock],
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock | ServerToolUseBlock | ImageBlock | OtherBlock,
     Field(union_mode="left_to_right"),
 ]
 
@@ -166,12 +166,6 @@ class ErrorBody(WireModel):
     message: str = ""
 
 
-class ErrorEnvelope(WireModel):
-    type: Literal["error"] = "error"
-    error: ErrorBody
-    request_id: str | None = None
-
-
 # --- stream events ----------------------------------------------------------------------------
 
 
@@ -205,7 +199,7 @@ class OtherDelta(WireModel):
 
 
 Delta = Annotated[
-    Union[TextDelta, InputJSONDelta, ThinkingDelta, SignatureDelta, CitationsDelta, OtherDelta],
+    TextDelta | InputJSONDelta | ThinkingDelta | SignatureDelta | CitationsDelta | OtherDelta,
     Field(union_mode="left_to_right"),
 ]
 
@@ -271,17 +265,17 @@ class OtherEvent(WireModel):
     type: str
 
 
-StreamEvent = Union[
-    MessageStartEvent,
-    ContentBlockStartEvent,
-    ContentBlockDeltaEvent,
-    ContentBlockStopEvent,
-    MessageDeltaEvent,
-    MessageStopEvent,
-    PingEvent,
-    ErrorEvent,
-    OtherEvent,
-]
+StreamEvent = (
+    MessageStartEvent
+    | ContentBlockStartEvent
+    | ContentBlockDeltaEvent
+    | ContentBlockStopEvent
+    | MessageDeltaEvent
+    | MessageStopEvent
+    | PingEvent
+    | ErrorEvent
+    | OtherEvent
+)
 
 EVENT_MODELS: dict[str, type[WireModel]] = {_type_tag(m): m for m in get_args(StreamEvent) if m is not OtherEvent}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -32,6 +32,13 @@ API_VERSIONS = (DEFAULT_API_VERSION, NO_SAMPLING_VERSION)
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 EFFORT_LEVELS: tuple[str, ...] = get_args(Effort)
+
+
+def as_effort(value: str | None) -> Effort | None:
+    """A setting's effort level, checked against the levels the API takes."""
+    if value is not None and value not in EFFORT_LEVELS:
+        raise ValueError(f"effort {value!r}: one of {', '.join(EFFORT_LEVELS)}")
+    return value  # type: ignore[return-value]  # checked just above
 
 
 def accepts_sampling_parameters(api_version: str) -> bool:
@@ -101,9 +108,6 @@ class ClientSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retry_wait: float = 60.0
     """Longest ``retry-after`` we sleep through; a longer one is reported instead."""
-
-    def with_(self, **changes: object) -> ClientSettings:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 class SecretStr(str):

@@ -80,7 +80,7 @@ def from_bytes(data: bytes) -> PreparedImage:
     try:
         image = PIL.Image.open(io.BytesIO(data))
         image.load()
-    except Exception as exc:  # Pillow raises many types for damaged data
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged data
         raise ImageError(f"can't read the image: {exc}") from None
     if max(image.size) <= MAX_LONG_EDGE and len(base64.b64encode(data)) <= MAX_ENCODED_BYTES and _api_can_take(image):
         return PreparedImage(data, media_type, image.width, image.height, image.size)

@@ -56,7 +56,7 @@ def interpolate(prompt: str, namespace: Mapping[str, Any], render: Callable[[Any
 def _rendered(reference: str, value: Any, render: Callable[[Any], str]) -> str:
     try:
         return render(value)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the user's object raises becomes one line
         reason = f"{type(exc).__name__}: {exc}".split("\n")[0]
         raise RenderError(f"{{{reference}}} names a {type(value).__name__} that can't be shown as text ({reason}); nothing was sent") from None
 
@@ -79,14 +79,14 @@ def _evaluate(node: ast.AST, namespace: Mapping[str, Any]) -> Any:
         owner = _evaluate(node.value, namespace)
         try:
             return getattr(owner, node.attr)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the user's object raises becomes one line
             raise Unresolved(f"no attribute {node.attr!r}") from None
     if isinstance(node, ast.Subscript):
         owner = _evaluate(node.value, namespace)
         key = _literal_key(node.slice)
         try:
             return owner[key]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the user's object raises becomes one line
             raise Unresolved(f"{type(exc).__name__} for [{ast.unparse(node.slice)}]") from None
     raise Unresolved("only names, attributes and literal indexes are looked up")
 

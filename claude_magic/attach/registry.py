@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import reprlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ class Attachment:
     kind: str
     text: str | None = None
     image: images.PreparedImage | None = None
-    notes: list[str] = field(default_factory=list)
 
     def blocks(self) -> list[dict[str, Any]]:
         """Content blocks: an image after its caption, or the text under a heading."""
@@ -102,7 +101,7 @@ def attach(label: str, obj: Any, budget: int = DEFAULT_ATTACHMENT_CHARS, llm_for
         return _describe(label, obj, budget, llm_formatter)
     except ClaudeError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the user's object raises becomes one line
         raise AttachmentError(f"can't attach {label}: describing it raised {_one_line(exc)}") from None
 
 
@@ -163,7 +162,7 @@ def _said_by(label: str, what: str, describe: Callable[[], Any]) -> str | None:
     said in one line naming what raised."""
     try:
         description = describe()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the user's object raises becomes one line
         raise AttachmentError(f"can't attach {label}: {what} raised {_one_line(exc)}") from None
     return None if description is None else str(description)
 

@@ -87,11 +87,6 @@ def measure(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] |
     return replace(counted, tokens=math.ceil(counted.tokens * ESTIMATE_MARGIN))
 
 
-def estimate_tokens(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | None = None) -> int:
-    """A local, deliberately high estimate of the tokens ``messages`` (and ``system``) take."""
-    return measure(messages, system).tokens
-
-
 def local_tokens(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | None = None) -> int:
     """About four characters a token for text (blocks as JSON), width × height / 750 for an image."""
     return _count(messages, system).tokens

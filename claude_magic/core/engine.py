@@ -287,8 +287,9 @@ def sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[
 
 def _call_text(block: dict[str, Any]) -> str:
     """``name(a=1, b='x')``: a tool call as it reads in a note."""
-    arguments = block.get("input") if isinstance(block.get("input"), dict) else {}
-    return f"{block.get('name', '?')}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    arguments = block.get("input")
+    listed = ", ".join(f"{k}={v!r}" for k, v in arguments.items()) if isinstance(arguments, dict) else ""
+    return f"{block.get('name', '?')}({listed})"
 
 
 # --- drivers ------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def _schema(name: str, function: Callable[..., Any], argument_help: dict[str, st
 
     try:
         schema = TypeAdapter(function).json_schema()  # type: ignore[arg-type]  # pydantic takes callables too
-    except Exception as exc:  # pydantic can't express some signatures (*args, exotic types)
+    except Exception as exc:  # noqa: BLE001 - pydantic can't express some signatures (*args, exotic types)
         raise ToolError(f"--tools {name}: can't describe its arguments as JSON ({exc})".split("\n")[0]) from None
     properties = schema.get("properties", {})
     for argument, text in argument_help.items():
@@ -109,7 +109,7 @@ def run(tools: dict[str, Tool], block: dict[str, Any]) -> ToolRun:
         from pydantic import validate_call
 
         value = validate_call(tool.function)(**arguments)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the user's object raises becomes one line
         return ToolRun(tool_use_id, name, arguments, _describe_exception(exc), is_error=True)
     return ToolRun(tool_use_id, name, arguments, _bounded(_as_text(value)), is_error=False)
 

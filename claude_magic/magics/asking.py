@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from ..api.errors import ClaudeError
+from ..api.settings import as_effort
 from ..core.engine import AnswerCutOff, ask
 from ..core.session import AskOptions, thinking_request
 from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_cut_off, footer
@@ -66,7 +67,7 @@ def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
         max_tokens=args.max_tokens if args.max_tokens is not None else magics.max_tokens,
         system=args.system if args.system is not None else magics.system,
         temperature=args.temperature if args.temperature is not None else magics.temperature,
-        effort=args.effort or magics.effort,
+        effort=as_effort(args.effort or magics.effort),
         use_history=not args.no_history,
         thinking=_thinking(magics, args),
         cached=args.cached or args.fresh or magics.cache,

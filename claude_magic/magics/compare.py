@@ -22,7 +22,8 @@ from ..core.engine import AnswerCutOff, ask_async
 if TYPE_CHECKING:
     from ..api.settings import ClientSettings
     from ..core.conversation import CellRun
-    from ..core.session import Answer, AskOptions, ClaudeSession
+    from ..core.engine import Answer
+    from ..core.session import AskOptions, ClaudeSession
 
 INTERRUPTED = "interrupted; the partial answer is kept"
 SWEEPABLE = ("model", "effort", "max_tokens", "thinking", "system", "temperature")

@@ -59,16 +59,21 @@ class ClaudeMagics(ClaudeSettings):
         if cell is None and is_command(line):
             return run_command(self, line)
         if cell is None:
-            tokens, prompt = split_options(line, self.claude.parser)
-            args = self.claude.parser.parse_args(tokens)
+            tokens, prompt = split_options(line, self._parser)
+            args = self._parser.parse_args(tokens)
         else:
-            args, prompt = self.claude.parser.parse_args(split_cell_options(line)), cell
+            args, prompt = self._parser.parse_args(split_cell_options(line)), cell
             if args.question:
                 raise UsageError(f"unexpected text on the %%claude line: {' '.join(args.question)!r}; the question goes in the cell")
         try:
             ask_question(self, args, prompt)
         except ClaudeError as error:  # attachments that can't be made: nothing was sent
             raise ClaudeMagicError(str(error)) from None
+
+    @property
+    def _parser(self) -> Any:
+        """The options' parser, which ``magic_arguments`` puts on the magic at import."""
+        return self.claude.parser
 
     def chat(self, side: bool = False) -> None:
         """Show the chat panel under the cell (``side``: in JupyterLab's side area, with sidecar)."""

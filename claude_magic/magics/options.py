@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, argument_group, kwds, magic_arguments
 
 from ..api.settings import EFFORT_LEVELS
-
-Magic = TypeVar("Magic", bound=Callable[..., Any])
 
 DECLARATIONS = [
     argument_group("Model and answer"),
@@ -77,13 +75,14 @@ DECLARATIONS = [
 """Every option, in the order ``%%claude?`` shows them."""
 
 
-def declared(epilog: str) -> Callable[[Magic], Magic]:
-    """Put :data:`DECLARATIONS` on the magic and build its parser, with ``epilog`` after them."""
+def declared(epilog: str) -> Callable[[Any], Any]:
+    """Put :data:`DECLARATIONS` on the magic and build its parser, with ``epilog`` after them
+    (the magic gains a ``parser`` attribute: IPython's decorators are untyped)."""
 
-    def declare(magic: Magic) -> Magic:
+    def declare(magic: Any) -> Any:
         for decorator in reversed(DECLARATIONS):  # magic_arguments reads them back in source order
             magic = decorator(magic)
-        return magic_arguments()(kwds(epilog=epilog)(magic))  # type: ignore[no-any-return]
+        return magic_arguments()(kwds(epilog=epilog)(magic))
 
     return declare
 

@@ -28,6 +28,7 @@ from ..api.settings import (
     ClientSettings,
     Credentials,
     SecretStr,
+    as_effort,
 )
 from ..attach.notebook import NotebookContext, running_cell_number
 from ..attach.registry import DEFAULT_ATTACHMENT_CHARS
@@ -170,7 +171,7 @@ class ClaudeSettings(Magics):
             max_tokens=self.max_tokens,
             system=self.system,
             temperature=self.temperature,
-            effort=self.effort,
+            effort=as_effort(self.effort),
             refresh_rate=self.refresh_rate,
             cache=self.cache,
             max_tool_rounds=self.max_tool_rounds,

@@ -47,10 +47,7 @@ A coffee costs $5 and a sandwich $10.
 """
 
 _DIRECTIVE = re.compile(r"\[\[\s*([a-z_]+)\s*(?:=\s*([^\]]+?))?\s*\]\]")
-_LOREM = (
-    "stream tokens arrive one after another while the notebook renders the growing answer "
-    "in place so the reader sees progress"
-).split()
+_LOREM = ["stream", "tokens", "arrive", "one", "after", "another", "while", "the", "notebook", "renders", "the", "growing", "answer", "in", "place", "so", "the", "reader", "sees", "progress"]
 
 
 @dataclass(frozen=True)
@@ -224,6 +221,3 @@ def cut_at_stop_sequence(text: str, stop_sequences: Sequence[str]) -> tuple[str,
     return text[:start], sequence
 
 
-def estimate_tokens(payload: Any) -> int:
-    """A deterministic token count: about four characters a token."""
-    return max(1, len(json.dumps(payload, separators=(",", ":"), sort_keys=True)) // 4)

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .handler import Handler, Server
 from .script import Script
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 @dataclass
@@ -33,7 +37,7 @@ class StandIn(Script):
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         handler = type("Handler", (Handler,), {"stand_in": self})
         self._server = Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
@@ -49,7 +53,7 @@ class StandIn(Script):
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> StandIn:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

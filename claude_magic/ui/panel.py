@@ -243,7 +243,7 @@ class ChatPanel:
             self._not_sent(text, "stopped before the answer started; nothing was recorded")
         except ClaudeError as error:
             self._not_sent(text, explain(error, settings))
-        except Exception as error:  # a bug of ours: a line here rather than a traceback in the log
+        except Exception as error:  # noqa: BLE001 - a bug of ours: a line here rather than a traceback in the log
             self._not_sent(text, f"unexpected error: {type(error).__name__}: {error}")
         else:
             self._say(footer(answer))
