@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TOOLS := .venv-tools
 # Jupyter refuses to run as root unless told; machines in containers often are root.
 LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -13,6 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# import-linter lives apart: its dependencies (rich, click) would make httpx load its CLI in the
+# package's venv, and every start-up figure measured there would include it.
+$(TOOLS)/.installed: Makefile
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet import-linter==2.17
+	touch $@
 
 ## lab: JupyterLab on notebooks/; without ANTHROPIC_API_KEY, against the offline stand-in
 lab: $(STAMP)
@@ -28,8 +36,8 @@ test: $(STAMP) check
 	$(PY) -m pytest
 
 ## check: the architecture's import contracts, ruff and mypy on the package
-check: $(STAMP)
-	$(VENV)/bin/lint-imports
+check: $(STAMP) $(TOOLS)/.installed
+	PYTHONPATH=. $(TOOLS)/bin/lint-imports
 	$(VENV)/bin/ruff check claude_magic
 	$(VENV)/bin/mypy
 
@@ -55,4 +63,4 @@ bench: $(STAMP)
 	$(PY) bench/memory.py
 
 clean:
-	rm -rf $(VENV) dist build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(TOOLS) dist build *.egg-info .pytest_cache

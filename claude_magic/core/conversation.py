@@ -21,8 +21,8 @@ Without a notebook the conversation lives for the session only.
 
 from __future__ import annotations
 
+import os
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +54,7 @@ class CellRun:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 @dataclass

@@ -8,7 +8,6 @@ magic, the chat panel and ``--compare`` share. It knows nothing of magics or wid
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,8 @@ from .conversation import CellRun, Conversation
 from .pricing import Tally
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
     from ..api.client import AsyncClient, Client
@@ -110,6 +111,8 @@ class ClaudeSession:
     def async_client(self, settings: ClientSettings) -> AsyncClient:
         """The async client for ``settings`` on the running event loop, one per loop (widget
         callbacks may run on a kernel subshell's loop, ``--compare`` on a loop of its own)."""
+        import asyncio  # loaded already: this runs on an event loop
+
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None or client.settings != settings:
@@ -122,6 +125,8 @@ class ClaudeSession:
 
     async def release_async_client(self) -> None:
         """Close the running loop's client: for a loop that is about to close."""
+        import asyncio  # loaded already: this runs on an event loop
+
         client = self._async_clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
@@ -130,6 +135,8 @@ class ClaudeSession:
         """Close every client (each async one on its own loop; a closed loop has nothing open)."""
         for loop, client in self._async_clients.items():
             if not loop.is_closed():
+                import asyncio  # loaded already: there is a loop
+
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop)
         self._async_clients.clear()
         if self._client is not None:

@@ -18,7 +18,6 @@ from IPython.core.error import UsageError
 
 from ..api.errors import ClaudeError
 from ..api.settings import as_effort
-from ..core.engine import AnswerCutOff, ask
 from ..core.session import AskOptions, thinking_request
 from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_cut_off, footer
 from .options import check_option_values
@@ -128,6 +127,7 @@ def _attachments(magics: ClaudeSettings, args: Any) -> list[Attachment]:
 
 def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, store_as: str | None) -> Answer:
     """Ask, then show the footer and store the text in ``store_as``, even for a partial answer."""
+    from ..core.engine import AnswerCutOff, ask
     from ..ui.render import show_footer
 
     settings = magics.client_settings()

@@ -6,7 +6,6 @@ A failure is one line, never a traceback: :class:`ClaudeMagicError` is how IPyth
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -105,6 +104,8 @@ def calls_not_run_note(calls: list[str], options: AskOptions) -> str:
 
 def explain_cut_off(cause: BaseException) -> str:
     """Why an answer stopped early; what arrived is kept."""
+    import asyncio  # loaded already wherever a task can be cancelled
+
     if isinstance(cause, asyncio.CancelledError):
         return "stopped; the partial answer above is kept"
     if isinstance(cause, KeyboardInterrupt):
