@@ -20,12 +20,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-from claude_magic.attach.registry import attach  # noqa: E402
+from claude_magic.attach.registry import attach
 
 
 def frame(rows: int) -> pd.DataFrame:
@@ -65,8 +65,8 @@ def main() -> None:
         print(f"  10^{exponent} rows: {seconds * 1000:8.1f} ms, {len(attachment.text):6,} characters")
     print("Wide frames (1,000 rows), median of 3")
     for library in ("pandas", "polars"):
-        narrow, _ = timed(lambda: attach("`df`", wide(500, library)))
-        broad, _ = timed(lambda: attach("`df`", wide(5000, library)))
+        narrow, _ = timed(lambda library=library: attach("`df`", wide(500, library)))
+        broad, _ = timed(lambda library=library: attach("`df`", wide(5000, library)))
         print(f"  {library}: 500 columns {narrow * 1000:7.1f} ms, 5,000 columns {broad * 1000:7.1f} ms, ratio {broad / narrow:.2f}")
     figure = plt.figure(figsize=(40, 30), dpi=100)
     axes = figure.gca()

@@ -18,13 +18,11 @@ import argparse
 import base64
 import io
 import json
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from timing import median_seconds
 
 from claude_magic.api.client import Client
 from claude_magic.api.settings import ClientSettings, Credentials
@@ -50,24 +48,14 @@ def session_with(turns: int, images: bool = False) -> ClaudeSession:
     return session
 
 
-def median_time(work: Callable[[], Any], runs: int) -> float:
-    work()  # warm: caches, imports
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def figures(session: ClaudeSession, runs: int) -> tuple[float, float]:
     """Median seconds of ``prepare`` and of the baseline, for the next question."""
     question = [{"type": "text", "text": "And what about next month?"}]
     client = Client(ClientSettings(credentials=Credentials(api_key="sk-ant-bench")))
     request = session.prepare(question, OPTIONS).request
     body = client.message_body(request, stream=True)
-    prepare = median_time(lambda: session.prepare(question, OPTIONS), runs)
-    baseline = median_time(lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")), runs)
+    prepare = median_seconds(lambda: session.prepare(question, OPTIONS), runs, warm=True)
+    baseline = median_seconds(lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")), runs, warm=True)
     return prepare, baseline
 
 

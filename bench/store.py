@@ -17,9 +17,9 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 from claude_magic.core.conversation import CellRun, Conversation, Exchange
 
@@ -36,31 +36,21 @@ def exchange(n: int) -> Exchange:
     return Exchange(question, answer, CellRun(f"cell-{n}", n, n), "claude-sonnet-5-5", usage)
 
 
-def timed(work: Callable[[], object], runs: int = 21) -> float:
-    """The median seconds of ``work``."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def measure(root: Path, turns: int) -> dict[str, float]:
     """The figures on a log of ``turns`` exchanges (each one taken before the log grows)."""
     mine, other = Conversation.open(NOTEBOOK, root), Conversation.open(NOTEBOOK, root)
     for n in range(turns):
         other.record(exchange(n))
     mine.refresh()
-    figures = {"replay the whole log": timed(lambda: Conversation.open(NOTEBOOK, root), runs=5)}
-    figures["refresh, nothing new"] = timed(mine.refresh)
+    figures = {"replay the whole log": median_seconds(lambda: Conversation.open(NOTEBOOK, root), 5)}
+    figures["refresh, nothing new"] = median_seconds(mine.refresh, 21)
     picked = []
     for n in range(turns, turns + 21):
         other.record(exchange(n))
-        picked.append(timed(mine.refresh, runs=1))
+        picked.append(median_seconds(mine.refresh, 1))
     figures["refresh, one new exchange"] = statistics.median(picked)
     serial = iter(range(turns + 21, 10**6))
-    figures["record one exchange"] = timed(lambda: mine.record(exchange(next(serial))))
+    figures["record one exchange"] = median_seconds(lambda: mine.record(exchange(next(serial))), 21)
     return figures
 
 

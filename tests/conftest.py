@@ -258,11 +258,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def kernel(server: StandIn, home: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A kernel with the extension loaded and the module's ``SETUP`` run. No notebook name:
     the conversation lives for the session only, so nothing carries over between modules."""
-    from kernel_harness import Kernel
+    from kernel_harness import Kernel, stand_in_environment
 
-    key = request.module.KEY
-    env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": key, "ANTHROPIC_AUTH_TOKEN": None, "CLAUDE_MAGIC_HOME": str(home), "JPY_SESSION_NAME": None}
-    with Kernel(env) as k:
+    with Kernel(stand_in_environment(server.base_url, request.module.KEY, home)) as k:
         assert k.run("%load_ext claude_magic").status == "ok"
         if setup := getattr(request.module, "SETUP", None):
             assert k.run(setup).status == "ok"

@@ -56,6 +56,18 @@ class CellResult:
         return json.dumps([m["content"] for m in self.messages]) + json.dumps(self.reply)
 
 
+def stand_in_environment(base_url: str, key: str, home: Any, notebook: str | None = None) -> dict[str, str | None]:
+    """A kernel's environment against a stand-in: its URL and key, a home of its own, and the
+    notebook it runs (None: none, so the conversation lives for the session only)."""
+    return {
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": key,
+        "ANTHROPIC_AUTH_TOKEN": None,
+        "CLAUDE_MAGIC_HOME": str(home),
+        "JPY_SESSION_NAME": notebook,
+    }
+
+
 class Kernel:
     def __init__(self, env: dict[str, str | None] | None = None, launcher: list[str] | None = None) -> None:
         """A kernel with ``env`` over this process's environment (None: unset), started through

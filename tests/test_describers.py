@@ -51,13 +51,6 @@ def test_the_registry_is_public_where_the_readme_says() -> None:
     assert attach_package.describes is describes and "describes" in attach_package.__all__
 
 
-@pytest.fixture(scope="module")
-def kernel(server: StandIn, home: Any) -> Any:
-    with Kernel({"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY, "CLAUDE_MAGIC_HOME": str(home), "JPY_SESSION_NAME": None}) as k:
-        assert k.run("%load_ext claude_magic").status == "ok"
-        yield k
-
-
 @pytest.mark.kernel
 def test_a_describer_registered_in_a_notebook_is_what_dash_a_sends(kernel: Kernel, server: StandIn) -> None:
     setup = (

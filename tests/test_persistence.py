@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kernel_harness import CellResult, Kernel
+from kernel_harness import CellResult, Kernel, stand_in_environment
 from nbclient import NotebookClient
 
 from claude_magic.core.budget import IMAGE_LEFT_OUT
@@ -31,13 +31,7 @@ def quiet(server: StandIn) -> None:
 
 
 def environment(server: StandIn, home: Path, notebook: str | None) -> dict[str, str | None]:
-    return {
-        "ANTHROPIC_BASE_URL": server.base_url,
-        "ANTHROPIC_API_KEY": KEY,
-        "ANTHROPIC_AUTH_TOKEN": None,
-        "CLAUDE_MAGIC_HOME": str(home),
-        "JPY_SESSION_NAME": notebook,
-    }
+    return stand_in_environment(server.base_url, KEY, home, notebook)
 
 
 def kernel(server: StandIn, home: Path, notebook: str | None = "/work/analysis.ipynb") -> Kernel:

@@ -20,7 +20,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
-from kernel_harness import CellResult, Kernel
+from kernel_harness import CellResult, Kernel, stand_in_environment
 
 from claude_magic.testing import StandIn
 
@@ -37,13 +37,7 @@ def quiet(server: StandIn) -> None:
 
 
 def environment(server: StandIn, home: Path, notebook: str | None) -> dict[str, str | None]:
-    return {
-        "ANTHROPIC_BASE_URL": server.base_url,
-        "ANTHROPIC_API_KEY": KEY,
-        "ANTHROPIC_AUTH_TOKEN": None,
-        "CLAUDE_MAGIC_HOME": str(home),
-        "JPY_SESSION_NAME": notebook,
-    }
+    return stand_in_environment(server.base_url, KEY, home, notebook)
 
 
 def mount_launcher(home: Path) -> list[str] | None:
