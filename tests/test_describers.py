@@ -4,8 +4,6 @@ uses it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from kernel_harness import Kernel
 

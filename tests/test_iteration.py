@@ -50,19 +50,21 @@ def test_code_goes_to_the_next_cell_never_run(kernel: Kernel, server: StandIn) -
     payloads = [p for p in result.reply["payload"] if p["source"] == "set_next_input"]
     assert len(payloads) == 1 and payloads[0]["replace"] is False
     assert payloads[0]["text"].startswith("import pandas as pd") and "left.merge(right" in payloads[0]["text"]
-    assert "1 new cell below, not run" in result.stderr
+    assert "1 new cell below, not run" in result.stdout and not result.stderr  # a note, not a warning
     assert kernel.run("print('left' in dir())").stdout.strip() == "False"
 
 
-def test_code_in_vscode_is_shown_with_a_hint(kernel: Kernel, server: StandIn) -> None:
-    result = kernel.run("__vsc_ipynb_file__ = '/tmp/x.ipynb'\n%claude --code Show me a join [[markdown]]")
-    kernel.run("del __vsc_ipynb_file__")
-    assert not [p for p in result.reply["payload"] if p["source"] == "set_next_input"]
-    assert "VS Code" in result.stderr and any("left.merge(right" in md for md in result.markdown())
+def test_code_in_vscode_goes_to_new_cells_in_order(kernel: Kernel, server: StandIn) -> None:
+    server.reply(text="First:\n\n```python\nimport a\n```\n\nthen:\n\n```python\nimport b\n```\n")
+    result = kernel.run("__vsc_ipynb_file__ = '/tmp/x.ipynb'\n%config ClaudeMagics.code_cells = 'each'\n%claude --code Two steps")
+    kernel.run("del __vsc_ipynb_file__\n%config ClaudeMagics.code_cells = 'joined'")
+    texts = [p["text"] for p in result.reply["payload"] if p["source"] == "set_next_input"]
+    assert texts == ["import b", "import a"]  # VS Code inserts each right below the cell: last first lands in order
+    assert "2 new cells below, not run" in result.stdout
 
 
 def test_an_answer_without_code_says_so(kernel: Kernel) -> None:
-    assert "no Python code block" in kernel.run("%claude --code hello").stderr
+    assert "no Python code block" in kernel.run("%claude --code hello").stdout
 
 
 
@@ -129,7 +131,7 @@ def test_sweep_and_samples_send_one_request_per_value(kernel: Kernel, server: St
 def test_keep_adds_the_chosen_answer_to_the_conversation(kernel: Kernel, server: StandIn) -> None:
     kernel.run("%claude --compare claude-sonnet-5-5,claude-haiku-5-5 pick one")
     chosen = next(r.answer for r in server.message_requests if r.body["model"] == "claude-haiku-5-5")
-    assert "now part of the conversation" in kernel.run("%claude keep 2").stderr
+    assert "now part of the conversation" in kernel.run("%claude keep 2").stdout
     kernel.run("%claude and so?")
     history = server.message_requests[-1].messages
     assert history[0]["content"][-1]["text"] == "pick one" and history[1]["content"][0]["text"] == chosen

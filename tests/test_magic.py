@@ -4,6 +4,7 @@ reached the server."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -402,6 +403,9 @@ def test_a_broken_stream_keeps_the_partial_answer(kernel: Kernel, server: StandI
     full = server.message_requests[-1].answer
     assert shown and full.startswith(shown) and len(shown) < len(full)
     assert shown.split() == full.split()[:8]  # four deltas of two words
+    footer = result.displays()[-1]["data"]["text/plain"]
+    estimated = re.search(r"~(\d+) out tokens \(estimated from what arrived\)", footer)
+    assert estimated and len(shown) // 4 <= int(estimated[1]) <= len(shown), footer  # not the 1 of message_start
     assert kernel.run("print(partial == %r)" % shown).stdout.strip() == "True"
     assert len(server.message_requests) == 1  # never retried once the answer started
     kernel.run("%claude and then?")

@@ -5,6 +5,7 @@ the kernel runs them. (tests/test_browser.py drives the same panel in JupyterLab
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from claude_magic.attach.notebook import DisplayedImage
 from claude_magic.core.conversation import Exchange
 from claude_magic.magics import ClaudeMagics
 from claude_magic.testing import StandIn
-from claude_magic.ui.panel import ChatPanel, PanelAnswer, PanelSettings, _display
+from claude_magic.ui.panel import ChatPanel, PanelAnswer, PanelSettings, _display, open_panel
 from claude_magic.ui.wording import ClaudeMagicError
 
 
@@ -150,6 +151,24 @@ def test_the_panel_asks_through_the_engine_with_tools_thinking_and_the_answer_ca
     assert any("use the tool <code>area</code>." in text for text in shown), shown  # the tool round's text, whole
     assert len(shared_stand_in.message_requests) == 3  # the repeated question cost nothing
     assert "from the answer cache" in text_of(panel.status)
+
+
+def test_in_vscode_a_price_is_plain_and_blank_widget_releases_are_named(magics: ClaudeMagics, shared_stand_in: StandIn, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ipywidgets.__version__", "8.1.9")
+    kernel = dataclasses.replace(magics.kernel_side(), in_vscode=True)
+
+    async def scenario() -> ChatPanel:
+        panel = open_panel(magics.session, magics.panel_settings, kernel)
+        task = panel.ask("Prices please [[markdown]]")
+        assert task is not None
+        await task
+        return panel
+
+    panel = run(scenario)
+    answer = text_of(panel.messages.children[-1])
+    assert "A coffee costs $5 and a sandwich $10." in answer and "\\$" not in answer  # nothing typesets widget math there
+    warning = capsys.readouterr().err
+    assert "VS Code shows nothing of ipywidgets 8.1.9 (vscode-jupyter #17504)" in warning
 
 
 def test_redraws_are_throttled_and_the_end_is_drawn_whole(magics: ClaudeMagics, shared_stand_in: StandIn) -> None:
@@ -372,3 +391,15 @@ def test_a_long_history_keeps_its_earlier_messages_in_one_box(magics: ClaudeMagi
         assert list(panel.earlier.children[-2:]) == list(recent[:2]) and list(panel.messages.children[-4:-2]) == kept  # the same widgets
 
     run(scenario)
+
+
+def test_vscode_is_recognised_by_what_it_really_sets(magics: ClaudeMagics, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.delenv("PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING", raising=False)
+    assert not magics.in_vscode
+    monkeypatch.setenv("PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING", "1")  # vscode-jupyter's kernels (kernelEnvVarsService)
+    assert magics.in_vscode
+    monkeypatch.setenv("JPY_SESSION_NAME", "/work/a.ipynb")  # a Jupyter server's kernel, maybe being debugged
+    assert not magics.in_vscode
+    magics.shell.user_ns["__vsc_ipynb_file__"] = "/work/a.ipynb"  # VS Code names the notebook, remote servers too
+    assert magics.in_vscode

@@ -119,7 +119,7 @@ class Page(HTMLParser):
 
 
 SAFE_TAGS = frozenset(
-    "p h1 h2 h3 h4 h5 h6 em strong code pre a img ul ol li blockquote hr br table thead tbody tr th td s del".split()
+    ["p", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "code", "pre", "a", "img", "ul", "ol", "li", "blockquote", "hr", "br", "table", "thead", "tbody", "tr", "th", "td", "s", "del"]
 )
 
 

@@ -67,7 +67,9 @@ class Answer:
     calls_not_run: list[str] = field(default_factory=list)
     """Tool calls the answer ended with that were not run (round limit, no tools, interrupt)."""
     content: list[dict[str, Any]] = field(default_factory=list)
-    """The answer's blocks as the conversation keeps them (see :func:`engine.sendable_answer`)."""
+    """The answer's blocks as the conversation keeps them (see :func:`sendable_answer`)."""
+    output_estimated: bool = False
+    """The output tokens in ``usage`` are estimated from what arrived (the answer was cut off)."""
 
 
 
@@ -225,10 +227,12 @@ class Turn:
         self._finish_showing(message.text)
         content, calls_not_run = sendable_answer(accumulator, self._calls_not_run_because)
         fitted = self._prepared.fitted if self._prepared is not None else None
+        usage, estimated = counted_output(accumulator)
         answer = Answer(
             text=message.text,
             model=message.model or self.options.model,
-            usage=accumulator.usage,
+            usage=usage,
+            output_estimated=estimated,
             content=content,
             time_to_first_token=self.first_token,
             total_time=time.monotonic() - self.started,
@@ -266,6 +270,21 @@ class Turn:
         if self._renderer is not None:
             self._renderer.finish(text)
             self._renderer = None
+
+
+def counted_output(accumulator: MessageAccumulator) -> tuple[dict[str, Any], bool]:
+    """The answer's usage, and whether its output tokens are an estimate: the API counts them
+    in its last event, so an answer cut off before it reports only what ``message_start`` said
+    (1). That is estimated from what arrived, as the context budget estimates (and billed so)."""
+    usage = accumulator.usage
+    if accumulator.complete:
+        return usage, False
+    from .budget import local_tokens
+
+    arrived = local_tokens([{"role": "assistant", "content": accumulator.content()}])
+    if arrived <= (usage.get("output_tokens") or 0):
+        return usage, False
+    return {**usage, "output_tokens": arrived}, True
 
 
 def sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -9,9 +9,7 @@ Every failure on the way is one line; nothing is sent before the question is who
 from __future__ import annotations
 
 import html
-import os
 import shlex
-import sys
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -19,7 +17,7 @@ from IPython.core.error import UsageError
 from ..api.errors import ClaudeError
 from ..api.settings import as_effort
 from ..core.session import AskOptions, thinking_request
-from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_cut_off, footer
+from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_cut_off, footer, note, warn
 from .options import check_option_values
 
 if TYPE_CHECKING:
@@ -39,13 +37,13 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
         prompt, namespace = _template(magics, args.template, prompt)
     interpolated = interpolate(prompt, namespace)
     for reference in interpolated.unresolved:
-        print(f"claude: {reference} names nothing; sent as written", file=sys.stderr)
+        warn(f"{reference} names nothing; sent as written")
     text = interpolated.text.strip()
     if not text:
         raise UsageError("nothing to ask: write a question after %claude, or in the cell under %%claude")
     attachments = _attachments(magics, args)
     if args.new and (cleared := magics.session.conversation.clear()).failure:
-        print(f"claude: {cleared}", file=sys.stderr)
+        warn(str(cleared))
     question = [*magics.session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
     options = ask_options(magics, args)
     if args.dry_run or args.count:
@@ -144,7 +142,7 @@ def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOp
         raise ClaudeMagicError(explain(error, settings)) from None
     show_footer(footer(answer), in_notebook=magics.in_notebook)
     if answer.calls_not_run:
-        print(f"claude: {calls_not_run_note(answer.calls_not_run, options)}", file=sys.stderr)
+        warn(calls_not_run_note(answer.calls_not_run, options))
     if store_as:
         magics.namespace[store_as] = answer.text
     return answer
@@ -196,12 +194,11 @@ def _compare(magics: ClaudeSettings, args: Any, question: list[dict[str, Any]], 
 
     compare.run(magics.session, question, columns, magics.client_settings(), magics.cell, draw)
     magics.compared = Compared(question, columns)
-    print(f"claude: {len(columns)} answers, none added to the conversation; keep one with %claude keep N", file=sys.stderr)
+    note(f"{len(columns)} answers, none added to the conversation; keep one with %claude keep N")
 
 
 def _offer_code(magics: ClaudeSettings, text: str) -> None:
     from .code_cells import cells_for, put_in_next_cells, python_blocks
 
     cells = cells_for(python_blocks(text), one_cell_each=magics.code_cells == "each")
-    in_vscode = "__vsc_ipynb_file__" in magics.namespace or "VSCODE_PID" in os.environ
-    print(put_in_next_cells(magics.shell, cells, in_vscode), file=sys.stderr)
+    note(put_in_next_cells(magics.shell, cells, magics.in_vscode))

@@ -1,8 +1,9 @@
 """``--code``: the answer's Python code put into new cells below, never run.
 
-Code goes to the frontend as IPython's ``set_next_input`` payload. VS Code ignores that
-payload, so there (and in any shell that can't take it) the code is shown with a one-line
-hint instead of vanishing silently.
+Code goes to the frontend as IPython's ``set_next_input`` payload. JupyterLab and Notebook 7
+take the first payload of a reply; VS Code takes every one, each inserted right below the
+cell (vscode-jupyter's ``cellExecutionMessageHandler``), so there the payloads go last first,
+to land in order. A shell that can't take a payload (a terminal) shows the code instead.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ def put_in_next_cells(shell: Any, cells: list[str], in_vscode: bool) -> str:
     """Offer ``cells`` as the next cells; returns the one-line note for the user."""
     if not cells:
         return "--code: the answer has no Python code block"
-    if in_vscode or not hasattr(shell, "set_next_input"):
+    payloads = getattr(shell, "payload_manager", None)
+    if payloads is None or not hasattr(shell, "set_next_input"):
         code = "\n\n".join(cells)
         show_text({"text/markdown": fenced(code, "python"), "text/plain": code})
-        return "--code: this frontend can't take new cells from the kernel (VS Code ignores them); copy the code above"
-    payloads = getattr(shell, "payload_manager", None)
-    if len(cells) == 1 or payloads is None:
+        return "--code: this shell can't take new cells from the kernel; the code is shown above"
+    if len(cells) == 1:
         shell.set_next_input(cells[0], replace=False)
         return "--code: 1 new cell below, not run"
-    for cell in cells:  # one payload each (set_next_input keeps only the last); frontends that take one use the first
+    for cell in reversed(cells) if in_vscode else cells:  # one payload each: set_next_input keeps only the last
         payloads.write_payload({"source": "set_next_input", "text": cell, "replace": False}, single=False)
+    if in_vscode:
+        return f"--code: {len(cells)} new cells below, not run"
     return f"--code: {len(cells)} cells offered below, not run (JupyterLab takes the first; set ClaudeMagics.code_cells = 'joined' for one cell with all)"

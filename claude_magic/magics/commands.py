@@ -6,7 +6,6 @@ becomes reserved (``%claude -- WORD …`` still asks a question starting with it
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from ..api.errors import ClaudeError
-from ..ui.wording import ClaudeMagicError, explain
+from ..ui.wording import ClaudeMagicError, explain, note, warn
 
 if TYPE_CHECKING:
     from .settings import ClaudeSettings
@@ -175,7 +174,7 @@ def show_history(magics: ClaudeSettings) -> None:
 def reset(magics: ClaudeSettings) -> None:
     cleared = magics.session.conversation.refresh().clear()
     if cleared.failure:
-        print(f"claude: {cleared}", file=sys.stderr)
+        warn(str(cleared))
     else:
         print(cleared)
 
@@ -210,4 +209,4 @@ def keep(magics: ClaudeSettings, number: str) -> None:
         raise UsageError(f"%claude keep {number}: that answer has no content")
     kept = Exchange(question=question, answer=column.content, cell=CellRun(), model=column.model, usage=column.usage, billed_separately=True)
     magics.session.conversation.record(kept)
-    print(f"claude: answer {number} ({column.label}) is now part of the conversation", file=sys.stderr)
+    note(f"answer {number} ({column.label}) is now part of the conversation")

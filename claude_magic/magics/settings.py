@@ -189,6 +189,16 @@ class ClaudeSettings(Magics):
     def in_notebook(self) -> bool:
         return getattr(self.shell, "kernel", None) is not None
 
+    @property
+    def in_vscode(self) -> bool:
+        """VS Code's Jupyter extension runs this kernel: it names the notebook in the namespace
+        (``__vsc_ipynb_file__``), and it sets ``PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING`` in every
+        Python kernel it starts itself (a Jupyter server's kernels have ``JPY_SESSION_NAME``).
+        ``VSCODE_PID`` is not set on Linux."""
+        if "__vsc_ipynb_file__" in self.namespace:
+            return True
+        return "PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING" in os.environ and "JPY_SESSION_NAME" not in os.environ
+
     def attach(self, label: str, obj: Any) -> Attachment:
         """``obj`` as an attachment, as ``-a`` makes it (the size budget, ``text/llm+plain`` formatters)."""
         from ..attach.registry import attach
@@ -201,7 +211,7 @@ class ClaudeSettings(Magics):
         and attaching an object as ``-a`` does."""
         from ..ui.panel import KernelSide
 
-        return KernelSide(self.namespace, getattr(self.shell, "user_ns_hidden", {}), self.notebook, self.attach)
+        return KernelSide(self.namespace, getattr(self.shell, "user_ns_hidden", {}), self.notebook, self.attach, self.in_vscode)
 
     def _notebook_path(self) -> str | None:
         return notebook_path(os.environ, self.shell.user_ns if self.shell is not None else {})

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import sys
 from collections import Counter
 from collections.abc import Callable, Container, Coroutine
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from ..core.engine import AnswerCutOff, ask_async
 from ..core.session import AskOptions, ClaudeSession, thinking_request
 from .render import ThrottledDisplay
 from .safe_html import highlight_css, to_html
-from .wording import explain, explain_cut_off, footer
+from .wording import explain, explain_cut_off, footer, warn
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -85,15 +84,32 @@ class KernelSide:
     notebook: NotebookContext
     attach: Callable[[str, Any], Attachment]
     """Attach an object as ``-a`` does (the size budget, ``text/llm+plain`` formatters)."""
+    in_vscode: bool = False
+    """VS Code shows the panel: it typesets no math in widgets (vscode-jupyter #7801)."""
 
 
 def open_panel(session: ClaudeSession, settings: Callable[[], PanelSettings], kernel: KernelSide, *, side: bool = False) -> ChatPanel:
     """Show a new panel under the running cell (or in JupyterLab's side area) and start
     listing the models in the background."""
     panel = ChatPanel(session, settings, kernel)
+    if kernel.in_vscode and _widgets_version() in VSCODE_BLANK_WIDGETS:
+        warn(
+            f"VS Code shows nothing of ipywidgets {_widgets_version()} (vscode-jupyter #17504): "
+            "pip install 'ipywidgets<8.1.9' and restart the kernel, or ask in %%claude cells"
+        )
     _display(panel.widget, side)
     panel.start()
     return panel
+
+
+VSCODE_BLANK_WIDGETS = frozenset({"8.1.9"})
+"""ipywidgets releases VS Code renders as nothing (vscode-jupyter #17504, open as of 2026-11)."""
+
+
+def _widgets_version() -> str:
+    import ipywidgets
+
+    return str(ipywidgets.__version__)
 
 
 def _display(widget: ipywidgets.Widget, side: bool) -> None:
@@ -103,7 +119,7 @@ def _display(widget: ipywidgets.Widget, side: bool) -> None:
         try:
             from sidecar import Sidecar
         except ImportError:
-            print("claude: --side needs the sidecar package (pip install sidecar); the panel is shown under the cell instead", file=sys.stderr)
+            warn("--side needs the sidecar package (pip install sidecar); the panel is shown under the cell instead")
         else:
             with Sidecar(title="Claude"):
                 display(widget)
@@ -114,12 +130,13 @@ def _display(widget: ipywidgets.Widget, side: bool) -> None:
 class PanelAnswer(ThrottledDisplay):
     """The panel's :class:`~claude_magic.core.engine.Renderer`: one message, redrawn as safe HTML."""
 
-    def __init__(self, message: ipywidgets.HTMLMath, *, refresh_rate: float) -> None:
+    def __init__(self, message: ipywidgets.HTMLMath, *, refresh_rate: float, typeset_math: bool = True) -> None:
         self.message = message
+        self._typeset_math = typeset_math
         super().__init__(self._show, refresh_rate=refresh_rate)
 
     def _show(self, text: str) -> None:
-        self.message.value = to_html(text) or WAITING
+        self.message.value = to_html(text, typeset_math=self._typeset_math) or WAITING
 
 
 class ChatPanel:
@@ -273,11 +290,11 @@ class ChatPanel:
 
     def _open_answer(self, settings: PanelSettings) -> PanelAnswer:
         """An answer (or a tool round's text) started: its message joins the history."""
-        message = _assistant_message("")
+        message = _assistant_message("", typeset_math=not self._kernel.in_vscode)
         self._unrecorded.append(message)
         self._show_messages()
         self._say("streaming…")
-        return PanelAnswer(message, refresh_rate=settings.refresh_rate)
+        return PanelAnswer(message, refresh_rate=settings.refresh_rate, typeset_math=not self._kernel.in_vscode)
 
     def _show_tool_run(self, run: ToolRun) -> None:
         """A tool call and its result, collapsed, among the messages as it happens."""
@@ -336,7 +353,7 @@ class ChatPanel:
         for exchange in self._session.conversation.exchanges:
             known = self._shown.get(id(exchange))
             if known is None or known[0] is not exchange:
-                known = (exchange, self._adopt(exchange) or _exchange_messages(exchange))
+                known = (exchange, self._adopt(exchange) or _exchange_messages(exchange, typeset_math=not self._kernel.in_vscode))
             shown[id(exchange)] = known
         self._shown = shown
         self._show_messages()
@@ -430,10 +447,10 @@ def _user_message(text: str, labels: list[str]) -> ipywidgets.HTML:
     return w.HTML(f'<div class="{SCOPE}-text">{html.escape(text)}</div>{note}').add_class(f"{SCOPE}-user")
 
 
-def _assistant_message(text: str) -> ipywidgets.HTMLMath:
+def _assistant_message(text: str, *, typeset_math: bool) -> ipywidgets.HTMLMath:
     import ipywidgets as w
 
-    message = w.HTMLMath(to_html(text) or WAITING)
+    message = w.HTMLMath(to_html(text, typeset_math=typeset_math) or WAITING)
     return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon")
 
 
@@ -447,11 +464,11 @@ def _tool_message(run: ToolRun) -> ipywidgets.HTML:
     return w.HTML(f"<details><summary>{summary}</summary><pre>{html.escape(run.output)}</pre></details>").add_class(f"{SCOPE}-tool")
 
 
-def _exchange_messages(exchange: Exchange) -> list[ipywidgets.Widget]:
+def _exchange_messages(exchange: Exchange, *, typeset_math: bool) -> list[ipywidgets.Widget]:
     """A past exchange (perhaps from a cell): the question with its attachments' names, and the answer."""
     texts = [b.get("text", "") for b in exchange.question if b.get("type") == "text"]
     answer = "".join(b.get("text", "") for b in exchange.answer if b.get("type") == "text")
-    return [_user_message(texts[-1] if texts else "", attached_labels(exchange.question[:-1])), _assistant_message(answer)]
+    return [_user_message(texts[-1] if texts else "", attached_labels(exchange.question[:-1])), _assistant_message(answer, typeset_math=typeset_math)]
 
 
 def _button(label: str, name: str, **options: Any) -> ipywidgets.Button:

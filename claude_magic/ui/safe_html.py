@@ -36,9 +36,11 @@ _CODE = re.compile(r"<code[^>]*>.*?</code>", re.DOTALL)
 _SAFE_LINK = {"target": "_blank", "rel": "noopener noreferrer"}
 
 
-def to_html(text: str) -> str:
-    """HTML for (possibly partial) answer text; an unclosed code fence is closed first."""
-    aside = _SetAside()
+def to_html(text: str, *, typeset_math: bool = True) -> str:
+    """HTML for (possibly partial) answer text; an unclosed code fence is closed first.
+    ``typeset_math=False`` where nothing typesets math (VS Code's widgets): a ``$`` is then
+    written plainly, and math shows as written."""
+    aside = _SetAside(typeset_math)
     markdown = replace_math(close_open_fence(text), aside.hide)
     return aside.restore(_parser().render(markdown))
 
@@ -46,12 +48,14 @@ def to_html(text: str) -> str:
 class _SetAside:
     """Math and dollar signs, kept out of the Markdown parser's reach and put back after."""
 
-    def __init__(self) -> None:
+    def __init__(self, typeset_math: bool) -> None:
         self._spans: list[tuple[str, str]] = []
         """(the source text, its HTML for MathJax) of each span set aside."""
+        self._dollar = "\\$" if typeset_math else "$"
+        """A literal dollar: escaped for MathJax (``processEscapes``), or plain where none runs."""
 
     def hide(self, kind: str, text: str) -> str:
-        for_mathjax = "\\$" if kind in ("dollar", "escaped") else html.escape(text)
+        for_mathjax = self._dollar if kind in ("dollar", "escaped") else html.escape(text)
         self._spans.append((text, for_mathjax))
         return f"\ue000{len(self._spans) - 1}\ue001"
 

@@ -6,6 +6,7 @@ A failure is one line, never a traceback: :class:`ClaudeMagicError` is how IPyth
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,16 @@ if TYPE_CHECKING:
     from ..core.session import AskOptions
 
 
+def note(message: str) -> None:
+    """Information: a quiet line on stdout (Jupyter paints stderr red, as for errors)."""
+    print(f"claude: {message}")
+
+
+def warn(message: str) -> None:
+    """Something went otherwise than asked, though nothing failed: one line on stderr."""
+    print(f"claude: {message}", file=sys.stderr)
+
+
 class ClaudeMagicError(Exception):
     """A user-facing failure: shown as its one line, with no traceback."""
 
@@ -43,7 +54,8 @@ def footer(answer: Answer) -> str:
 
     usage = answer.usage
     tokens = TokenUsage.from_api(usage)
-    parts = [answer.model, f"{tokens.input:,} in · {tokens.output:,} out tokens"]
+    output = f"~{tokens.output:,} out tokens (estimated from what arrived)" if answer.output_estimated else f"{tokens.output:,} out tokens"
+    parts = [answer.model, f"{tokens.input:,} in · {output}"]
     if answer.cached_at is not None:
         saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(answer.cached_at))
         return " · ".join([*parts, f"from the answer cache (received {saved}; --fresh asks again), no cost"])
