@@ -210,7 +210,14 @@ def test_config_traits_and_the_config_command_mask_the_key(kernel: Kernel, serve
     assert body["model"] == "claude-opus-5-5" and body["system"] == "You are concise."
     shown = kernel.run("%claude config")
     plain = shown.displays()[0]["data"]["text/plain"]
-    assert "claude-opus-5-5" in plain and server.base_url in plain and "ANTHROPIC_API_KEY" in plain
+    rows = {line.split()[0]: line for line in plain.splitlines()}
+    names = kernel.run("print(' '.join(_m.configurable()))").stdout.split()
+    assert sorted(names) == sorted(kernel.run("print(' '.join(_m.class_trait_names(config=True)))").stdout.split())
+    assert list(rows) == names  # every setting, in the order declared; a new one can't be left out
+    assert rows["model"].split()[1:] == ["claude-opus-5-5", "%config"]
+    assert server.base_url in rows["base_url"] and rows["base_url"].endswith("environment (ANTHROPIC_BASE_URL)")
+    assert rows["api_key"].endswith("environment (ANTHROPIC_API_KEY)") and rows["max_tool_rounds"].split()[1] == "8"
+    assert len({line.index(line.split()[1]) for line in plain.splitlines()}) == 1  # the values' column is aligned
     kernel.run(f'%config ClaudeMagics.api_key = "{KEY}"')
     listing = kernel.run("%config ClaudeMagics\n%config ClaudeMagics.api_key")
     assert KEY not in kernel.run("%claude config").everything()

@@ -60,3 +60,25 @@ def test_loading_the_extension_imports_nothing_heavy() -> None:
         "print(heavy)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_each_setting_says_where_its_value_comes_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("CLAUDE_MAGIC_LIVE_UPDATES", raising=False)
+    config = Config({"ClaudeMagics": {"model": "claude-haiku-5-5"}, "HistoryManager": {"hist_file": ":memory:"}})
+    magics = ClaudeMagics(InteractiveShell(config=config))
+    try:
+        magics.max_tokens = 1000
+        sources = {name: magics.source_of(name) for name in ("model", "max_tokens", "base_url", "live_updates", "effort")}
+    finally:
+        magics.close()
+    assert sources == {
+        "model": "config file",
+        "max_tokens": "%config",
+        "base_url": "environment (ANTHROPIC_BASE_URL)",
+        "live_updates": "default",
+        "effort": "default",
+    }

@@ -89,39 +89,57 @@ def commands_help() -> str:
 # --- the commands -------------------------------------------------------------------------------
 
 
-@command("config", "the effective settings, the key masked, and where each comes from")
+@command("config", "every setting: its value and where it comes from (default, config file, environment, %config)")
 def show_config(magics: ClaudeSettings) -> None:
-    from ..api.settings import mask_secret
     from ..ui.render import literal_markdown, show_text
 
-    settings = magics.client_settings()
-    credentials = settings.credentials
-    key_source = "%config" if magics.api_key else "ANTHROPIC_API_KEY" if credentials.api_key else (
-        "ANTHROPIC_AUTH_TOKEN" if credentials.auth_token else "not set"
-    )
-    rows = [
-        ("model", magics.model),
-        ("max_tokens", magics.max_tokens),
-        ("temperature", magics.temperature if magics.temperature is not None else "(not sent)"),
-        ("effort", magics.effort or "(model default)"),
-        ("system", magics.system or "(none)"),
-        ("credentials", f"{mask_secret(credentials.api_key or credentials.auth_token)} ({key_source})"),
-        ("base_url", settings.base_url),
-        ("api_version", settings.api_version),
-        ("max_retries", settings.max_retries),
-        ("timeout", f"{settings.timeout:g} s"),
-        ("refresh_rate", f"{magics.refresh_rate:g} / s"),
-        ("prompt_caching", "on" if magics.prompt_caching else "off"),
-        ("context_budget", f"{magics.context_budget:,} tokens" if magics.context_budget else "(the model's context window)"),
-    ]
-    table = "\n".join(f"| `{name}` | {literal_markdown(str(value))} |" for name, value in rows)
-    plain = "\n".join(f"{name:<13} {value}" for name, value in rows)
+    rows = [(name, _setting_value(magics, name), magics.source_of(name)) for name in magics.configurable()]
+    rows = [_with_token_source(magics, row) if row[0] == "api_key" else row for row in rows]
+    table = "\n".join(f"| `{name}` | {literal_markdown(value)} | {source} |" for name, value, source in rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    plain = "\n".join(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {source}".rstrip() for name, value, source in rows)
     show_text(
         {
-            "text/markdown": f"| setting | value |\n|---|---|\n{table}\n\nChange with `%config ClaudeMagics.<setting> = ...`",
+            "text/markdown": f"| setting | value | from |\n|---|---|---|\n{table}\n\nChange with `%config ClaudeMagics.<setting> = ...`",
             "text/plain": plain,
         }
     )
+
+
+_UNSET = {
+    "temperature": "(not sent)",
+    "effort": "(the model's default)",
+    "system": "(none)",
+    "context_budget": "(the model's context window less max_tokens)",
+}
+_UNITS = {"timeout": " s", "refresh_rate": " / s", "attachment_chars": " characters", "context_budget": " tokens"}
+
+
+def _setting_value(magics: ClaudeSettings, name: str) -> str:
+    """A setting's value as shown: credentials masked, unset ones said in words, the base URL
+    as it resolves."""
+    from ..api.settings import mask_secret
+
+    if name == "api_key":
+        credentials = magics.client_settings().credentials
+        return mask_secret(credentials.api_key or credentials.auth_token)
+    if name == "base_url":
+        return magics.client_settings().base_url
+    value = getattr(magics, name)
+    if value in (None, "") and name in _UNSET:
+        return _UNSET[name]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    shown = f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else str(value)
+    return shown + _UNITS.get(name, "")
+
+
+def _with_token_source(magics: ClaudeSettings, row: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The key row when a bearer token (``ANTHROPIC_AUTH_TOKEN``) is what authenticates."""
+    name, value, source = row
+    if source == "default" and magics.client_settings().credentials.auth_token:
+        return name, value, "environment (ANTHROPIC_AUTH_TOKEN)"
+    return name, value, "not set" if value == "(not set)" else source
 
 
 @command("models", "the models the key can use, with their context window and output limit")

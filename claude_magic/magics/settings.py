@@ -42,6 +42,14 @@ if TYPE_CHECKING:
     from ..ui.panel import KernelSide, PanelSettings
 
 
+_ENVIRONMENT_DEFAULTS = {
+    "api_key": "ANTHROPIC_API_KEY",
+    "base_url": "ANTHROPIC_BASE_URL",
+    "live_updates": "CLAUDE_MAGIC_LIVE_UPDATES",
+}
+"""Settings that, when not set, are read from the environment (the SDK's variables, and ours)."""
+
+
 @dataclass
 class Compared:
     """The last ``--compare`` / ``--sweep`` / ``--samples``: its question and columns, for ``%claude keep``."""
@@ -98,6 +106,11 @@ class ClaudeSettings(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        self._from_config_files = set(self.config.get(type(self).__name__, {}))
+        """Settings the configuration (files, command line) gave before the magic was loaded."""
+        self._set_since: set[str] = set()
+        """Settings changed after loading: ``%config``, or code."""
+        self.observe(lambda change: self._set_since.add(change["name"]), names=self.configurable())
         self.session = ClaudeSession(locate=self._notebook_path)
         self._apply_request_policy()
         self.cell = CellRun()
@@ -149,6 +162,26 @@ class ClaudeSettings(Magics):
             session.context_budget = self.context_budget
 
     # --- what the settings resolve to --------------------------------------------------------
+
+    @classmethod
+    def configurable(cls) -> list[str]:
+        """Every setting, in the order the class declares them."""
+        names = cls.class_trait_names(config=True)
+        declared = [name for klass in reversed(cls.__mro__) for name in vars(klass) if name in names]
+        return list(dict.fromkeys(declared))
+
+    def source_of(self, name: str) -> str:
+        """Where a setting's value comes from: ``%config`` (this session), the config file, the
+        environment, or the default."""
+        variable = _ENVIRONMENT_DEFAULTS.get(name)
+        unset = variable is not None and getattr(self, name) is None  # the key and the URL: read from the environment
+        if not unset and name in self._set_since:
+            return "%config"
+        if not unset and name in self._from_config_files:
+            return "config file"
+        if variable is not None and os.environ.get(variable):
+            return f"environment ({variable})"
+        return "default"
 
     def client_settings(self) -> ClientSettings:
         """Effective settings: %config first, then the SDK's environment variables, then defaults."""
