@@ -134,6 +134,9 @@ def test_dry_run_shows_the_body_and_sends_nothing(kernel: Kernel, server: StandI
     body = json.loads(result.displays()[-1]["data"]["text/plain"])
     assert body["system"] == "terse" and body["stream"] is True
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    markdown = result.displays()[-1]["data"]["text/markdown"]  # the notebook shows the history folded away
+    assert markdown.startswith("<details><summary>2 earlier messages (1 turn, ") and "</details>" in markdown
+    assert '"<the 2 earlier messages above>"' in markdown and '"text": "Second {x}"' in markdown.split("</details>")[1]
     assert KEY not in result.everything()
 
 

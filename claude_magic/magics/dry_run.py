@@ -2,7 +2,8 @@
 
 Per attachment: its kind, size (characters, or pixels and bytes) and an estimated token
 count, with images as small thumbnails; then the request body exactly as it would go, except
-that image data is replaced by its length (never pages of base64). A dry run sends nothing
+that image data is replaced by its length (never pages of base64), and in a notebook the
+earlier turns are folded under a line that counts them. A dry run sends nothing
 at all: its input size is the local estimate. ``--count`` asks the server's
 ``count_tokens`` for the exact figure, and says that this is the one request it made.
 """
@@ -40,8 +41,25 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
     for attachment in attachments:
         if attachment.image is not None:
             show_text({"image/png": attachment.image.thumbnail_png(), "text/plain": f"thumbnail of {attachment.label}"})
-    text = json.dumps(without_image_data(body), indent=2, ensure_ascii=False)
-    show_text({"text/markdown": fenced(text, "json"), "text/plain": text})
+    shown = without_image_data(body)
+    text = json.dumps(shown, indent=2, ensure_ascii=False)
+    show_text({"text/markdown": _collapsed_history(shown), "text/plain": text})
+
+
+def _collapsed_history(body: dict[str, Any]) -> str:
+    """The body as Markdown: the new question in full, the earlier messages folded away under a
+    line that counts them (a long conversation would otherwise make the cell pages tall)."""
+    *earlier, newest = body.get("messages") or [{}]
+    if not earlier:
+        return fenced(json.dumps(body, indent=2, ensure_ascii=False), "json")
+    history = json.dumps(earlier, indent=2, ensure_ascii=False)
+    turns = sum(1 for message in earlier if message.get("role") == "user")
+    summary = f"{len(earlier)} earlier messages ({turns} turn{'s' if turns != 1 else ''}, {len(history):,} characters), sent before the question"
+    question = {**body, "messages": [f"<the {len(earlier)} earlier messages above>", newest]}
+    return (
+        f"<details><summary>{summary}</summary>\n\n{fenced(history, 'json')}\n\n</details>\n\n"
+        f"{fenced(json.dumps(question, indent=2, ensure_ascii=False), 'json')}"
+    )
 
 
 def local_estimate(body: dict[str, Any]) -> int:
