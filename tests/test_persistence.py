@@ -78,18 +78,46 @@ def test_a_new_kernel_continues_the_notebooks_conversation(server: StandIn, tmp_
     assert "What is a left join?" in shown and "And an inner join?" in shown
 
 
-def test_a_rerun_after_a_restart_replaces_its_exchange_and_the_log_remembers(server: StandIn, tmp_path: Path) -> None:
+def test_a_rerun_after_a_restart_forks_the_conversation_and_the_log_remembers(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path) as first:
         ok(first, "%claude Alpha", cell_id="A")
         ok(first, "%claude Beta", cell_id="B")
     with kernel(server, tmp_path) as second:
         ok(second, "%claude Alpha, edited", cell_id="A")
-        assert server.message_requests[-1].prompts() == ["Beta", "Alpha, edited"]
-        history = plain(ok(second, "%claude history"))
-        assert re.search(r"\[\d+\] B\b.*Beta", history) and re.search(r"\[\d+\] A\b.*Alpha, edited", history)
-        assert "Alpha\n" not in history
+        assert server.message_requests[-1].prompts() == ["Alpha, edited"]  # B came after A: set aside
+        history = plain(ok(second, "%claude history --all"))
+        assert re.search(r"\[\d+\] A\b.*Alpha, edited", history) and "1 turn, 2 set aside" in history
+        assert re.search(r"set aside 2 .*Beta.*when \[\d+\] A ran again", history)
+        assert "Beta" not in plain(ok(second, "%claude history"))
+        assert "is the conversation's latest again" in ok(second, "%claude restore 2").stdout
+        ok(second, "%claude Gamma", cell_id="C")
+        assert server.message_requests[-1].prompts() == ["Alpha, edited", "Beta", "Gamma"]
     kept = Conversation.open("/work/analysis.ipynb", tmp_path)
-    assert [e.question[-1]["text"] for e in kept.exchanges] == ["Beta", "Alpha, edited"]
+    assert [e.question[-1]["text"] for e in kept.exchanges] == ["Alpha, edited", "Beta", "Gamma"]
+    assert [s.exchange.question[-1]["text"] for s in kept.set_aside] == ["Alpha"]
+
+
+def test_run_all_sends_what_it_sent_before(server: StandIn, tmp_path: Path) -> None:
+    """Restart & Run All (a new kernel, each cell sent with its id as JupyterLab does) twice
+    sends byte-identical requests; after editing the third cell, Run All sends cells 1 and 2
+    with the history they had, and cell 3 without what came after it."""
+    cells = {"c1": "What is a left join?", "c2": "And an inner join?", "c3": "Which is faster?", "c4": "Summarise."}
+
+    def run_all() -> list[tuple[list[str], str]]:
+        server.reset()
+        with kernel(server, tmp_path) as k:
+            for cell_id, question in cells.items():
+                ok(k, f"%claude {question}", cell_id=cell_id)
+        return [(r.prompts(), r.digest) for r in server.message_requests]
+
+    first, second = run_all(), run_all()
+    questions = list(cells.values())
+    assert [prompts for prompts, _ in first] == [questions[: n + 1] for n in range(4)]
+    assert second == first  # the same bytes, not only the same questions
+    cells["c3"] = "Which is faster, in a sentence?"
+    edited = run_all()
+    assert edited[:2] == first[:2]
+    assert [prompts for prompts, _ in edited[2:]] == [[*questions[:2], cells["c3"]], [*questions[:2], cells["c3"], "Summarise."]]
 
 
 def test_vs_code_names_the_notebook_in_the_namespace(server: StandIn, tmp_path: Path) -> None:

@@ -49,13 +49,16 @@ def test_a_kernel_picks_up_what_another_one_recorded(tmp_path: Path) -> None:
     )
 
 
-def test_a_rerun_in_one_kernel_replaces_the_exchange_the_other_made_for_that_cell(tmp_path: Path) -> None:
+def test_a_rerun_in_one_kernel_forks_the_conversation_the_other_made(tmp_path: Path) -> None:
     a, b = Conversation.open(NOTEBOOK, tmp_path), Conversation.open(NOTEBOOK, tmp_path)
-    ask(a, "x from a", CellRun("X", 1, 1))
-    ask(a, "y from a", CellRun("Y", 2, 2))
-    assert ask(b, "x from b", CellRun("X", 1, 1)) == ["y from a"]  # b's run of X replaces a's: it knew it
-    assert ask(a, "z from a", CellRun("Z", 3, 3)) == ["y from a", "x from b"]
-    assert questions(Conversation.open(NOTEBOOK, tmp_path)) == ["y from a", "x from b", "z from a"]
+    ask(a, "w from a", CellRun("W", 1, 1))
+    ask(a, "x from a", CellRun("X", 2, 2))
+    ask(a, "y from a", CellRun("Y", 3, 3))
+    assert ask(b, "x from b", CellRun("X", 1, 1)) == ["w from a"]  # b's run of X sets aside a's X and what followed
+    assert ask(a, "z from a", CellRun("Z", 4, 4)) == ["w from a", "x from b"]
+    restored = Conversation.open(NOTEBOOK, tmp_path)
+    assert questions(restored) == ["w from a", "x from b", "z from a"]
+    assert [s.exchange.question[-1]["text"] for s in restored.set_aside] == ["x from a", "y from a"]
 
 
 def test_an_exchange_a_kernel_never_saw_is_not_replaced_by_it(tmp_path: Path) -> None:
@@ -100,10 +103,8 @@ def test_a_log_of_format_1_is_read_as_before_and_continued_by_name(tmp_path: Pat
     store.path.write_text("".join(json.dumps(event) + "\n" for event in old))
     first, second = Conversation.open(NOTEBOOK, tmp_path), Conversation.open(NOTEBOOK, tmp_path)
     assert questions(first) == ["b", "a, second run"]
-    assert ask(first, "b, rerun", CellRun("B", 1, 1)) == ["a, second run"]
-    assert (
-        questions(second.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["a, second run", "b, rerun"]
-    )
+    assert ask(first, "b, rerun", CellRun("B", 1, 1)) == []  # a new run of B forks before b: "a, second run" came after
+    assert questions(second.refresh()) == questions(Conversation.open(NOTEBOOK, tmp_path)) == ["b, rerun"]
 
 
 def _texts(question: str) -> dict:
@@ -155,7 +156,8 @@ class Kernel:
 def test_replaying_the_log_gives_the_state_every_kernel_had_live(tmp_path: Path, seed: int) -> None:
     """Three kernels, three cells (and cell-less questions), questions overlapping in time,
     restarts and resets, in a random order. A model says what the conversation must be: a new
-    run of a cell replaces the exchanges of that cell the kernel had in view when it asked."""
+    run of a cell sets aside, of what the kernel had in view when it asked, that cell's first
+    exchange and every one after it."""
     rng = random.Random(seed)
     serial = itertools.count(1)
     kernels = [Kernel(Conversation.open(NOTEBOOK, tmp_path)) for _ in range(3)]
@@ -168,6 +170,10 @@ def test_replaying_the_log_gives_the_state_every_kernel_had_live(tmp_path: Path,
     def is_new_run(kernel: Kernel, cell: CellRun) -> bool:
         return cell.cell_id is not None and kernel.last_run.get(cell.cell_id) != cell.run
 
+    def forked(view: list[str], cell_id: str | None) -> list[str]:
+        first = next((n for n, i in enumerate(view) if cell_of[i] == cell_id), len(view))
+        return view[first:]
+
     for _ in range(80):
         kernel = rng.choice(kernels)
         action = rng.choices(["ask", "answer", "restart", "reset", "usage"], weights=[6, 6, 1, 0.5, 0.5])[0]
@@ -177,14 +183,12 @@ def test_replaying_the_log_gives_the_state_every_kernel_had_live(tmp_path: Path,
             view = ids(kernel.conversation.refresh())
             assert view == model  # caught up
             sent = questions(kernel.conversation, kernel.cell)
-            assert sent == [
-                i for i in model if not (is_new_run(kernel, kernel.cell) and cell_of[i] == kernel.cell.cell_id)
-            ]
+            assert sent == [i for i in model if not (is_new_run(kernel, kernel.cell) and i in forked(model, kernel.cell.cell_id))]
             kernel.pending = (exchange(f"q{len(cell_of)}", kernel.cell), view)
             cell_of[f"q{len(cell_of)}"] = kernel.cell.cell_id
         elif kernel.pending is not None and action == "answer":
             asked, view = kernel.pending
-            replaced = [i for i in view if cell_of[i] == asked.cell.cell_id] if is_new_run(kernel, asked.cell) else []
+            replaced = forked(view, asked.cell.cell_id) if is_new_run(kernel, asked.cell) else []
             if is_new_run(kernel, asked.cell):
                 kernel.last_run[str(asked.cell.cell_id)] = asked.cell.run
             model = [i for i in model if i not in replaced] + [asked.question[-1]["text"]]

@@ -58,16 +58,18 @@ def test_a_conversation_comes_back_as_it_was_recorded(tmp_path: Path) -> None:
     assert again.messages() == first.messages()
 
 
-def test_a_rerun_cell_replaces_its_exchange_in_the_log_too(tmp_path: Path) -> None:
+def test_a_rerun_cell_forks_the_conversation_in_the_log_too(tmp_path: Path) -> None:
     live = Conversation.open(NOTEBOOK, tmp_path)
-    live.record(exchange("a, first run", CellRun("a", 1, 1)))
-    live.record(exchange("b", CellRun("b", 2, 2)))
-    live.record(exchange("a, second run", CellRun("a", 3, 3)))
-    live.record(exchange("a, same run", CellRun("a", 3, 3)))
-    assert questions(Conversation.open(NOTEBOOK, tmp_path)) == questions(live) == ["b", "a, second run", "a, same run"]
+    live.record(exchange("z", CellRun("z", 1, 1)))
+    live.record(exchange("a, first run", CellRun("a", 2, 2)))
+    live.record(exchange("b", CellRun("b", 3, 3)))
+    live.record(exchange("a, second run", CellRun("a", 4, 4)))
+    live.record(exchange("a, same run", CellRun("a", 4, 4)))
+    assert questions(Conversation.open(NOTEBOOK, tmp_path)) == questions(live) == ["z", "a, second run", "a, same run"]
     restored = Conversation.open(NOTEBOOK, tmp_path)
-    restored.record(exchange("b after a restart", CellRun("b", 1, 1)))  # a new kernel's first run of b replaces it
-    assert questions(Conversation.open(NOTEBOOK, tmp_path)) == ["a, second run", "a, same run", "b after a restart"]
+    assert [s.exchange.question[-1]["text"] for s in restored.set_aside] == ["a, first run", "b"]
+    restored.record(exchange("z after a restart", CellRun("z", 1, 1)))  # a new kernel's first run of z forks at z
+    assert questions(Conversation.open(NOTEBOOK, tmp_path)) == ["z after a restart"]
 
 
 def test_images_are_stored_once_by_content_and_never_inline(tmp_path: Path) -> None:
@@ -224,3 +226,14 @@ def test_a_writer_waits_while_another_holds_the_lock(tmp_path: Path) -> None:
         assert writer.poll() is None and not store.path.exists()  # blocked on our lock
     assert writer.stdout.readline().strip() == "done" and writer.wait(timeout=30) == 0
     assert [e["event"] for e in lines(store)] == ["start", "usage"]
+
+
+def test_a_restored_exchange_is_restored_for_every_reader_of_the_log(tmp_path: Path) -> None:
+    live = Conversation.open(NOTEBOOK, tmp_path)
+    live.record(exchange("a", CellRun("a", 1, 1)))
+    live.record(exchange("b", CellRun("b", 2, 2)))
+    live.record(exchange("a again", CellRun("a", 3, 3)))
+    live.restore(2)
+    restored = Conversation.open(NOTEBOOK, tmp_path)
+    assert questions(restored) == questions(live) == ["a again", "b"]
+    assert [s.exchange.question[-1]["text"] for s in restored.set_aside] == ["a"]

@@ -1,9 +1,11 @@
 """The notebook's conversation with Claude: exchanges in the order they happened.
 
-It is cell-aware: the first question asked by a new run of a cell replaces the exchanges of
-that cell this kernel has in view (its earlier runs, wherever they ran), so re-running a cell
-replaces its exchange instead of piling up duplicates. (Cells are known by the frontend's cell
-id; without one, exchanges just append.)
+It is cell-aware, and a re-run forks it as editing a message does in a chat: the first
+question asked by a new run of a cell becomes the latest, and the cell's earlier exchange and
+every exchange that came after it are set aside (kept in the log, listed by
+``%claude history --all``, restorable), never sent with it. So Run All sends what it sent
+before, and after editing cell k, cells 1..k-1 are sent with the history they had. (Cells are
+known by the frontend's cell id; without one, exchanges just append.)
 
 It is durable when the kernel knows its notebook (:func:`notebook_path`): each recorded
 exchange goes to the notebook's log in :mod:`claude_magic.store` with an id of its own and
@@ -24,7 +26,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,19 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class SetAside:
+    """An exchange a re-run took out of the conversation, and the exchange that did."""
+
+    exchange: Exchange
+    by: Exchange
+
+    @property
+    def replaced(self) -> bool:
+        """Its own cell's re-run took it (not a re-run of an earlier cell)."""
+        return self.exchange.cell.cell_id is not None and self.exchange.cell.cell_id == self.by.cell.cell_id
+
+
+@dataclass(frozen=True)
 class Cleared:
     """What :meth:`Conversation.clear` did with the conversation it ended; its ``str`` says so in
     one line, with what a restarted kernel will find."""
@@ -144,6 +159,8 @@ class Cleared:
 class Conversation:
     def __init__(self, store: ConversationStore | None = None, unsaved: str | None = None) -> None:
         self.exchanges: list[Exchange] = []
+        self.set_aside: list[SetAside] = []
+        """Exchanges a re-run took out of the conversation, oldest first (restorable)."""
         self._last_run_of_cell: dict[str, int] = {}
         self.store = store
         """Where the conversation is kept; None: for this session only."""
@@ -193,11 +210,12 @@ class Conversation:
         return self
 
     def _replaced_by(self, cell: CellRun) -> list[str] | None:
-        """The exchanges a question from ``cell`` replaces: on a new run of the cell, those of it
-        in view (None: not a new run, or no cell)."""
+        """The exchanges a question from ``cell`` sets aside: on a new run of the cell, its
+        exchange in view and every one after it (None: not a new run, or no cell)."""
         if cell.cell_id is None or self._last_run_of_cell.get(cell.cell_id) == cell.run:
             return None
-        return [e.id for e in self.exchanges if e.cell.cell_id == cell.cell_id]
+        first = next((i for i, e in enumerate(self.exchanges) if e.cell.cell_id == cell.cell_id), len(self.exchanges))
+        return [e.id for e in self.exchanges[first:]]
 
     def history(self, cell: CellRun | None = None) -> list[Exchange]:
         """The exchanges a question from ``cell`` is sent with (without those it will replace)."""
@@ -228,23 +246,39 @@ class Conversation:
         if usage:
             self._commit({"event": "usage", "model": model, "usage": usage})
 
-    def _apply(self, exchange: Exchange, replaces: Replaces) -> None:
+    def _apply(self, exchange: Exchange, replaces: Replaces, restores: str | None = None) -> None:
+        """``exchange`` joins the conversation, setting aside those it replaces (or, restored,
+        leaving the set-aside list)."""
         if isinstance(replaces, str):  # format 1: every exchange of that cell
-            self.exchanges = [e for e in self.exchanges if e.cell.cell_id != replaces]
-        elif replaces:
-            gone = set(replaces)
-            self.exchanges = [e for e in self.exchanges if e.id not in gone]
+            gone = {e.id for e in self.exchanges if e.cell.cell_id == replaces}
+        else:
+            gone = set(replaces or ())
+        self.set_aside = [s for s in self.set_aside if s.exchange.id != restores]
+        self.set_aside += [SetAside(e, exchange) for e in self.exchanges if e.id in gone]
+        self.exchanges = [e for e in self.exchanges if e.id not in gone]
         self.exchanges.append(exchange)
+
+    def restore(self, number: int) -> Exchange:
+        """Bring set-aside exchange ``number`` (1-based, as ``%claude history --all`` lists them)
+        back into the conversation, as its latest exchange."""
+        with self._guard:
+            self.refresh()
+            if not 1 <= number <= len(self.set_aside):
+                raise IndexError(number)
+            old = self.set_aside[number - 1].exchange
+            back = replace(old, id=_new_id(), cell=CellRun(old.cell.cell_id, old.cell.execution_count, -1))
+            self._commit({**back.to_event([]), "restores": old.id}, lambda: self._apply(back, [], restores=old.id))
+            return back
 
     def _catch_up(self) -> None:
         """Apply what the log gained since this kernel last read it."""
         assert self.store is not None
         tail = self.store.follow(self._cursor)
         if tail.restarted:
-            self.exchanges = []
+            self.exchanges, self.set_aside = [], []
         for offset, event in tail.events:
             if event.get("event") == "exchange":
-                self._apply(Exchange.from_event(event, f"@{offset}"), event.get("replaces"))
+                self._apply(Exchange.from_event(event, f"@{offset}"), event.get("replaces"), event.get("restores"))
         self._cursor = tail.cursor
 
     def _commit(self, event: dict[str, Any], change: Callable[[], None] = lambda: None) -> None:
@@ -279,6 +313,7 @@ class Conversation:
         with self._guard:
             turns = len(self.exchanges)
             self.exchanges = []
+            self.set_aside = []
             self._last_run_of_cell.clear()
             if self.store is None:
                 return Cleared(turns)

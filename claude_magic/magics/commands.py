@@ -180,12 +180,24 @@ def chat(magics: ClaudeSettings, *flags: str) -> None:
     open_panel(magics.session, magics.panel_settings, magics.kernel_side(), side="--side" in flags)
 
 
-@command("history", "the conversation's turns: cell, question, tokens")
-def show_history(magics: ClaudeSettings) -> None:
+@command("history", "the conversation's turns: cell, question, tokens (--all: and those re-runs set aside)", flags=("--all",))
+def show_history(magics: ClaudeSettings, *flags: str) -> None:
     from ..ui.render import show_text
     from .reports import history_report
 
-    show_text(history_report(magics.session.conversation.refresh()))
+    show_text(history_report(magics.session.conversation.refresh(), set_aside="--all" in flags))
+
+
+@command("restore", "bring set-aside exchange N (see history --all) back as the conversation's latest", argument="N")
+def restore(magics: ClaudeSettings, number: str) -> None:
+    conversation = magics.session.conversation.refresh()
+    count = len(conversation.set_aside)
+    if not number.isdigit() or not 1 <= int(number) <= count:
+        raise UsageError(f"%claude restore N: N is a set-aside exchange (1 to {count}; %claude history --all lists them)" if count else "%claude restore: nothing is set aside")
+    from .reports import preview
+
+    back = conversation.restore(int(number))
+    note(f"set-aside exchange {number} ({preview(back)}) is the conversation's latest again")
 
 
 @command("reset", "start a new conversation (the old one is archived)")

@@ -14,7 +14,7 @@ from ..core.pricing import Tally
 from ..ui.render import literal_markdown
 
 if TYPE_CHECKING:
-    from ..core.conversation import Conversation, Exchange
+    from ..core.conversation import Conversation, Exchange, SetAside
     from ..core.store import ConversationStore
 
 PREVIEW_CHARS = 60
@@ -24,14 +24,27 @@ SESSION_ONLY = (
 )
 
 
-def history_report(conversation: Conversation) -> dict[str, str]:
-    """The turns: cell and execution count, a short preview of the question, tokens."""
+def history_report(conversation: Conversation, *, set_aside: bool = False) -> dict[str, str]:
+    """The turns: cell and execution count, a short preview of the question, tokens; with
+    ``set_aside``, the exchanges re-runs took out too, numbered for ``%claude restore N``."""
     exchanges = conversation.exchanges
     header = f"{len(exchanges)} turn{'s' if len(exchanges) != 1 else ''}"
+    if set_aside:
+        header += f", {len(conversation.set_aside)} set aside"
     header += f" · {_kept_where(conversation.store)}" if conversation.store else f" · {session_only(conversation)}"
     rows = [(str(number), _cell_label(e), preview(e), _tokens(e)) for number, e in enumerate(exchanges, 1)]
     columns = ("turn", "cell", "question", "tokens")
-    return _bundle(header, columns, rows, empty="No questions asked yet.")
+    if not set_aside:
+        return _bundle(header, columns, rows, empty="No questions asked yet.")
+    rows += [(f"set aside {n}", _cell_label(s.exchange), preview(s.exchange), _why_set_aside(s)) for n, s in enumerate(conversation.set_aside, 1)]
+    header += " (%claude restore N brings set-aside exchange N back as the latest)" if conversation.set_aside else ""
+    return _bundle(header, ("turn", "cell", "question", "tokens / why"), rows, empty="No questions asked yet.")
+
+
+def _why_set_aside(set_aside: SetAside) -> str:
+    if set_aside.replaced:
+        return "replaced by its cell's re-run"
+    return f"set aside when {_cell_label(set_aside.by).strip()} ran again"
 
 
 def usage_report(session: Tally, conversation: Conversation) -> dict[str, str]:

@@ -93,6 +93,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise APIFailure(413, "Request exceeds the maximum allowed number of bytes.")
         raw = self.rfile.read(length) if length else b""
+        self.recorded.digest = hashlib.sha256(raw).hexdigest()
         if not raw:
             return None
         try:

@@ -70,6 +70,8 @@ class RecordedRequest:
     size: int = 0
     """Bytes in the body, as its ``Content-Length`` says (also for one refused as too large,
     whose ``body`` is None: the API reads none of it)."""
+    digest: str = ""
+    """SHA-256 of the body's bytes as sent (to tell byte-identical requests apart from equal ones)."""
 
     @property
     def messages(self) -> list[dict[str, Any]]:
