@@ -46,9 +46,13 @@ test-quick: $(STAMP)
 	$(PY) -m pytest -m "not kernel and not browser"
 
 ## notebooks: re-run the example notebooks against the stand-in and save their outputs (what nbval compares)
+# Each notebook runs as Jupyter runs it (its kernel told its path), with a fresh home for the conversations.
 notebooks: $(STAMP)
-	env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u ANTHROPIC_BASE_URL -u JPY_SESSION_NAME CLAUDE_MAGIC_LIVE_UPDATES=0 \
-		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+	home=$$(mktemp -d) && for notebook in notebooks/*.ipynb; do \
+		env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u ANTHROPIC_BASE_URL \
+			JPY_SESSION_NAME=$(CURDIR)/$$notebook CLAUDE_MAGIC_HOME=$$home CLAUDE_MAGIC_LIVE_UPDATES=0 \
+			$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $$notebook || exit 1; \
+	done; rm -rf $$home
 
 ## bench: the benchmarks under bench/
 bench: $(STAMP)

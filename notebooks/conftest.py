@@ -5,14 +5,18 @@ nbval compares the outputs a cell saved with the ones it produces now, but ignor
 Here the kernels show each answer once, complete (``CLAUDE_MAGIC_LIVE_UPDATES=0``), as
 ``make notebooks`` did when it saved them. Without a key the notebooks start the stand-in
 themselves; a developer's own key must not turn the run into real (and different) answers.
-The environment is changed only while a notebook's kernel starts (in its first cell's
-setup), so the rest of the test suite is unaffected.
+Each kernel is told its notebook's path and keeps the conversation in a fresh home of its
+own, as a user's kernel in Jupyter would (and as ``make notebooks`` saved them). The
+environment is changed only while a notebook's kernel starts (in its first cell's setup), so
+the rest of the test suite is unaffected.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,14 +25,15 @@ NOTEBOOK_ENV: dict[str, str | None] = {
     "ANTHROPIC_API_KEY": None,
     "ANTHROPIC_AUTH_TOKEN": None,
     "ANTHROPIC_BASE_URL": None,
-    "JPY_SESSION_NAME": None,  # run from inside a notebook, the kernels would otherwise save their conversations
 }
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in NOTEBOOK_ENV}
-    _apply(NOTEBOOK_ENV)
+    notebook = Path(str(item.fspath))
+    kernel_env = {**NOTEBOOK_ENV, "JPY_SESSION_NAME": str(notebook), "CLAUDE_MAGIC_HOME": _home_for(notebook)}
+    saved = {name: os.environ.get(name) for name in kernel_env}
+    _apply(kernel_env)
     try:
         yield
     finally:
@@ -41,3 +46,13 @@ def _apply(values: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+_homes: dict[Path, str] = {}
+
+
+def _home_for(notebook: Path) -> str:
+    """A fresh conversation home for each notebook, the same for all its cells."""
+    if notebook not in _homes:
+        _homes[notebook] = tempfile.mkdtemp(prefix=f"nbval-{notebook.stem}-")
+    return _homes[notebook]

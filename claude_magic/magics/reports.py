@@ -114,8 +114,7 @@ def _usage_row(label: str, tally: Tally) -> tuple[str, ...]:
 
 def _bundle(header: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], empty: str) -> dict[str, Any]:
     if not rows:
-        text = f"{header}\n\n{empty}".strip()
-        return {"text/markdown": literal_markdown(text), "text/plain": text}
+        return {"text/markdown": f"{literal_markdown(header)}\n\n{literal_markdown(empty)}", "text/plain": f"{header}\n\n{empty}"}
     markdown = "\n".join(
         [
             literal_markdown(header),
