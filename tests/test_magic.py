@@ -72,14 +72,15 @@ def test_partial_answers_are_shown_with_code_fences_closed(kernel: Kernel, serve
     assert inside_code and all(md.rstrip().endswith("```") for md in inside_code)
 
 
-def test_follow_up_cells_continue_the_conversation_and_a_rerun_replaces_its_exchange(kernel: Kernel, server: StandIn) -> None:
+def test_follow_up_cells_continue_the_conversation_and_a_rerun_forks_it(kernel: Kernel, server: StandIn) -> None:
     kernel.run("%%claude\nFirst question", cell_id="one")
     kernel.run("%%claude\nSecond question", cell_id="two")
-    assert server.message_requests[-1].prompts() == ["First question", "Second question"]
-    kernel.run("%%claude\nFirst question, edited", cell_id="one")
-    assert server.message_requests[-1].prompts() == ["Second question", "First question, edited"]
-    kernel.run("%claude Third", cell_id="three")
-    assert server.message_requests[-1].prompts() == ["Second question", "First question, edited", "Third"]
+    kernel.run("%%claude\nThird question", cell_id="three")
+    assert server.message_requests[-1].prompts() == ["First question", "Second question", "Third question"]
+    kernel.run("%%claude\nSecond question, edited", cell_id="two")
+    assert server.message_requests[-1].prompts() == ["First question", "Second question, edited"]
+    kernel.run("%claude Fourth", cell_id="four")
+    assert server.message_requests[-1].prompts() == ["First question", "Second question, edited", "Fourth"]
     history = server.message_requests[-1].messages
     assert [m["role"] for m in history] == ["user", "assistant"] * 2 + ["user"]
 
