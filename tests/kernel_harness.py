@@ -97,9 +97,10 @@ class Kernel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def submit(self, code: str, cell_id: str | None = None) -> str:
-        """Send an execute request as JupyterLab does; returns its message id."""
-        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+    def submit(self, code: str, cell_id: str | None = None, *, allow_stdin: bool = False) -> str:
+        """Send an execute request as JupyterLab does (``allow_stdin``: as it does, able to answer
+        ``input()``; off, as nbclient does); returns its message id."""
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": allow_stdin, "stop_on_error": True}
         message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
         self.client.shell_channel.send(message)
         return message["header"]["msg_id"]
@@ -132,6 +133,15 @@ class Kernel:
 
     def run(self, code: str, cell_id: str | None = None, timeout: float = 60) -> CellResult:
         return self.collect(self.submit(code, cell_id), timeout=timeout)
+
+    def run_answering(self, code: str, reply: str, timeout: float = 60) -> tuple[str, CellResult]:
+        """Run ``code``, answer the ``input()`` it asks as a user typing ``reply`` would; returns
+        the prompt shown and the cell's result."""
+        msg_id = self.submit(code, allow_stdin=True)
+        request = self.client.get_stdin_msg(timeout=timeout)
+        assert request["header"]["msg_type"] == "input_request", request
+        self.client.input(reply)
+        return request["content"]["prompt"], self.collect(msg_id, timeout=timeout)
 
     def interrupt(self) -> None:
         self.manager.interrupt_kernel()

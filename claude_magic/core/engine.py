@@ -11,7 +11,9 @@ synchronous client (the magic), :func:`ask_async` for the event loop (the panel,
 each drives the same turn in a dozen lines, so a fix to the turn is a fix for every caller.
 
 A turn asks one thing of its driver besides streams: the model listing, when the context
-budget had to assume a context window (:attr:`Turn.wants_models`).
+budget had to assume a context window (:attr:`Turn.wants_models`). Before the first request
+goes (and after the answer cache, which costs nothing), the caller's ``approve`` may refuse it:
+nothing is then sent or recorded.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from .tools import ToolRun
 
 ShowToolRun = Callable[["ToolRun"], None]
+Approve = Callable[["MessageRequest"], None]
+"""Looks at the first request a turn would send and raises to keep it from being sent (a cost
+cap, a declined confirmation: see :mod:`claude_magic.core.spending`)."""
 
 
 class Renderer(Protocol):
@@ -100,6 +105,7 @@ class Turn:
     show_tool_run: ShowToolRun | None = None
     record: bool = True
     """False for an answer that joins the conversation only if chosen (``--compare``)."""
+    approve: Approve | None = None
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Tool rounds so far: assistant ``tool_use`` and user ``tool_result`` messages."""
@@ -322,12 +328,13 @@ def ask(
     open_renderer: Callable[[], Renderer],
     cell: CellRun | None = None,
     show_tool_run: ShowToolRun | None = None,
+    approve: Approve | None = None,
 ) -> Answer:
     """Send ``question`` with the history, stream the answer into the renderer ``open_renderer``
     makes once it starts, and record the exchange. Raises :class:`AnswerCutOff` (keeping what
     arrived) when the stream breaks or Ctrl-C stops it, and the client's errors when no answer
     started."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run)
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, approve=approve)
     return _drive(turn, session.client(settings))
 
 
@@ -341,10 +348,11 @@ async def ask_async(
     show_tool_run: ShowToolRun | None = None,
     *,
     record: bool = True,
+    approve: Approve | None = None,
 ) -> Answer:
     """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
     arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record)
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve)
     return await _drive_async(turn, session.async_client(settings))
 
 
@@ -356,6 +364,8 @@ def _drive(turn: Turn, client: Client) -> Answer:
         request = turn.request()
     if (hit := turn.cached()) is not None:
         return hit
+    if turn.approve is not None:
+        turn.approve(request)
     while True:
         with client.stream(request) as stream:
             turn.stream_started(stream.accumulator)
@@ -383,6 +393,8 @@ async def _drive_async(turn: Turn, client: AsyncClient) -> Answer:
         request = turn.request()
     if (hit := turn.cached()) is not None:
         return hit
+    if turn.approve is not None:
+        turn.approve(request)
     while True:
         async with client.stream(request) as stream:
             turn.stream_started(stream.accumulator)

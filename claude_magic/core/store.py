@@ -315,13 +315,17 @@ class ConversationStore:
     def every_event(self) -> Iterator[dict[str, Any]]:
         """Every event this notebook ever logged, archives first, without image data."""
         for path in self.archived():
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                reason = exc.strerror or exc
-                raise StoreError(f"the archived conversation {path} could not be read ({reason})") from None
-            yield from (event for _, event in self._whole_lines(data, 0, None, path)[0])
+            yield from self.archived_events(path)
         yield from (event for _, event in self.follow(with_images=False).events)
+
+    def archived_events(self, path: Path) -> list[dict[str, Any]]:
+        """The events of one archived conversation (see :meth:`archived`), without image data."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise StoreError(f"the archived conversation {path} could not be read ({reason})") from None
+        return [event for _, event in self._whole_lines(data, 0, None, path)[0]]
 
     def _whole_lines(self, data: bytes, start: int, identity: Identity, path: Path) -> tuple[list[Located], int]:
         """The events of the whole lines of ``data`` (read from offset ``start``) and the offset

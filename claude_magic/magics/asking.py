@@ -21,8 +21,9 @@ from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_
 from .options import check_option_values
 
 if TYPE_CHECKING:
+    from ..api.protocol import MessageRequest
     from ..attach.registry import Attachment
-    from ..core.engine import Answer, Renderer
+    from ..core.engine import Answer, Approve, Renderer
     from ..core.tools import ToolRun
     from .settings import ClaudeSettings
 
@@ -48,9 +49,11 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
     options = ask_options(magics, args)
     if args.dry_run or args.count:
         return _show_request(magics, question, options, attachments, count=args.count)
+    if args.estimate:
+        return _show_estimate(magics, question, options)
     if args.compare or args.sweep or args.samples:
         return _compare(magics, args, question, options)
-    answer = _send(magics, question, options, store_as=args.output)
+    answer = _send(magics, question, options, store_as=args.output, approve=_approval(magics, yes=args.yes))
     if args.code:
         _offer_code(magics, answer.text)
 
@@ -123,14 +126,17 @@ def _attachments(magics: ClaudeSettings, args: Any) -> list[Attachment]:
 # --- answering ----------------------------------------------------------------------------------
 
 
-def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, store_as: str | None) -> Answer:
+def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, store_as: str | None, approve: Approve) -> Answer:
     """Ask, then show the footer and store the text in ``store_as``, even for a partial answer."""
     from ..core.engine import AnswerCutOff, ask
+    from ..core.spending import Refused
     from ..ui.render import show_footer
 
     settings = magics.client_settings()
     try:
-        answer = ask(magics.session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run)
+        answer = ask(magics.session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve)
+    except Refused as refused:
+        raise ClaudeMagicError(str(refused)) from None
     except AnswerCutOff as cut:
         show_footer(footer(cut.answer), in_notebook=magics.in_notebook)
         if store_as:
@@ -146,6 +152,77 @@ def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOp
     if store_as:
         magics.namespace[store_as] = answer.text
     return answer
+
+
+# --- what a question may cost -------------------------------------------------------------------
+
+
+def _approval(magics: ClaudeSettings, *, yes: bool) -> Approve:
+    """The caps a question's first request must pass: this notebook's budget, then (unless
+    ``yes``) the user's answer when it could cost more than ``confirm_above_usd``."""
+    return lambda request: approve_cost(magics, [request], yes=yes)
+
+
+def approve_cost(magics: ClaudeSettings, requests: list[MessageRequest], *, yes: bool) -> None:
+    """Raise :class:`~claude_magic.core.spending.Refused` unless ``requests`` (sent together) may go."""
+    from ..core.spending import check_budget, combined, estimate
+
+    client = magics.session.client(magics.client_settings())
+    worst = combined([estimate(r.model, client.message_body(r, stream=True)) for r in requests])
+    check_budget(magics.budget_usd, magics.notebook_spent(), worst)
+    threshold = magics.confirm_above_usd
+    if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
+        _confirm(worst.most, threshold, worst.max_output)
+
+
+def _approve_all(magics: ClaudeSettings, requests: list[MessageRequest], *, yes: bool) -> None:
+    """:func:`approve_cost` for requests sent at once, outside the turn engine (``--compare``)."""
+    from ..core.spending import Refused
+
+    try:
+        approve_cost(magics, requests, yes=yes)
+    except Refused as refused:
+        raise ClaudeMagicError(str(refused)) from None
+
+
+def _confirm(most: float, threshold: float, max_output: int) -> None:
+    """Ask the user (a prompt under the cell, or in the terminal) before an expensive question.
+
+    A prompt, not a button: a widget's click can't reach the kernel while the cell that waits
+    for it runs (ipykernel 7 handles one shell message at a time), and a question must not go
+    on without its answer when Run All reaches the next cells."""
+    from IPython.core.error import StdinNotImplementedError
+
+    from ..core.pricing import format_cost
+    from ..core.spending import Refused
+
+    why = f"this question could cost up to {format_cost(most)} (with {max_output:,} tokens of output), more than confirm_above_usd ({format_cost(threshold)})"
+    try:
+        reply = input(f"claude: {why}. Send it? [y/N] ")
+    except StdinNotImplementedError:
+        raise Refused(f"{why}, and this frontend can't ask: nothing was sent (add --yes to send it)") from None
+    except (EOFError, KeyboardInterrupt):
+        reply = ""
+    if reply.strip().lower() not in ("y", "yes"):
+        raise Refused("not sent: declined")
+
+
+def _show_estimate(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions) -> None:
+    """What the question could cost, from its input (the server's count where it answers, else
+    the local estimate) to max_tokens of output; no question is sent."""
+    from ..core.spending import estimate
+    from . import dry_run
+
+    settings = magics.client_settings()
+    client = magics.session.client(settings)
+    request = magics.session.build_request(question, options, magics.cell)
+    try:
+        counted: int | None = client.count_tokens(request)
+        how = "counted by the server (POST /v1/messages/count_tokens, the one request made)"
+    except ClaudeError as error:
+        counted, how = None, f"a local estimate ({explain(error, settings)}); nothing was sent"
+    cost = estimate(request.model, client.message_body(request, stream=True), counted)
+    dry_run.show_estimate(cost, how, budget=magics.budget_usd, spent=magics.notebook_spent(), confirm_above=magics.confirm_above_usd)
 
 
 def _open_renderer(magics: ClaudeSettings) -> Renderer:
@@ -183,6 +260,7 @@ def _compare(magics: ClaudeSettings, args: Any, question: list[dict[str, Any]], 
     from .settings import Compared
 
     columns = compare.variants(options, args.compare, args.sweep, args.samples, magics.namespace)
+    _approve_all(magics, [magics.session.build_request(question, c.options, magics.cell) for c in columns], yes=args.yes)
     handle = display({"text/plain": "…"}, raw=True, display_id=True)
     drawn: list[int] = []
 

@@ -6,6 +6,7 @@ that image data is replaced by its length (never pages of base64), and in a note
 earlier turns are folded under a line that counts them. A dry run sends nothing
 at all: its input size is the local estimate. ``--count`` asks the server's
 ``count_tokens`` for the exact figure, and says that this is the one request it made.
+``--estimate`` shows what the question could cost instead of what it sends.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..ui.render import fenced, show_text
+from ..ui.render import fenced, literal_markdown, show_text
 
 if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.protocol import MessageRequest
     from ..attach.registry import Attachment
+    from ..core.spending import CostRange
 
 
 def show(client: Client, request: MessageRequest, attachments: list[Attachment], *, count: bool = False) -> None:
@@ -44,6 +46,25 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
     shown = without_image_data(body)
     text = json.dumps(shown, indent=2, ensure_ascii=False)
     show_text({"text/markdown": _collapsed_history(shown), "text/plain": text})
+
+
+def show_estimate(cost: CostRange, how: str, *, budget: float | None, spent: float, confirm_above: float | None) -> None:
+    """Display what a question could cost (``how``: where its input count came from), and what
+    the notebook's caps would do with it."""
+    from ..core.pricing import format_cost
+
+    lines = [
+        f"{cost.model} · the question was not sent",
+        f"Input: {cost.input_tokens:,} tokens, {how}.",
+        f"Of the input, {cost.cacheable_tokens:,} tokens are a prefix the prompt cache may hold (read from it, or written to it).",
+        f"Output: up to {cost.max_output:,} tokens (max_tokens, thinking included).",
+        f"Cost: {cost.text}, from the prefix read from the cache and no output, to the prefix written and max_tokens of output.",
+    ]
+    if cost.most is not None and confirm_above is not None and cost.most > confirm_above:
+        lines.append(f"Above confirm_above_usd ({format_cost(confirm_above)}): asking it would ask you first.")
+    if budget is not None:
+        lines.append(f"This notebook's budget: {format_cost(budget)}, of which {format_cost(spent)} is spent.")
+    show_text({"text/markdown": "\n\n".join(literal_markdown(line) for line in lines), "text/plain": "\n".join(lines)})
 
 
 def _collapsed_history(body: dict[str, Any]) -> str:

@@ -63,6 +63,8 @@ DECLARATIONS = [
     argument("--code", action="store_true", help="Put the answer's Python code into new cells below (never run)."),
     argument("--dry-run", action="store_true", help="Show the exact request body and a local estimate of its size; send nothing."),
     argument("--count", action="store_true", help="As --dry-run, with the input tokens counted by the server (count_tokens is the one request made)."),
+    argument("--estimate", action="store_true", help="Show what the question could cost, from its input tokens (counted by the server where it can) to max_tokens of output; send no question."),
+    argument("--yes", action="store_true", help="Send without asking, even above ClaudeMagics.confirm_above_usd."),
     argument_group("The question"),
     argument(
         "question",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.pricing import Tally
+from ..core.spending import notebook_usage
 from ..ui.render import literal_markdown
 
 if TYPE_CHECKING:
@@ -65,15 +66,6 @@ def session_only(conversation: Conversation) -> str:
     if conversation.unsaved:
         return f"this conversation lives for this session only: {conversation.unsaved}"
     return SESSION_ONLY
-
-
-def notebook_usage(store: ConversationStore) -> Tally:
-    """Every request the notebook's log recorded, archived conversations included."""
-    tally = Tally()
-    for event in store.every_event():
-        if event.get("event") in ("exchange", "usage") and not event.get("billed_separately"):
-            tally.add(str(event.get("model") or ""), event.get("usage") or {})
-    return tally
 
 
 def preview(exchange: Exchange, limit: int = PREVIEW_CHARS) -> str:

@@ -39,6 +39,7 @@ from ..ui.wording import ClaudeMagicError
 
 if TYPE_CHECKING:
     from ..attach.registry import Attachment
+    from ..core.spending import NotebookSpending
     from ..ui.panel import KernelSide, PanelSettings
 
 
@@ -103,6 +104,18 @@ class ClaudeSettings(Magics):
         help="Most input tokens a question may send; older turns (their images first) are left out "
         "to fit. Unset: the model's context window less max_tokens.",
     ).tag(config=True)
+    budget_usd = Float(
+        None,
+        allow_none=True,
+        help="Most this notebook's conversation may spend in all, in USD (its usage survives restarts); a question "
+        "that could take it past this is not sent. Unset: no cap.",
+    ).tag(config=True)
+    confirm_above_usd = Float(
+        1.0,
+        allow_none=True,
+        help="Ask before sending a question that could cost more than this, in USD (its input, and max_tokens of "
+        "output). Unset: never ask.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -117,6 +130,7 @@ class ClaudeSettings(Magics):
         """The cell running now (its id, execution count and run serial)."""
         self._runs = 0
         self.compared: Compared | None = None
+        self._spending: NotebookSpending | None = None
         self.notebook = NotebookContext(is_own_error=lambda error: isinstance(error, (ClaudeMagicError, UsageError)))
 
     # --- traits ------------------------------------------------------------------------------
@@ -151,6 +165,12 @@ class ClaudeSettings(Magics):
             raise TraitError("context_budget is a number of tokens (or None for the model's context window)")
         return proposal["value"]  # type: ignore[no-any-return]
 
+    @validate("budget_usd", "confirm_above_usd")
+    def _dollars(self, proposal: Any) -> float | None:
+        if proposal["value"] is not None and proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} is an amount in USD, at least 0 (or None for no limit)")
+        return proposal["value"]  # type: ignore[no-any-return]
+
     @observe("prompt_caching", "context_budget")
     def _request_policy_changed(self, change: Any) -> None:
         self._apply_request_policy()
@@ -182,6 +202,18 @@ class ClaudeSettings(Magics):
         if variable is not None and os.environ.get(variable):
             return f"environment ({variable})"
         return "default"
+
+    def notebook_spent(self) -> float:
+        """What this notebook's conversation has spent in all, in USD, archives included (this
+        session's spending when the conversation is not kept)."""
+        from ..core.spending import NotebookSpending
+
+        store = self.session.conversation.store
+        if store is None:
+            return self.session.usage.dollars
+        if self._spending is None or self._spending.store is not store:
+            self._spending = NotebookSpending(store)
+        return self._spending.dollars()
 
     def client_settings(self) -> ClientSettings:
         """Effective settings: %config first, then the SDK's environment variables, then defaults."""
