@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/prepare.py
 	$(PY) bench/memory.py
+	$(PY) bench/first_answer.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) dist build *.egg-info .pytest_cache

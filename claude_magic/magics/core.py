@@ -15,7 +15,6 @@ from IPython.core.magic import line_cell_magic, magics_class, no_var_expand
 
 from ..api.errors import ClaudeError
 from ..ui.wording import ClaudeMagicError
-from .asking import ask_question
 from .commands import commands_help, is_command, run_command
 from .options import declared, keep_question_marks, split_cell_options, split_options
 from .settings import ClaudeSettings
@@ -48,8 +47,8 @@ class ClaudeMagics(ClaudeSettings):
     def claude(self, line: str, cell: str | None = None) -> None:
         """Ask Claude; the answer streams into the cell as Markdown.
 
-        A following question continues the same conversation; re-running a cell replaces
-        its earlier exchange. Examples::
+        A following question continues the same conversation; re-running a cell forks it
+        there (its earlier exchange and what followed are set aside: %claude history --all). Examples::
 
             %claude What is a p-value?
 
@@ -65,6 +64,8 @@ class ClaudeMagics(ClaudeSettings):
             args, prompt = self._parser.parse_args(split_cell_options(line)), cell
             if args.question:
                 raise UsageError(f"unexpected text on the %%claude line: {' '.join(args.question)!r}; the question goes in the cell")
+        from .asking import ask_question
+
         try:
             ask_question(self, args, prompt)
         except ClaudeError as error:  # attachments that can't be made: nothing was sent
