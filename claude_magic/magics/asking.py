@@ -165,6 +165,7 @@ def _approval(magics: ClaudeSettings, *, yes: bool) -> Approve:
 
 def approve_cost(magics: ClaudeSettings, requests: list[MessageRequest], *, yes: bool) -> None:
     """Raise :class:`~claude_magic.core.spending.Refused` unless ``requests`` (sent together) may go."""
+    from ..core.pricing import format_cost
     from ..core.spending import check_budget, combined, estimate
 
     client = magics.session.client(magics.client_settings())
@@ -172,7 +173,9 @@ def approve_cost(magics: ClaudeSettings, requests: list[MessageRequest], *, yes:
     check_budget(magics.budget_usd, magics.notebook_spent(), worst)
     threshold = magics.confirm_above_usd
     if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
-        _confirm(worst.most, threshold, worst.max_output)
+        from ..ui.confirm import confirm_spending
+
+        confirm_spending(f"this question could cost up to {format_cost(worst.most)} (with {worst.max_output:,} tokens of output)", threshold)
 
 
 def _approve_all(magics: ClaudeSettings, requests: list[MessageRequest], *, yes: bool) -> None:
@@ -183,28 +186,6 @@ def _approve_all(magics: ClaudeSettings, requests: list[MessageRequest], *, yes:
         approve_cost(magics, requests, yes=yes)
     except Refused as refused:
         raise ClaudeMagicError(str(refused)) from None
-
-
-def _confirm(most: float, threshold: float, max_output: int) -> None:
-    """Ask the user (a prompt under the cell, or in the terminal) before an expensive question.
-
-    A prompt, not a button: a widget's click can't reach the kernel while the cell that waits
-    for it runs (ipykernel 7 handles one shell message at a time), and a question must not go
-    on without its answer when Run All reaches the next cells."""
-    from IPython.core.error import StdinNotImplementedError
-
-    from ..core.pricing import format_cost
-    from ..core.spending import Refused
-
-    why = f"this question could cost up to {format_cost(most)} (with {max_output:,} tokens of output), more than confirm_above_usd ({format_cost(threshold)})"
-    try:
-        reply = input(f"claude: {why}. Send it? [y/N] ")
-    except StdinNotImplementedError:
-        raise Refused(f"{why}, and this frontend can't ask: nothing was sent (add --yes to send it)") from None
-    except (EOFError, KeyboardInterrupt):
-        reply = ""
-    if reply.strip().lower() not in ("y", "yes"):
-        raise Refused("not sent: declined")
 
 
 def _show_estimate(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions) -> None:
