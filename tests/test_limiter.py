@@ -214,7 +214,7 @@ def test_a_request_larger_than_a_whole_window_fails_at_once_with_one_line_even_b
         asyncio.run(scenario())
     assert str(refused.value) == (
         "this request needs about 52,000 input tokens, more than the rate limit's 40,000 a minute, so it can "
-        "never be sent; make it smaller (fewer turns or attachments, a lower max_tokens)"
+        "never be sent: send less (fewer turns or attachments)"
     )
     assert limiter.snapshot()["available"]["requests"] == 49
 

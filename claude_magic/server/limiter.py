@@ -106,8 +106,11 @@ class RequestTooLarge(ValueError):
         per = "a minute" if window == 60 else f"every {window:g} s"
         super().__init__(
             f"this request needs about {needed:,} {dimension}, more than the rate limit's {limit:,} {per}, "
-            "so it can never be sent; make it smaller (fewer turns or attachments, a lower max_tokens)"
+            f"so it can never be sent: {_SMALLER.get(dimension, 'make it smaller')}"
         )
+
+
+_SMALLER = {"input tokens": "send less (fewer turns or attachments)", "output tokens": "ask for a lower max_tokens"}
 
 
 @dataclass(eq=False, slots=True)
