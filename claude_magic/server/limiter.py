@@ -52,6 +52,7 @@ Everything runs on the event loop's thread (the Jupyter server's asyncio loop): 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections import OrderedDict, deque
@@ -173,7 +174,8 @@ class RateLimiter:
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self._clock = clock
-        self._upstream_limits: list[int | None] = [None, None, None]
+        self._limits = list(limits.amounts())
+        """In effect: the configured ones, or lower ones the upstream announced."""
         self._reservations: deque[_Reservation] = deque()
         self._reserved = [0, 0, 0]
         self._granted_total = [0, 0, 0]
@@ -233,13 +235,13 @@ class RateLimiter:
         for dimension, family in enumerate(HEADER_FAMILIES):
             limit = _header_int(headers, f"anthropic-ratelimit-{family}-limit")
             if limit is not None and limit > 0:
-                self._upstream_limits[dimension] = limit
+                self._limits[dimension] = min(limit, self.limits.amounts()[dimension])
             remaining = _header_int(headers, f"anthropic-ratelimit-{family}-remaining")
             if remaining is None:
                 continue
             if answered is not None:
                 remaining -= self._granted_total[dimension] - answered.granted_through[dimension]
-            excess = self._limit(dimension) - self._reserved[dimension] - max(remaining, 0)
+            excess = self._limits[dimension] - self._reserved[dimension] - max(remaining, 0)
             until = self._reset_time(headers.get(f"anthropic-ratelimit-{family}-reset"), now)
             self._holds[dimension] = _Hold(excess, until) if excess > 0 else _Hold()
         self._dispatch()
@@ -257,7 +259,7 @@ class RateLimiter:
         names = ("requests", "input_tokens", "output_tokens")
         return {
             "window": self.limits.window,
-            "limits": {name: self._limit(d) for d, name in enumerate(names)},
+            "limits": dict(zip(names, self._limits)),
             "available": {name: self._free(d, now) for d, name in enumerate(names)},
             "waiting": self._waiting,
             "paused_for": max(self._paused_until - now, 0.0),
@@ -265,15 +267,10 @@ class RateLimiter:
 
     # --- the window ---------------------------------------------------------------------------------
 
-    def _limit(self, dimension: int) -> int:
-        upstream = self._upstream_limits[dimension]
-        configured = self.limits.amounts()[dimension]
-        return configured if upstream is None else min(configured, upstream)
-
     def _free(self, dimension: int, now: float) -> int:
         hold = self._holds[dimension]
         held = hold.amount if hold.until > now else 0
-        return self._limit(dimension) - self._reserved[dimension] - held
+        return self._limits[dimension] - self._reserved[dimension] - held
 
     def _may_go(self, amounts: Amounts, now: float) -> bool:
         if now < self._paused_until:
@@ -310,17 +307,14 @@ class RateLimiter:
 
     def _refuse_if_too_large(self, amounts: Amounts) -> None:
         for d, amount in enumerate(amounts):
-            if amount > self._limit(d):
-                raise RequestTooLarge(DIMENSIONS[d], amount, self._limit(d), self.limits.window)
+            if amount > self._limits[d]:
+                raise RequestTooLarge(DIMENSIONS[d], amount, self._limits[d], self.limits.window)
 
     def _reset_time(self, header: str | None, now: float) -> float:
         """When a family's ``-reset`` (RFC 3339) falls, on our clock; within one window from now."""
         window_end = now + self.limits.window
-        if not header:
-            return window_end
-        try:
-            reset = datetime.fromisoformat(header.strip().replace("Z", "+00:00")).timestamp()
-        except ValueError:
+        reset = _epoch_seconds(header) if header else None
+        if reset is None:
             return window_end
         return min(max(now + reset - time.time(), now), window_end)
 
@@ -414,6 +408,15 @@ class RateLimiter:
         if self._timer is not None:
             self._timer.cancel()
         self._timer, self._timer_at = None, math.inf
+
+
+@functools.lru_cache(maxsize=16)
+def _epoch_seconds(rfc3339: str) -> float | None:
+    """An RFC 3339 time as seconds since the epoch (the three families' ``-reset`` often repeat one)."""
+    try:
+        return datetime.fromisoformat(rfc3339.strip().replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
