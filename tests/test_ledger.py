@@ -3,6 +3,7 @@ the summary's figures, and no credential in any row or byte of the file."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 import threading
@@ -13,7 +14,7 @@ import pytest
 
 from claude_magic.api import redaction
 from claude_magic.core.pricing import cost
-from claude_magic.server.ledger import BudgetExceeded, Budgets, Ledger, Reservation
+from claude_magic.server.ledger import BudgetExceeded, Budgets, Ledger, Reservation, default_path
 
 SONNET = "claude-sonnet-5"
 """$2 a million input tokens, $10 output: 35,000 input tokens cost $0.07."""
@@ -205,7 +206,9 @@ def test_the_summary_gives_today_this_month_by_notebook_and_by_model(tmp_path: P
             "tokens": {"input": input_tokens, "output": 0, "cache_write": 0, "cache_read": 0},
         }
 
-    assert ledger.summary() == {
+    summary = ledger.summary()
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary == {
         "timezone": "UTC",
         "today": {"date": "2026-11-05", **totals(3, 0.10, 51_000, 1, 1), "budget_usd": 1.00, "left_usd": 0.85},
         "month": {"month": "2026-11", **totals(4, 0.30, 151_000, 1, 1), "budget_usd": None, "left_usd": None},
@@ -257,3 +260,8 @@ def test_budgets_are_dollars_and_a_known_time_zone() -> None:
         Budgets(timezone="Mars/Olympus")
     assert Budgets(monthly_usd=20, timezone="Europe/Paris").zone.utcoffset(datetime(2026, 7, 1)) == timedelta(hours=2)
     assert Budgets().zone is timezone.utc
+
+
+def test_the_ledger_lives_in_the_servers_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    assert default_path() == tmp_path / "data" / "claude_magic" / "ledger.sqlite3"

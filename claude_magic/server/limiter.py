@@ -167,8 +167,9 @@ class RateLimiter:
 
     The proxy's part: ``grant = await acquire(kernel, estimated_input, max_tokens, on_wait)``; then
     ``observe(response_headers, grant=grant)`` as the headers arrive; ``settle(grant, ...)`` with the
-    real usage (:func:`counted_usage`) when the response ended, or ``release(grant)`` if the request
-    was never sent; ``pause(retry_after)`` on an upstream 429.
+    real usage (:func:`counted_usage`) when the response ended (an error without usage: zero tokens,
+    the request itself still counts), or ``release(grant)`` if the request was never sent;
+    ``pause(retry_after)`` on an upstream 429.
     """
 
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
