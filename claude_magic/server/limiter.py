@@ -186,6 +186,7 @@ class RateLimiter:
         self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
     # --- the proxy's calls ----------------------------------------------------------------------
 
@@ -385,7 +386,8 @@ class RateLimiter:
                 return
             self._next_turn()
             waiter.future.set_result(self._reserve(waiter.amounts, now))
-        self._cancel_timer()
+        # An empty queue keeps any wake-up already set: it finds nothing to do, and a queue that forms
+        # again soon (the usual case) needs no new one.
 
     def _next_change(self, now: float) -> float:
         moments = [self._paused_until] + [hold.until for hold in self._holds]
@@ -395,20 +397,16 @@ class RateLimiter:
         return min(later) if later else now
 
     def _wake_at(self, moment: float, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer is not None and self._timer_at <= moment:
-            return  # an earlier wake-up looks again then
-        self._cancel_timer()
-        self._timer_at = moment
+        if self._timer is not None:
+            if self._timer_at <= moment and self._timer_loop is loop:
+                return  # an earlier wake-up looks again then
+            self._timer.cancel()
+        self._timer_at, self._timer_loop = moment, loop
         self._timer = loop.call_later(max(moment - self._clock(), 0.0), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer, self._timer_at = None, math.inf
         self._dispatch()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._timer_at = None, math.inf
 
 
 @functools.lru_cache(maxsize=16)
