@@ -7,6 +7,7 @@ import json
 import sqlite3
 import stat
 import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +29,24 @@ class Clock:
         return self.now
 
 
+OpenLedger = Callable[..., Ledger]
+
+
+@pytest.fixture
+def open_ledger(tmp_path: Path) -> Iterator[OpenLedger]:
+    """``Ledger(path or tmp_path/ledger.sqlite3, budgets, clock)``, closed after the test."""
+    opened: list[Ledger] = []
+
+    def open_(budgets: Budgets | None = None, clock: Clock | None = None, path: Path | None = None) -> Ledger:
+        ledger = Ledger(path or tmp_path / "ledger.sqlite3", budgets or Budgets(), *([clock] if clock else []))
+        opened.append(ledger)
+        return ledger
+
+    yield open_
+    for ledger in opened:
+        ledger.close()
+
+
 def spend(
     ledger: Ledger, input_tokens: int, *, model: str = SONNET, notebook: str | None = "/nb/a.ipynb", status: int = 200
 ) -> float | None:
@@ -35,7 +54,7 @@ def spend(
     return ledger.record(kernel="k-1", notebook=notebook, model=model, usage=usage, request_id="req_1", status=status)
 
 
-def test_a_row_per_request_with_tokens_by_kind_its_cost_and_status_kept_in_a_private_wal_file(tmp_path: Path) -> None:
+def test_a_row_per_request_with_tokens_by_kind_its_cost_and_status_kept_in_a_private_wal_file(tmp_path: Path, open_ledger: OpenLedger) -> None:
     path = tmp_path / "data" / "ledger.sqlite3"
     usage = {
         "input_tokens": 1_000,
@@ -46,14 +65,14 @@ def test_a_row_per_request_with_tokens_by_kind_its_cost_and_status_kept_in_a_pri
         "server_tool_use": {"web_search_requests": 2},
         "service_tier": "standard",
     }
-    ledger = Ledger(path, clock=Clock("2026-11-05T10:00:00+00:00"))
+    ledger = open_ledger(clock=Clock("2026-11-05T10:00:00+00:00"), path=path)
     spent = ledger.record(kernel="k-1", notebook="/nb/a.ipynb", model=SONNET, usage=usage, request_id="req_011", status=200)
     ledger.close()
 
     assert spent == pytest.approx(cost(SONNET, usage)) and spent == pytest.approx(
         (1_000 * 2 + 500 * 10 + 10_000 * 2.5 + 2_000 * 4 + 100_000 * 0.2) / 1e6
     )
-    assert Ledger(path).rows() == [
+    assert open_ledger(path=path).rows() == [
         {
             "at": "2026-11-05T10:00:00.000000+00:00",
             "kernel": "k-1",
@@ -75,8 +94,8 @@ def test_a_row_per_request_with_tokens_by_kind_its_cost_and_status_kept_in_a_pri
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_threads_recording_at_once_lose_no_row(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite3")
+def test_threads_recording_at_once_lose_no_row(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
     start = threading.Barrier(8)
 
     def kernel(n: int) -> None:
@@ -94,8 +113,8 @@ def test_threads_recording_at_once_lose_no_row(tmp_path: Path) -> None:
     assert sum(row["input_tokens"] for row in rows) == 50 * sum(range(1, 9))
 
 
-def test_a_budget_lets_a_request_meet_it_exactly_and_refuses_one_that_would_pass_it(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite3", Budgets(daily_usd=0.10))
+def test_a_budget_lets_a_request_meet_it_exactly_and_refuses_one_that_would_pass_it(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger(Budgets(daily_usd=0.10))
     spend(ledger, 35_000)  # $0.07
     ledger.check(0.03).release()
     with pytest.raises(BudgetExceeded):
@@ -112,9 +131,9 @@ def test_a_budget_lets_a_request_meet_it_exactly_and_refuses_one_that_would_pass
     assert str(refused.value) == "the daily budget of $0.10 is spent (it renews at midnight UTC); this request was not sent"
 
 
-def test_the_day_renews_at_midnight_and_the_month_counts_every_day_of_it(tmp_path: Path) -> None:
+def test_the_day_renews_at_midnight_and_the_month_counts_every_day_of_it(open_ledger: OpenLedger) -> None:
     clock = Clock("2026-11-29T23:59:00+00:00")
-    ledger = Ledger(tmp_path / "ledger.sqlite3", Budgets(daily_usd=1.00, monthly_usd=1.50), clock)
+    ledger = open_ledger(Budgets(daily_usd=1.00, monthly_usd=1.50), clock)
     spend(ledger, 450_000)  # $0.90
     with pytest.raises(BudgetExceeded, match="the daily budget"):
         ledger.check(0.20)
@@ -130,9 +149,9 @@ def test_the_day_renews_at_midnight_and_the_month_counts_every_day_of_it(tmp_pat
     ledger.check(1.00).release()
 
 
-def test_days_begin_at_midnight_in_the_budgets_time_zone(tmp_path: Path) -> None:
+def test_days_begin_at_midnight_in_the_budgets_time_zone(open_ledger: OpenLedger) -> None:
     clock = Clock("2026-11-05T03:00:00+00:00")  # 22:00 on the 4th in New York
-    ledger = Ledger(tmp_path / "ledger.sqlite3", Budgets(daily_usd=1.00, timezone="America/New_York"), clock)
+    ledger = open_ledger(Budgets(daily_usd=1.00, timezone="America/New_York"), clock)
     spend(ledger, 450_000)
     clock.now = datetime.fromisoformat("2026-11-05T04:30:00+00:00")  # 23:30 on the 4th there
     with pytest.raises(BudgetExceeded, match=r"renews at midnight America/New_York"):
@@ -162,8 +181,8 @@ def checked_at_once(ledger: Ledger, *estimates: float) -> list[Reservation | Bud
     return outcomes
 
 
-def test_two_requests_that_fit_alone_but_not_together_do_not_both_pass(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite3", Budgets(daily_usd=0.10))
+def test_two_requests_that_fit_alone_but_not_together_do_not_both_pass(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger(Budgets(daily_usd=0.10))
     first = ledger.check(0.06)
     with pytest.raises(BudgetExceeded, match=r"has \$0.04 left"):
         ledger.check(0.06)
@@ -179,15 +198,15 @@ def test_two_requests_that_fit_alone_but_not_together_do_not_both_pass(tmp_path:
         winners[0].release()
 
 
-def test_a_reservation_nobody_keeps_holds_nothing(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite3", Budgets(daily_usd=0.10))
+def test_a_reservation_nobody_keeps_holds_nothing(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger(Budgets(daily_usd=0.10))
     ledger.check(0.06)  # used as a plain yes-or-no
     ledger.check(0.06).release()
 
 
-def test_the_summary_gives_today_this_month_by_notebook_and_by_model(tmp_path: Path) -> None:
+def test_the_summary_gives_today_this_month_by_notebook_and_by_model(open_ledger: OpenLedger) -> None:
     clock = Clock("2026-10-31T12:00:00+00:00")
-    ledger = Ledger(tmp_path / "ledger.sqlite3", Budgets(daily_usd=1.00), clock)
+    ledger = open_ledger(Budgets(daily_usd=1.00), clock)
     spend(ledger, 1_000_000)  # last month: in no figure
     clock.now = datetime.fromisoformat("2026-11-04T12:00:00+00:00")
     spend(ledger, 100_000, notebook="/nb/b.ipynb")  # $0.20 yesterday
@@ -225,12 +244,12 @@ def test_the_summary_gives_today_this_month_by_notebook_and_by_model(tmp_path: P
     in_flight.release()
 
 
-def test_no_row_and_no_byte_of_the_file_holds_a_credential(tmp_path: Path) -> None:
+def test_no_row_and_no_byte_of_the_file_holds_a_credential(tmp_path: Path, open_ledger: OpenLedger) -> None:
     key = "sk-ant-api03-LedgerTestKey0123456789abcdef"
     token = "per-kernel-token-7f3a9c"  # not shaped like a key: known to redaction as a credential in use
     redaction.remember([token])
     path = tmp_path / "ledger.sqlite3"
-    ledger = Ledger(path)
+    ledger = open_ledger(path=path)
     ledger.record(
         kernel=f"k-{token}",
         notebook=f"/home/me/{key}/notes {token}.ipynb",
