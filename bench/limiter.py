@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from timing import median_seconds
 
-from claude_magic.server.limiter import Limits, RateLimiter
+from claude_magic.api.limiter import Limits, RateLimiter
 
 QUEUED = (1, 10, 100)
 MAX_TOKENS = 8_192

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from claude_magic.server.limiter import Limits, RateLimiter, RequestTooLarge, counted_usage
+from claude_magic.api.limiter import Limits, RateLimiter, RequestTooLarge, counted_usage
 
 WINDOW = 0.5
 """Seconds: the tests' minute."""

@@ -1,4 +1,8 @@
-"""One rate limiter for every kernel of a Jupyter server: requests, input tokens and output tokens a window.
+"""A rate limiter for the clients of one API key: requests, input tokens and output tokens a window.
+
+It sits in the API layer because two parts of the package pace requests with it: the Jupyter
+server's proxy, one limiter for every kernel (its clients are kernels), and a kernel asking many
+rows at once without that server (its clients are jobs).
 
 The API limits an organisation's requests, input tokens and output tokens per minute (RPM, ITPM,
 OTPM; protocol notes §5). Kernels that each send and retry on their own draw 429s together, so the
@@ -46,7 +50,7 @@ response. The configured limits are a ceiling: a lower ``-limit`` from the upstr
 429's ``retry-after`` holds every client (:meth:`RateLimiter.pause`). The API's limits are per model
 class; a server that mixes classes heavily may keep one limiter per class.
 
-Everything runs on the event loop's thread (the Jupyter server's asyncio loop): no locks, no threads.
+Everything runs on the event loop's thread (the Jupyter server's, or the kernel's, asyncio loop): no locks, no threads.
 """
 
 from __future__ import annotations
