@@ -14,6 +14,7 @@ bytes), and nothing of the body outlives the request.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import time
@@ -125,6 +126,8 @@ class RequestBody:
         self._pieces = [piece.encode() for piece in pieces]
         self.length = sum(map(len, self._pieces)) + sum(map(len, self._strings))
         """Bytes in all, for ``Content-Length``."""
+        self.sha256: str | None = None
+        """The SHA-256 of the bytes, once they have all been written (what an answer's provenance names)."""
 
     def _set_aside(self, value: Any, marker: str) -> Any:
         """``value`` with each long plain string replaced by ``marker`` (and kept, in order)."""
@@ -138,10 +141,16 @@ class RequestBody:
         return value
 
     def __iter__(self) -> Iterator[bytes]:
+        """The bytes, in pieces, hashed on the way (each string is encoded once, to be sent)."""
+        digest = hashlib.sha256(self._pieces[0])
         yield self._pieces[0]
         for string, piece in zip(self._strings, self._pieces[1:]):
-            yield string.encode("ascii")
+            encoded = string.encode("ascii")
+            digest.update(encoded)
+            yield encoded
+            digest.update(piece)
             yield piece
+        self.sha256 = digest.hexdigest()
 
     def release(self) -> None:
         self._pieces, self._strings = [b""], []
@@ -156,6 +165,16 @@ class _AsyncRequestBody:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self.body:
             yield chunk
+
+
+def request_sha256(body: dict[str, Any]) -> str:
+    """The SHA-256 of ``body``'s bytes as the client would send them (to find an answer to
+    the same request before sending it)."""
+    content = RequestBody(body)
+    for _ in content:
+        pass
+    assert content.sha256 is not None
+    return content.sha256
 
 
 def _dumps(value: Any) -> str:
@@ -276,9 +295,11 @@ class _ClientBase:
 class _StreamBase:
     """Decodes a 200 response's body into events and accumulates the answer."""
 
-    def __init__(self, response: httpx.Response, secrets: tuple[str, ...]) -> None:
+    def __init__(self, response: httpx.Response, secrets: tuple[str, ...], request_sha256: str | None = None) -> None:
         self.response = response
         self.request_id: str | None = response.headers.get("request-id")
+        self.request_sha256 = request_sha256
+        """The SHA-256 of the request body's bytes, as sent."""
         self.accumulator = MessageAccumulator()
         self._decoder = SSEDecoder()
         self._secrets = secrets
@@ -370,9 +391,8 @@ class Client(_ClientBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
+    def _send(self, method: str, path: str, *, content: RequestBody | None = None, params: Any = None, stream: bool = False) -> httpx.Response:
         """Send with retries; returns a successful response (its body unread when ``stream``)."""
-        content = RequestBody(body) if body is not None else None
         request = self.http.build_request(method, self._url(path), content=content, params=params, headers=self._body_headers(content))
         try:
             return self._send_with_retries(request, stream)
@@ -407,10 +427,11 @@ class Client(_ClientBase):
     @contextmanager
     def stream(self, request: MessageRequest) -> Iterator[MessageStream]:
         """Open a streaming request; the connection closes when the block exits."""
-        response = self._send("POST", "/v1/messages", body=self.message_body(request, stream=True), stream=True)
+        content = RequestBody(self.message_body(request, stream=True))
+        response = self._send("POST", "/v1/messages", content=content, stream=True)
         try:
             self._check_event_stream(response)
-            yield MessageStream(response, self._secrets())
+            yield MessageStream(response, self._secrets(), content.sha256)
         finally:
             response.close()
 
@@ -427,7 +448,7 @@ class Client(_ClientBase):
             params["after_id"] = page.last_id
 
     def count_tokens(self, request: MessageRequest) -> int:
-        response = self._send("POST", "/v1/messages/count_tokens", body=self.count_tokens_body(request))
+        response = self._send("POST", "/v1/messages/count_tokens", content=RequestBody(self.count_tokens_body(request)))
         return self._parse(TokenCount, response).input_tokens
 
 
@@ -453,8 +474,9 @@ class AsyncClient(_ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
-        content = RequestBody(body) if body is not None else None
+    async def _send(
+        self, method: str, path: str, *, content: RequestBody | None = None, params: Any = None, stream: bool = False
+    ) -> httpx.Response:
         wrapped = _AsyncRequestBody(content) if content is not None else None
         request = self.http.build_request(method, self._url(path), content=wrapped, params=params, headers=self._body_headers(content))
         try:
@@ -489,10 +511,11 @@ class AsyncClient(_ClientBase):
 
     @asynccontextmanager
     async def stream(self, request: MessageRequest) -> AsyncIterator[AsyncMessageStream]:
-        response = await self._send("POST", "/v1/messages", body=self.message_body(request, stream=True), stream=True)
+        content = RequestBody(self.message_body(request, stream=True))
+        response = await self._send("POST", "/v1/messages", content=content, stream=True)
         try:
             self._check_event_stream(response)
-            yield AsyncMessageStream(response, self._secrets())
+            yield AsyncMessageStream(response, self._secrets(), content.sha256)
         finally:
             await response.aclose()
 
@@ -508,5 +531,5 @@ class AsyncClient(_ClientBase):
             params["after_id"] = page.last_id
 
     async def count_tokens(self, request: MessageRequest) -> int:
-        response = await self._send("POST", "/v1/messages/count_tokens", body=self.count_tokens_body(request))
+        response = await self._send("POST", "/v1/messages/count_tokens", content=RequestBody(self.count_tokens_body(request)))
         return self._parse(TokenCount, response).input_tokens
