@@ -3,7 +3,8 @@
 nbclient runs whole notebooks but sends no cell ids; JupyterLab sends each cell's id in the
 execute request's metadata (``cellId``), which is what makes re-running a cell replace its
 exchange. This harness sends it too, keeps every iopub message, and folds them into the
-outputs a notebook would save (``update_display_data`` applied in place, as nbclient does).
+outputs a notebook would save (``update_display_data`` applied in place, data and metadata, as
+nbclient does).
 """
 
 from __future__ import annotations
@@ -157,11 +158,11 @@ def _fold(outputs: list[dict[str, Any]], message: dict[str, Any]) -> None:
             outputs.append({"output_type": "stream", "name": content["name"], "text": content["text"]})
     elif kind in ("display_data", "execute_result"):
         display_id = content.get("transient", {}).get("display_id")
-        outputs.append({"output_type": kind, "data": content["data"], "display_id": display_id})
-    elif kind == "update_display_data":
+        outputs.append({"output_type": kind, "data": content["data"], "metadata": content.get("metadata", {}), "display_id": display_id})
+    elif kind == "update_display_data":  # its data and metadata replace the output's, as in JupyterLab and nbclient
         display_id = content.get("transient", {}).get("display_id")
         for output in outputs:
             if output.get("display_id") == display_id:
-                output["data"] = content["data"]
+                output["data"], output["metadata"] = content["data"], content.get("metadata", {})
     elif kind == "error":
         outputs.append({"output_type": "error", **{k: content[k] for k in ("ename", "evalue", "traceback")}})

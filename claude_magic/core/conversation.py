@@ -75,7 +75,10 @@ class Exchange:
     id: str = field(default_factory=_new_id)
     """Names the exchange in the log, for a later run of its cell to replace it by."""
     billed_separately: bool = False
-    """Its usage was logged when it was spent (a compared answer kept later): totals count it there."""
+    """Its usage was logged when it was spent (a compared answer kept later), or was spent
+    elsewhere (an answer replayed from the notebook): totals don't count it here."""
+    provenance: dict[str, Any] | None = None
+    """What produced the answer (:class:`~.provenance.Provenance`, without the blocks kept above)."""
 
     def messages(self) -> list[dict[str, Any]]:
         return [{"role": "user", "content": self.question}, *self.steps, {"role": "assistant", "content": self.answer}]
@@ -95,6 +98,7 @@ class Exchange:
             "steps": self.steps,
             "answer": self.answer,
             **({"billed_separately": True} if self.billed_separately else {}),
+            **({"provenance": self.provenance} if self.provenance else {}),
         }
 
     @classmethod
@@ -112,6 +116,7 @@ class Exchange:
             steps=list(event.get("steps") or []),
             id=str(event.get("id") or fallback_id or _new_id()),
             billed_separately=bool(event.get("billed_separately")),
+            provenance=event["provenance"] if isinstance(event.get("provenance"), dict) else None,
         )
 
 

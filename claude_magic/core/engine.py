@@ -12,8 +12,14 @@ each drives the same turn in a dozen lines, so a fix to the turn is a fix for ev
 
 A turn asks one thing of its driver besides streams: the model listing, when the context
 budget had to assume a context window (:attr:`Turn.wants_models`). Before the first request
-goes (and after the answer cache, which costs nothing), the caller's ``approve`` may refuse it:
+goes (and after a saved or cached answer, which costs nothing), the caller's ``approve`` may refuse it:
 nothing is then sent or recorded.
+
+Every answer ends with its :class:`~.provenance.Provenance` (the request as sent, the message
+as received), given to a renderer that keeps it with the final display
+(:class:`ShowsProvenance`), and kept with the exchange. An answer saved in the notebook for
+this exact request (replay, :mod:`.replay`) or in the answer cache is shown and recorded as
+if it had just arrived, and no request is made.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..api.errors import ClaudeError
 from .conversation import CellRun, Exchange
+from .provenance import Attached, Provenance, Round, Shaping, utc_time
 from .session import listed_or_none
 
 if TYPE_CHECKING:
@@ -55,6 +62,23 @@ class Renderer(Protocol):
         """The answer is over (complete or not): show ``text``, the whole of it."""
 
 
+@runtime_checkable
+class ShowsProvenance(Protocol):
+    """A renderer whose final display keeps the answer's provenance (a notebook's output);
+    the engine calls this instead of :meth:`Renderer.finish` at the end of an answer."""
+
+    def finish_with(self, text: str, provenance: Provenance) -> None:
+        """:meth:`Renderer.finish`, the display keeping ``provenance``."""
+
+
+class Opened(Protocol):
+    """A round's stream, as the turn sees it: the answer so far and what names the request."""
+
+    accumulator: MessageAccumulator
+    request_id: str | None
+    request_sha256: str | None
+
+
 @dataclass
 class Answer:
     text: str
@@ -75,8 +99,13 @@ class Answer:
     """The answer's blocks as the conversation keeps them (see :func:`sendable_answer`)."""
     output_estimated: bool = False
     """The output tokens in ``usage`` are estimated from what arrived (the answer was cut off)."""
+    provenance: Provenance | None = None
+    """What produced the answer (the original's, for one replayed from the notebook)."""
 
-
+    @property
+    def replayed(self) -> bool:
+        """The answer came from the notebook's saved outputs; nothing was sent."""
+        return self.provenance is not None and self.provenance.replayed_at is not None
 
 
 class AnswerCutOff(ClaudeError):
@@ -106,6 +135,8 @@ class Turn:
     record: bool = True
     """False for an answer that joins the conversation only if chosen (``--compare``)."""
     approve: Approve | None = None
+    attachments: tuple[Attached, ...] = ()
+    """What the question carries attached, for the answer's provenance."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Tool rounds so far: assistant ``tool_use`` and user ``tool_result`` messages."""
@@ -115,6 +146,12 @@ class Turn:
     _renderer: Renderer | None = None
     _accumulator: MessageAccumulator | None = None
     _calls_not_run_because: str = "no tools were offered for it"
+    _asked: MessageRequest | None = None
+    """The question's request (the first round's)."""
+    _sent: list[tuple[str | None, str | None]] = field(default_factory=list)
+    """Each round's request as sent: the SHA-256 of its body and its request-id."""
+    _earlier_usage: list[dict[str, Any]] = field(default_factory=list)
+    """The usage of the rounds before the last (tool rounds)."""
 
     # --- what to send -----------------------------------------------------------------------
 
@@ -133,33 +170,57 @@ class Turn:
         self.session.learn_models(models)
 
     def cached(self) -> Answer | None:
-        """The answer to this exact request from the answer cache, shown and recorded; None
-        when the cache is off for it, or holds nothing."""
-        key = self._cache_key()
-        if key is None or self.options.fresh or (hit := self.session.answer_cache.get(key)) is None:
+        """The answer to this exact request saved in the notebook (with replay on) or in the
+        answer cache, shown and recorded; None when neither may answer it, or holds nothing.
+        (A question with tools is always sent: its functions must run.)"""
+        if self.options.tools or self.options.fresh:
             return None
+        if self.options.replay and (saved := self.session.saved_answer(self._request_sha256())) is not None:
+            return self._answer_from(saved.message(), replayed=saved)
+        key = self._cache_key()
+        if key is None or (hit := self.session.answer_cache.get(key)) is None:
+            return None
+        return self._answer_from(hit.message, cached_at=hit.saved_at)
+
+    def _answer_from(self, message: dict[str, Any], *, cached_at: float | None = None, replayed: Provenance | None = None) -> Answer:
         from ..api.accumulate import MessageAccumulator
 
+        assert self._prepared is not None, "request() comes first"
+        self._asked = self._prepared.request
         self._renderer = self.open_renderer()
-        self._accumulator = MessageAccumulator.of_message(hit.message)
-        return self._conclude(cached_at=hit.saved_at)
+        for block in message.get("content", []):  # shown above the answer, as when it streamed
+            if block.get("type") == "thinking" and block.get("thinking"):
+                self._renderer.feed_thinking(block["thinking"])
+        self._accumulator = MessageAccumulator.of_message(message)
+        return self._conclude(cached_at=cached_at, replayed=replayed)
+
+    def _body(self) -> dict[str, Any]:
+        """This round's request body, as the client will send it."""
+        assert self._prepared is not None, "request() comes first"
+        return self.session.client(self.settings).message_body(self._prepared.request, stream=True)
+
+    def _request_sha256(self) -> str:
+        from ..api.client import request_sha256
+
+        return request_sha256(self._body())
 
     def _cache_key(self) -> str | None:
         if not self.options.cached or self.options.tools:
             return None
         from .answer_cache import request_key
 
-        assert self._prepared is not None, "request() comes first"
-        body = self.session.client(self.settings).message_body(self._prepared.request, stream=True)
-        return request_key(body, self.settings.api_version, self.settings.base_url)
+        return request_key(self._body(), self.settings.api_version, self.settings.base_url)
 
     # --- a round streaming ------------------------------------------------------------------
 
-    def stream_started(self, accumulator: MessageAccumulator) -> None:
+    def stream_started(self, stream: Opened) -> None:
         """A round's stream opened: its answer gets a renderer of its own."""
         assert self._prepared is not None, "request() comes first"
         self.session.note_sent(self._prepared, self.options)
-        self._accumulator = accumulator
+        if not self._sent:
+            self._asked = self._prepared.request
+        self._sent.append((stream.request_sha256, stream.request_id))
+        self._accumulator = stream.accumulator
         self._renderer = self.open_renderer()
 
     def show(self, event: StreamEvent) -> None:
@@ -206,6 +267,7 @@ class Turn:
             self._calls_not_run_because = "interrupted by the user"
             raise self.cut_off(cause) from None
         self._tally(self._accumulator.usage, separately=True)
+        self._earlier_usage.append(self._accumulator.usage)
         self.steps += [
             {"role": "assistant", "content": self._accumulator.content()},
             {"role": "user", "content": [r.result_block() for r in runs]},
@@ -225,12 +287,11 @@ class Turn:
         """The round broke (an error, Ctrl-C, a cancel): what arrived is shown and recorded."""
         return AnswerCutOff(self._conclude(), cause)
 
-    def _conclude(self, cached_at: float | None = None) -> Answer:
+    def _conclude(self, cached_at: float | None = None, replayed: Provenance | None = None) -> Answer:
         from ..api.accumulate import MessageAccumulator
 
         accumulator = self._accumulator or MessageAccumulator()
         message = accumulator.message()
-        self._finish_showing(message.text)
         content, calls_not_run = sendable_answer(accumulator, self._calls_not_run_because)
         fitted = self._prepared.fitted if self._prepared is not None else None
         usage, estimated = counted_output(accumulator)
@@ -249,11 +310,41 @@ class Turn:
             cached_at=cached_at,
             calls_not_run=calls_not_run,
         )
-        if cached_at is None:  # a cached answer cost nothing this time
+        answer.provenance = replayed.replayed() if replayed is not None else self._provenance(answer, message.id or None, cached_at)
+        self._finish_showing(message.text, answer.provenance)
+        if cached_at is None and replayed is None:  # an answer cached or replayed cost nothing this time
             self._tally(answer.usage, separately=not self.record or not self.options.use_history, model=answer.model)
         if self.record and self.options.use_history:
             self.session.conversation.record(self._exchange(answer))
+        if self.record:
+            self.session.last_provenance = answer.provenance
         return answer
+
+    def _provenance(self, answer: Answer, message_id: str | None, cached_at: float | None) -> Provenance:
+        """What produced ``answer``: the question's request as sent, and every round's usage."""
+        from .pricing import cost
+
+        assert self._asked is not None, "a request came first"
+        (sha, request_id), *later = self._sent or [(self._request_sha256(), None)]
+        usages = [*self._earlier_usage, answer.usage]
+        costs = [cost(answer.model, usage) for usage in usages]
+        return Provenance(
+            model=answer.model,
+            api_version=self.settings.api_version,
+            request_sha256=sha,
+            settings=Shaping.of(self._asked),
+            usage=usages[0] if len(usages) == 1 else summed(usages),
+            cost_usd=None if None in costs else round(sum(c for c in costs if c is not None), 10),
+            stop_reason=answer.stop_reason,
+            request_id=request_id,
+            message_id=message_id,
+            answered_at=utc_time(cached_at),
+            complete=answer.complete,
+            content=tuple(answer.content),
+            attachments=self.attachments,
+            tool_rounds=tuple(Round(later_sha, later_id) for later_sha, later_id in later),
+            cached_at=utc_time() if cached_at is not None else None,
+        )
 
     def _exchange(self, answer: Answer) -> Exchange:
         return Exchange(
@@ -264,6 +355,8 @@ class Turn:
             usage=answer.usage,
             complete=answer.complete,
             steps=list(self.steps),
+            provenance=answer.provenance.to_json(with_content=False) if answer.provenance else None,
+            billed_separately=answer.replayed,
         )
 
     def _tally(self, usage: dict[str, Any], *, separately: bool, model: str | None = None) -> None:
@@ -271,11 +364,25 @@ class Turn:
         for a request whose usage no recorded exchange carries."""
         self.session.tally(model or self.options.model, usage, log=separately)
 
-    def _finish_showing(self, text: str) -> None:
-        """This round's text is complete: show all of it (the next round gets its own renderer)."""
+    def _finish_showing(self, text: str, provenance: Provenance | None = None) -> None:
+        """This round's text is complete: show all of it (the next round gets its own renderer);
+        the answer's last display keeps its provenance, where the renderer can."""
         if self._renderer is not None:
-            self._renderer.finish(text)
+            if provenance is not None and isinstance(self._renderer, ShowsProvenance):
+                self._renderer.finish_with(text, provenance)
+            else:
+                self._renderer.finish(text)
             self._renderer = None
+
+
+def summed(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The token counts of several requests added up, kind by kind."""
+    total: dict[str, Any] = {}
+    for usage in usages:
+        for kind, count in usage.items():
+            if isinstance(count, int):
+                total[kind] = total.get(kind, 0) + count
+    return total
 
 
 def counted_output(accumulator: MessageAccumulator) -> tuple[dict[str, Any], bool]:
@@ -329,12 +436,13 @@ def ask(
     cell: CellRun | None = None,
     show_tool_run: ShowToolRun | None = None,
     approve: Approve | None = None,
+    attachments: tuple[Attached, ...] = (),
 ) -> Answer:
     """Send ``question`` with the history, stream the answer into the renderer ``open_renderer``
     makes once it starts, and record the exchange. Raises :class:`AnswerCutOff` (keeping what
     arrived) when the stream breaks or Ctrl-C stops it, and the client's errors when no answer
-    started."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, approve=approve)
+    started. ``attachments``: what the question carries, named in the answer's provenance."""
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, approve=approve, attachments=attachments)
     return _drive(turn, session.client(settings))
 
 
@@ -349,10 +457,11 @@ async def ask_async(
     *,
     record: bool = True,
     approve: Approve | None = None,
+    attachments: tuple[Attached, ...] = (),
 ) -> Answer:
     """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
     arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve)
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve, attachments=attachments)
     return await _drive_async(turn, session.async_client(settings))
 
 
@@ -368,7 +477,7 @@ def _drive(turn: Turn, client: Client) -> Answer:
         turn.approve(request)
     while True:
         with client.stream(request) as stream:
-            turn.stream_started(stream.accumulator)
+            turn.stream_started(stream)
             try:
                 for event in stream:
                     turn.show(event)
@@ -397,7 +506,7 @@ async def _drive_async(turn: Turn, client: AsyncClient) -> Answer:
         turn.approve(request)
     while True:
         async with client.stream(request) as stream:
-            turn.stream_started(stream.accumulator)
+            turn.stream_started(stream)
             try:
                 async for event in stream:
                     turn.show(event)

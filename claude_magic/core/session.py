@@ -8,6 +8,7 @@ magic, the chat panel and ``--compare`` share. It knows nothing of magics or wid
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from ..api.client import AsyncClient, Client
     from ..api.protocol import MessageRequest, ModelInfo
     from .answer_cache import AnswerCache
+    from .provenance import Provenance
+    from .replay import NotebookAnswers
     from .tools import Tool
 
 
@@ -51,6 +54,8 @@ class AskOptions:
     tools: tuple[Tool, ...] = ()
     """Python functions the model may call; the tool loop runs at most ``max_tool_rounds``."""
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+    replay: bool = False
+    """Answer a request saved in the notebook's file from there (see :mod:`.replay`)."""
 
 
 @dataclass
@@ -90,6 +95,9 @@ class ClaudeSession:
         self._async_clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._answer_cache: AnswerCache | None = None
         self._models: list[ModelInfo] | None = None
+        self._saved_answers: NotebookAnswers | None = None
+        self.last_provenance: Provenance | None = None
+        """What produced the last answer recorded (``%claude why``)."""
 
     @property
     def conversation(self) -> Conversation:
@@ -223,6 +231,29 @@ class ClaudeSession:
         self.usage.add(model, usage)
         if log:
             self.conversation.note_usage(model, usage)
+
+    def saved_answer(self, request_sha256: str) -> Provenance | None:
+        """The answer this notebook's file saved for the request with this SHA-256, if any."""
+        saved = self.saved_answers()
+        return saved.find(request_sha256) if saved is not None else None
+
+    def why_not_replayed(self) -> str:
+        """Why the last question was not answered from the notebook's saved outputs."""
+        saved = self.saved_answers()
+        if saved is None:
+            return "no saved answer could be replayed: the kernel was not told which notebook it runs"
+        return saved.why_none()
+
+    def saved_answers(self) -> NotebookAnswers | None:
+        """The answers saved in this kernel's notebook file (None: no notebook is known)."""
+        path = self._locate()
+        if path is None:
+            return None
+        if self._saved_answers is None or str(self._saved_answers.path) != os.path.abspath(path):
+            from .replay import NotebookAnswers
+
+            self._saved_answers = NotebookAnswers(path)
+        return self._saved_answers
 
     @property
     def answer_cache(self) -> AnswerCache:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..api.errors import ClaudeError
+from ..api.errors import ClaudeError, ConfigurationError
 from ..api.settings import as_effort
 from ..core.session import AskOptions, thinking_request
 from ..ui.wording import ClaudeMagicError, calls_not_run_note, explain, explain_cut_off, footer, note, warn
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..api.protocol import MessageRequest
     from ..attach.registry import Attachment
     from ..core.engine import Answer, Approve, Renderer
+    from ..core.provenance import Attached
     from ..core.tools import ToolRun
     from .settings import ClaudeSettings
 
@@ -53,7 +54,7 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
         return _show_estimate(magics, question, options)
     if args.compare or args.sweep or args.samples:
         return _compare(magics, args, question, options)
-    answer = _send(magics, question, options, store_as=args.output, approve=_approval(magics, yes=args.yes))
+    answer = _send(magics, question, options, store_as=args.output, approve=_approval(magics, yes=args.yes), attachments=_named(attachments))
     if args.code:
         _offer_code(magics, answer.text)
 
@@ -74,6 +75,7 @@ def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
         tools=tools_named(args.tools or "", magics.namespace),
         max_tool_rounds=magics.max_tool_rounds,
         fresh=args.fresh,
+        replay=magics.replay_on(),
     )
 
 
@@ -123,18 +125,33 @@ def _attachments(magics: ClaudeSettings, args: Any) -> list[Attachment]:
     return attachments
 
 
+def _named(attachments: list[Attachment]) -> tuple[Attached, ...]:
+    """The attachments as the answer's provenance names them: an image by its bytes' hash."""
+    from ..core.provenance import Attached
+
+    return tuple(Attached.of(a.label.strip("`"), a.kind, a.image.data if a.image else (a.text or "").encode()) for a in attachments)
+
+
 # --- answering ----------------------------------------------------------------------------------
 
 
-def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, store_as: str | None, approve: Approve) -> Answer:
+def _send(
+    magics: ClaudeSettings,
+    question: list[dict[str, Any]],
+    options: AskOptions,
+    store_as: str | None,
+    approve: Approve,
+    attachments: tuple[Attached, ...] = (),
+) -> Answer:
     """Ask, then show the footer and store the text in ``store_as``, even for a partial answer."""
     from ..core.engine import AnswerCutOff, ask
     from ..core.spending import Refused
     from ..ui.render import show_footer
 
     settings = magics.client_settings()
+    session = magics.session
     try:
-        answer = ask(magics.session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve)
+        answer = ask(session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve, attachments)
     except Refused as refused:
         raise ClaudeMagicError(str(refused)) from None
     except AnswerCutOff as cut:
@@ -145,7 +162,9 @@ def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOp
     except KeyboardInterrupt:
         raise ClaudeMagicError("interrupted before the answer started; nothing was recorded") from None
     except ClaudeError as error:
-        raise ClaudeMagicError(explain(error, settings)) from None
+        nothing_sent = isinstance(error, ConfigurationError) and not settings.credentials.present
+        why_not_replayed = f"; {session.why_not_replayed()}" if nothing_sent and options.replay and not options.tools else ""
+        raise ClaudeMagicError(explain(error, settings) + why_not_replayed) from None
     show_footer(footer(answer), in_notebook=magics.in_notebook)
     if answer.calls_not_run:
         warn(calls_not_run_note(answer.calls_not_run, options))

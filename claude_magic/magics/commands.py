@@ -30,6 +30,9 @@ class Command:
     """The one argument it takes, as help names it (None: none)."""
     flags: tuple[str, ...] = field(default_factory=tuple)
     """Flags it may take instead."""
+    claims: Callable[[str], bool] | None = None
+    """Whether ``%claude NAME REST`` is this command (None: always; otherwise, for a common
+    word, anything else after it is a question: ``%claude why is the sky blue?``)."""
 
     @property
     def usage(self) -> str:
@@ -42,7 +45,7 @@ class Command:
             words = shlex.split(rest)
         except ValueError:  # an apostrophe: a question, surely
             words = rest.split()
-        if self.argument is not None and len(words) == 1:
+        if self.argument is not None and (len(words) == 1 or (self.claims is not None and not words)):
             return words
         if self.argument is None and all(word in self.flags for word in words):
             return words
@@ -53,11 +56,13 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str, *, argument: str | None = None, flags: tuple[str, ...] = ()) -> Callable[[Run], Run]:
+def command(
+    name: str, summary: str, *, argument: str | None = None, flags: tuple[str, ...] = (), claims: Callable[[str], bool] | None = None
+) -> Callable[[Run], Run]:
     """Register ``run(magics, *words)`` as ``%claude NAME``."""
 
     def register(run: Run) -> Run:
-        COMMANDS[name] = Command(name, run, summary, argument, flags)
+        COMMANDS[name] = Command(name, run, summary, argument, flags, claims)
         return run
 
     return register
@@ -65,7 +70,10 @@ def command(name: str, summary: str, *, argument: str | None = None, flags: tupl
 
 def is_command(line: str) -> bool:
     words = line.split(maxsplit=1)
-    return bool(words) and words[0] in COMMANDS
+    if not words or words[0] not in COMMANDS:
+        return False
+    claims = COMMANDS[words[0]].claims
+    return claims is None or claims(words[1] if len(words) > 1 else "")
 
 
 def run_command(magics: ClaudeSettings, line: str) -> None:
@@ -125,6 +133,8 @@ def _setting_value(magics: ClaudeSettings, name: str) -> str:
         return mask_secret(credentials.api_key or credentials.auth_token)
     if name == "base_url":
         return magics.client_settings().base_url
+    if name == "replay" and magics.replay is None:
+        return f"(on when no key and no base URL are set: {'on' if magics.replay_on() else 'off'} now)"
     value = getattr(magics, name)
     if value in (None, "") and name in _UNSET:
         return _UNSET[name]
@@ -225,6 +235,31 @@ def show_usage(magics: ClaudeSettings) -> None:
     from .reports import usage_report
 
     show_text(usage_report(magics.session.usage, magics.session.conversation))
+
+
+@command(
+    "why",
+    "what produced the last answer (why N: turn N of history): model, settings, request hash, usage, cost",
+    argument="[N]",
+    claims=lambda rest: not rest.strip() or rest.strip().isdigit(),
+)
+def why(magics: ClaudeSettings, number: str | None = None) -> None:
+    from ..core.provenance import Provenance
+    from ..ui.render import show_text
+    from .reports import provenance_report
+
+    if number is None:
+        provenance, which = magics.session.last_provenance, "the last answer"
+        if provenance is None:
+            raise UsageError("%claude why: no answer yet in this session (%claude why N shows turn N of %claude history)")
+    else:
+        exchanges = magics.session.conversation.refresh().exchanges
+        if not 1 <= int(number) <= len(exchanges):
+            raise UsageError(f"%claude why N: N is a turn of %claude history (1 to {len(exchanges)})" if exchanges else "%claude why N: the conversation has no turns yet")
+        provenance, which = Provenance.from_json(exchanges[int(number) - 1].provenance), f"turn {number}"
+        if provenance is None:
+            raise UsageError(f"%claude why {number}: turn {number} was recorded without its provenance (a kept compared answer, or an older version)")
+    show_text(provenance_report(provenance, which))
 
 
 @command("keep", "add compared answer N (of the last --compare, --sweep or -n) to the conversation", argument="N (the number of a compared answer)")

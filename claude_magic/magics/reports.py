@@ -1,4 +1,4 @@
-"""What ``%claude history`` and ``%claude usage`` show: a Markdown table and its plain-text twin.
+"""What ``%claude history``, ``%claude usage`` and ``%claude why`` show: a Markdown table and its plain-text twin.
 
 Every value is shown as text (:func:`render.literal_markdown`): a question, a notebook's path.
 Question previews are scrubbed of credentials (:func:`claude_magic.redaction.scrub`) before
@@ -7,6 +7,7 @@ they are shortened, so not even a piece of a key shows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from ..ui.render import literal_markdown
 
 if TYPE_CHECKING:
     from ..core.conversation import Conversation, Exchange, SetAside
+    from ..core.provenance import Provenance
     from ..core.store import ConversationStore
 
 PREVIEW_CHARS = 60
@@ -59,6 +61,39 @@ def usage_report(session: Tally, conversation: Conversation) -> dict[str, str]:
     if conversation.store is None:
         note += f" Notebook totals: none, {session_only(conversation)}."
     return _bundle(note, columns, rows, empty="")
+
+
+def provenance_report(provenance: Provenance, which: str) -> dict[str, str]:
+    """What produced an answer, one field a row (every value is data: shown as text)."""
+    from ..core.pricing import TokenUsage, format_cost
+    from ..ui.wording import replayed_note
+
+    shaping = provenance.settings
+    tokens = TokenUsage.from_api(provenance.usage)
+    asked_for = f" (asked for {shaping.model})" if shaping.model and shaping.model != provenance.model else ""
+    rows = [
+        ("answered", f"{provenance.answered_at} (UTC)"),
+        *([("replayed", f"{replayed_note(provenance)} at {provenance.replayed_at}")] if provenance.replayed_at else []),
+        *([("from the answer cache", f"at {provenance.cached_at}")] if provenance.cached_at else []),
+        ("model", f"{provenance.model}{asked_for}"),
+        ("API version", provenance.api_version),
+        ("request SHA-256", provenance.request_sha256 or "(not sent)"),
+        ("max tokens", f"{shaping.max_tokens:,}"),
+        ("effort", shaping.effort or "(the model's default)"),
+        ("thinking", json.dumps(shaping.thinking, sort_keys=True) if shaping.thinking else "off"),
+        ("temperature", f"{shaping.temperature:g}" if shaping.temperature is not None else "(not sent)"),
+        ("system prompt", f"SHA-256 {shaping.system_sha256}" if shaping.system_sha256 else "(none)"),
+        ("tools", ", ".join(shaping.tools) or "(none)"),
+        *((f"attachment {n}", f"{a.name} ({a.kind}), SHA-256 {a.sha256}") for n, a in enumerate(provenance.attachments, 1)),
+        ("usage", f"{tokens.input:,} in · {tokens.output:,} out · cache: {tokens.cache_read:,} read, {tokens.written:,} written"),
+        ("estimated cost", format_cost(provenance.cost_usd)),
+        ("stop reason", provenance.stop_reason or "(none)" if provenance.complete else "(cut off)"),
+        ("request id", provenance.request_id or "(none)"),
+        *((f"tool round {n}", f"request SHA-256 {r.request_sha256}, request id {r.request_id}") for n, r in enumerate(provenance.tool_rounds, 1)),
+        ("message id", provenance.message_id or "(none)"),
+        ("package", f"claude-magic {provenance.package_version}"),
+    ]
+    return _bundle(f"What produced {which}", ("field", "value"), rows, empty="")
 
 
 def session_only(conversation: Conversation) -> str:

@@ -47,6 +47,7 @@ _ENVIRONMENT_DEFAULTS = {
     "api_key": "ANTHROPIC_API_KEY",
     "base_url": "ANTHROPIC_BASE_URL",
     "live_updates": "CLAUDE_MAGIC_LIVE_UPDATES",
+    "replay": "CLAUDE_MAGIC_REPLAY",
 }
 """Settings that, when not set, are read from the environment (the SDK's variables, and ours)."""
 
@@ -116,6 +117,13 @@ class ClaudeSettings(Magics):
         help="Ask before sending a question that could cost more than this, in USD (its input, and max_tokens of "
         "output). Unset: never ask.",
     ).tag(config=True)
+    replay = Bool(
+        None,
+        allow_none=True,
+        help="Answer a question whose exact request was answered in this notebook's saved outputs from "
+        "there, sending nothing. Default from $CLAUDE_MAGIC_REPLAY (1 or 0), else on when neither a key "
+        "nor a base URL is set (a shared notebook re-run without a key).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -138,6 +146,11 @@ class ClaudeSettings(Magics):
     @default("live_updates")
     def _live_updates_from_env(self) -> bool:
         return os.environ.get("CLAUDE_MAGIC_LIVE_UPDATES", "1").strip().lower() not in ("0", "false", "no", "off")
+
+    @default("replay")
+    def _replay_from_env(self) -> bool | None:
+        value = os.environ.get("CLAUDE_MAGIC_REPLAY", "").strip().lower()
+        return None if not value else value not in ("0", "false", "no", "off")
 
     @validate("api_key")
     def _mask_api_key(self, proposal: Any) -> SecretStr | None:
@@ -226,6 +239,14 @@ class ClaudeSettings(Magics):
             max_retries=self.max_retries,
             timeout=self.timeout,
         )
+
+    def replay_on(self) -> bool:
+        """Whether questions are answered from the notebook's saved outputs: as set, else when
+        there is no key and no base URL (nothing could be asked anyway)."""
+        if self.replay is not None:
+            return bool(self.replay)
+        settings = self.client_settings()
+        return not settings.credentials.present and not (self.base_url or os.environ.get("ANTHROPIC_BASE_URL"))
 
     def panel_settings(self) -> PanelSettings:
         """The settings as they are now, for the chat panel (which asks for them at each question)."""

@@ -8,6 +8,10 @@ length. The final redraw always shows the complete answer.
 Text from the model or the server is shown as text, never as markup: answers and thinking
 go through :func:`safe_markdown.safe_markdown`, data (a model id, a stop reason, a table
 cell) through :func:`literal_markdown` or :func:`code_span`, code through :func:`fenced`.
+
+An answer's final display keeps its provenance in the output's ``metadata``
+(:func:`provenance_metadata`): the complete answer's display in a notebook, and the last
+update of a live one (JupyterLab and nbclient replace an output's metadata with an update's).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .safe_markdown import Markup, safe_markdown
+
+if TYPE_CHECKING:
+    from ..core.provenance import Provenance
 
 REDRAW_CHARS_PER_SECOND = 100_000
 """Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
@@ -121,6 +128,14 @@ def fenced(code: str, info: str = "") -> str:
     return f"{fence}{info}\n{code}\n{fence}"
 
 
+def provenance_metadata(provenance: Provenance) -> dict[str, Any]:
+    """An answer's output ``metadata``: its provenance under the package's key (every display
+    of a finished answer, a cell's or an exported one, saves it this way)."""
+    from ..core.provenance import PROVENANCE_KEY
+
+    return {PROVENANCE_KEY: provenance.to_json()}
+
+
 class ThrottledDisplay:
     """Redraws a display at most ``refresh_rate`` times a second, and at least every
     ``len(text) / REDRAW_CHARS_PER_SECOND`` seconds apart, so redraw cost stays linear."""
@@ -186,10 +201,16 @@ class NotebookAnswer(ThrottledDisplay):
         self._handle: DisplayHandle = display(
             {"text/markdown": PLACEHOLDER, "text/plain": "…"}, raw=True, display_id=True
         )
+        self._metadata: dict[str, Any] = {}
         super().__init__(self._update, refresh_rate=refresh_rate, clock=clock)
 
     def _update(self, text: str) -> None:
-        self._handle.update(markdown_bundle(text, self.thinking), raw=True)
+        self._handle.update(markdown_bundle(text, self.thinking), metadata=self._metadata, raw=True)
+
+    def finish_with(self, text: str, provenance: Provenance) -> None:
+        """The last update, keeping the answer's provenance (it replaces the output's metadata)."""
+        self._metadata = provenance_metadata(provenance)
+        self.finish(text)
 
 
 class FinalAnswer:
@@ -205,9 +226,15 @@ class FinalAnswer:
         self._thinking.append(text)
 
     def finish(self, text: str) -> None:
+        self._show(text, {})
+
+    def finish_with(self, text: str, provenance: Provenance) -> None:
+        self._show(text, provenance_metadata(provenance))
+
+    def _show(self, text: str, metadata: dict[str, Any]) -> None:
         from IPython.display import display
 
-        display(markdown_bundle(text, "".join(self._thinking)), raw=True)
+        display(markdown_bundle(text, "".join(self._thinking)), metadata=metadata, raw=True)
 
 
 class TerminalAnswer:

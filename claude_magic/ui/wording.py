@@ -27,6 +27,7 @@ from ..api.settings import mask_secret
 if TYPE_CHECKING:
     from ..api.settings import ClientSettings
     from ..core.engine import Answer
+    from ..core.provenance import Provenance
     from ..core.session import AskOptions
 
 
@@ -59,13 +60,16 @@ def footer(answer: Answer) -> str:
     if answer.cached_at is not None:
         saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(answer.cached_at))
         return " · ".join([*parts, f"from the answer cache (received {saved}; --fresh asks again), no cost"])
-    if tokens.cache_read or tokens.written:
-        parts.append(f"cache: {tokens.cache_read:,} read, {tokens.written:,} written")
-    spent = cost(answer.model, usage) if usage else None
-    parts.append(f"≈ {format_cost(spent)}" if spent is not None else "cost unknown")
-    if answer.time_to_first_token is not None:
-        parts.append(f"first token {answer.time_to_first_token:.2f} s")
-    parts.append(f"total {answer.total_time:.2f} s")
+    if answer.replayed and answer.provenance is not None:  # in place of what it cost and took when asked
+        parts.append(f"{replayed_note(answer.provenance)}, no cost")
+    else:
+        if tokens.cache_read or tokens.written:
+            parts.append(f"cache: {tokens.cache_read:,} read, {tokens.written:,} written")
+        spent = cost(answer.model, usage) if usage else None
+        parts.append(f"≈ {format_cost(spent)}" if spent is not None else "cost unknown")
+        if answer.time_to_first_token is not None:
+            parts.append(f"first token {answer.time_to_first_token:.2f} s")
+        parts.append(f"total {answer.total_time:.2f} s")
     if not answer.complete:
         parts.append("incomplete")
     elif answer.stop_reason == "max_tokens":
@@ -75,6 +79,11 @@ def footer(answer: Answer) -> str:
     if left_out := left_out_note(answer.turns_left_out, answer.images_left_out):
         parts.append(left_out)
     return " · ".join(parts)
+
+
+def replayed_note(provenance: Provenance) -> str:
+    """Where a replayed answer came from: ``replayed from the notebook (answered 2026-11-20 by …)``."""
+    return f"replayed from the notebook (answered {provenance.answered_at[:10]} by {provenance.model})"
 
 
 def explain(error: ClaudeError, settings: ClientSettings) -> str:
