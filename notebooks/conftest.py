@@ -9,6 +9,13 @@ Each kernel is told its notebook's path and keeps the conversation in a fresh ho
 own, as a user's kernel in Jupyter would (and as ``make notebooks`` saved them). The
 environment is changed only while a notebook's kernel starts (in its first cell's setup), so
 the rest of the test suite is unaffected.
+
+Each answer is replayed from the notebook's own file (``CLAUDE_MAGIC_REPLAY=1``): its request,
+byte for byte the one ``make notebooks`` sent, finds the answer saved with its provenance, so
+the stand-in the setup cell starts is asked only what no saved answer matches (nothing but the
+error the quick start shows). ``make notebooks`` leaves replay at its default, off once that
+setup cell has set a key, so it records fresh answers. Where replay and a fresh answer show
+something different (the footer, ``%claude usage``, ``%claude why``), sanitize.cfg says so.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pytest
 
 NOTEBOOK_ENV: dict[str, str | None] = {
     "CLAUDE_MAGIC_LIVE_UPDATES": "0",
+    "CLAUDE_MAGIC_REPLAY": "1",
     "ANTHROPIC_API_KEY": None,
     "ANTHROPIC_AUTH_TOKEN": None,
     "ANTHROPIC_BASE_URL": None,

@@ -92,6 +92,19 @@ def _saved(result: CellResult) -> list[dict[str, Any]]:
     return [{k: v for k, v in o.items() if k != "display_id"} for o in result.displays()]
 
 
+def test_an_answer_from_the_answer_cache_shows_its_thinking_and_says_so_in_its_provenance(server: StandIn, tmp_path: Path) -> None:
+    with Kernel(stand_in_environment(server.base_url, KEY, tmp_path / "home", str(tmp_path / "n.ipynb"))) as k:
+        ok(k, "%load_ext claude_magic")
+        first, again = (ok(k, "%claude --cached --no-history --think Which join keeps every row?").displays() for _ in range(2))
+    [sent] = server.message_requests
+    assert again[0]["data"] == first[0]["data"] and "<details><summary>Thinking</summary>" in again[0]["data"]["text/markdown"]
+    assert "from the answer cache" in again[1]["data"]["text/plain"]
+    fresh, cached = provenance_of(first[0]), provenance_of(again[0])
+    assert cached["request_sha256"] == fresh["request_sha256"] == sent.digest  # the request it would have sent
+    assert cached["cached_at"] and "cached_at" not in fresh and cached["request_id"] is None
+    assert cached["content"] == fresh["content"]
+
+
 def test_why_shows_the_last_answer_or_turn_n_and_other_words_ask(server: StandIn, tmp_path: Path) -> None:
     with Kernel(stand_in_environment(server.base_url, KEY, tmp_path / "home", str(tmp_path / "n.ipynb"))) as k:
         ok(k, "%load_ext claude_magic")
