@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/prepare.py
 	$(PY) bench/memory.py
+	$(PY) bench/limiter.py
 	$(PY) bench/first_answer.py
 	$(PY) bench/replay.py
 
