@@ -104,14 +104,17 @@ def _template(magics: ClaudeSettings, name: str, assignments: str) -> tuple[str,
 def _attachments(magics: ClaudeSettings, args: Any) -> list[Attachment]:
     """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
     from ..attach.interpolate import Unresolved, lookup
-    from ..attach.registry import AttachmentError, check_image_count
+    from ..attach.registry import AttachmentError, check_image_count, document_named
 
     attachments = []
     for name in [n for value in args.attach or [] for n in value.split(",") if n]:
         try:
             obj = lookup(name, magics.namespace)
         except Unresolved as why:
-            raise AttachmentError(f"-a {name}: {why}") from None
+            if (document := document_named(f"`{name}`", name)) is None:
+                raise AttachmentError(f"-a {name}: {why}, and no document file or https:// URL has that name") from None
+            attachments.append(document)
+            continue
         attachments.append(magics.attach(f"`{name}`", obj))
     if args.fig is not None:
         attachments += magics.notebook.figures(None if args.fig == -1 else args.fig)

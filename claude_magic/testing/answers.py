@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.media import image_size
+from ..api.pdf import base64_page_count
 
 STAND_IN_NOTE = "_(Answered by the claude-magic offline stand-in, not by Claude.)_"
 
@@ -105,6 +106,22 @@ def describe_image(block: dict[str, Any]) -> str:
     return f"{source.get('media_type')}, {width}×{height} px"
 
 
+def document_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for m in messages if isinstance(m.get("content"), list) for b in m["content"] if isinstance(b, dict) and b.get("type") == "document"]
+
+
+def describe_document(block: dict[str, Any]) -> str:
+    """``“report.pdf”, PDF, 3 pages``: what the stand-in saw of a document block."""
+    source = block.get("source", {})
+    title = f"“{block['title']}”, " if block.get("title") else ""
+    cited = ", citations on" if (block.get("citations") or {}).get("enabled") else ""
+    if source.get("type") == "base64":
+        return f"{title}PDF, {base64_page_count(str(source.get('data', '')))} pages{cited}"
+    if source.get("type") == "text":
+        return f"{title}text, {len(str(source.get('data', ''))):,} characters{cited}"
+    return f"{title}{source.get('type', '?')} source{cited}"
+
+
 def question_of(content: Any) -> str:
     """The question in a user turn: its last text block (attachments come before it)."""
     if isinstance(content, str):
@@ -156,6 +173,7 @@ def summary_answer(body: dict[str, Any]) -> str:
     if body.get("system"):
         lines.append(f"- system prompt: “{text_of_content(body['system'])[:200]}”")
     lines += [f"- image {i}: {describe_image(block)}" for i, block in enumerate(image_blocks(messages), 1)]
+    lines += [f"- document {i}: {describe_document(block)}" for i, block in enumerate(document_blocks(messages), 1)]
     results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"] if isinstance(content, list) else []
     lines += [f"- tool result{' (error)' if r.get('is_error') else ''}: {text_of_content(r.get('content', ''))}" for r in results]
     return "\n".join([*lines, "", STAND_IN_NOTE])
