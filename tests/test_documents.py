@@ -135,3 +135,70 @@ def test_a_document_attached_again_is_sent_once_a_request(kernel: Kernel, server
     assert len(documents) == 1
     question = server.message_requests[-1].messages[-1]["content"]
     assert {"type": "text", "text": "(the same document as one earlier in this conversation: report.pdf)"} in question
+
+
+# --- citations -----------------------------------------------------------------------------------
+
+
+def sent_citations(server: StandIn, request: int = -1) -> list[dict[str, Any]]:
+    """The citations the stand-in streamed for a request: what its answer carries, made again from
+    the request it recorded (the stand-in's answers are a function of the request)."""
+    from claude_magic.testing.sources import cited_answer
+
+    parts = cited_answer(server.message_requests[request].body) or []
+    return [c for part in parts for c in part.citations]
+
+
+def test_cite_shows_markers_and_sources_that_match_the_citations_sent(kernel: Kernel, server: StandIn, report: Path) -> None:
+    result = ask(kernel, f"%claude --cite -a {report} What happened to staff costs?")
+    (document,) = documents_sent(server)
+    assert document["citations"] == {"enabled": True}
+    (citation,) = sent_citations(server)
+    assert (citation["start_page_number"], citation["cited_text"]) == (2, "Staff costs fell by 3% over the quarter.")
+    shown = result.markdown()[0]
+    assert "Staff costs fell by 3% over the quarter. <sup>1</sup>" in shown
+    assert "<li><b>report.pdf</b> · page 2 · “Staff costs fell by 3% over the quarter.”</li>" in shown
+    plain = result.displays()[0]["data"]["text/plain"]
+    assert "quarter.  [1]" in plain and "[1] report.pdf, page 2: “Staff costs fell by 3% over the quarter.”" in plain
+
+
+def test_a_cited_answer_is_sent_back_with_its_citations_under_both_api_versions(kernel: Kernel, server: StandIn, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text(text := "# Notes\nThe sky was blue all week. Sales rose in Oslo.\n")
+    start = text.index("Sales")
+    ask(kernel, "%config ClaudeMagics.api_version = '2026-10-21'")
+    try:
+        first = ask(kernel, f"%claude --cite -a {notes} Where did sales rise?")
+        assert f"<b>notes.md</b> · characters {start}–{start + 19} · “Sales rose in Oslo.”" in first.markdown()[0]
+        ask(kernel, "%claude And the weather?")
+    finally:
+        ask(kernel, "%config ClaudeMagics.api_version = '2023-06-01'")
+    answer = server.message_requests[-1].messages[1]
+    cited = [b for b in answer["content"] if b.get("citations")]
+    assert cited == [{"type": "text", "text": "Sales rose in Oslo. ", "citations": sent_citations(server, 0)}]
+    assert server.message_requests[-1].headers["anthropic-version"] == "2026-10-21"
+
+
+def test_cite_where_the_conversation_holds_uncited_documents_is_refused_and_new_ones_follow_it(kernel: Kernel, server: StandIn, report: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Plain notes.")
+    ask(kernel, f"%claude -a {report} What is it?")
+    refused = kernel.run(f"%claude --cite -a {notes} And these?")
+    assert refused.error is not None and "--cite: this conversation holds 1 document sent without citations" in refused.error["traceback"][0]
+    assert len(server.message_requests) == 1
+    ask(kernel, "%claude --new --cite -a " + str(report) + " Again?")
+    ask(kernel, f"%claude -a {notes} And these?")  # a cited conversation: the new document is cited too
+    assert [d.get("citations") for d in documents_sent(server)] == [{"enabled": True}] * 2
+
+
+def test_export_to_markdown_renders_sources_as_footnotes(kernel: Kernel, server: StandIn, report: Path, tmp_path: Path) -> None:
+    ask(kernel, f"%claude --cite -a {report} What happened to staff costs?")
+    ask(kernel, "%claude And revenue growth in March?")
+    target = tmp_path / "talk.md"
+    ask(kernel, f"%claude export {target}")
+    exported = target.read_text()
+    assert "*[document: report.pdf]*" in exported
+    assert "Staff costs fell by 3% over the quarter. [^1]" in exported
+    assert "Revenue grew 12% in March. [^2]" in exported
+    assert "[^1]: report.pdf, page 2: “Staff costs fell by 3% over the quarter.”" in exported
+    assert "[^2]: report.pdf, page 1: “Revenue grew 12% in March.”" in exported

@@ -645,3 +645,76 @@ def test_connections_are_accepted_without_nagles_algorithm() -> None:
                 assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         server.server_close()
+
+
+# --- documents and citations ------------------------------------------------------------------
+
+
+def pdf_document(pages: list[str], *, cite: bool = True, title: str = "report.pdf") -> dict[str, Any]:
+    from claude_magic.testing.pdf import write_pdf
+
+    data = base64.b64encode(write_pdf(pages)).decode()
+    return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}, "title": title, "citations": {"enabled": cite}}
+
+
+REPORT = ["Quarterly report\nRevenue grew 12% in March.", "Costs\nStaff costs fell by 3% over the quarter."]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_sdk_reads_a_cited_answer_with_page_locations_into_the_pdfs_text(sdk: anthropic.Anthropic, streamed: bool) -> None:
+    messages = user([pdf_document(REPORT), {"type": "text", "text": "What happened to staff costs?"}])
+    if streamed:
+        with sdk.messages.stream(model=MODEL, max_tokens=500, messages=messages) as stream:
+            streamed_text = "".join(stream.text_stream)
+            message = stream.get_final_message()
+        assert streamed_text == "".join(b.text for b in message.content if isinstance(b, anthropic.types.TextBlock))
+    else:
+        message = sdk.messages.create(model=MODEL, max_tokens=500, messages=messages)
+    cited = [b for b in message.content if isinstance(b, anthropic.types.TextBlock) and b.citations]
+    assert len(cited) == 1 and cited[0].text == "Staff costs fell by 3% over the quarter. "
+    (citation,) = cited[0].citations or []
+    assert isinstance(citation, anthropic.types.CitationPageLocation)
+    assert (citation.start_page_number, citation.end_page_number, citation.document_index, citation.document_title) == (2, 3, 0, "report.pdf")
+    assert citation.cited_text in REPORT[1]
+
+
+def test_sdk_reads_char_locations_that_point_into_a_text_document(sdk: anthropic.Anthropic) -> None:
+    text = "Our notes. The sky was blue all week. Sales rose in Oslo."
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}, "title": "notes.txt", "citations": {"enabled": True}}
+    message = sdk.messages.create(model=MODEL, max_tokens=500, messages=user([document, {"type": "text", "text": "Where did sales rise?"}]))
+    citations = [c for b in message.content if isinstance(b, anthropic.types.TextBlock) for c in b.citations or []]
+    assert citations and all(isinstance(c, anthropic.types.CitationCharLocation) for c in citations)
+    assert all(text[c.start_char_index : c.end_char_index] == c.cited_text for c in citations)  # type: ignore[union-attr]
+    assert citations[0].cited_text == "Sales rose in Oslo."
+
+
+def test_sdk_sends_a_cited_answer_back_under_2026_10_21(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    question = user([pdf_document(REPORT), {"type": "text", "text": "What happened to staff costs?"}])
+    answer = sdk.messages.create(model=MODEL, max_tokens=500, messages=question)
+    follow_up: list[anthropic.types.MessageParam] = [*question, {"role": "assistant", "content": answer.content}, {"role": "user", "content": "Why?"}]  # type: ignore[typeddict-item]
+    sdk.messages.create(model=MODEL, max_tokens=500, messages=follow_up)
+    assert server.message_requests[-1].headers["anthropic-version"] == "2026-10-21"
+    assert any(b.get("citations") for b in server.message_requests[-1].messages[1]["content"])
+
+
+@pytest.mark.parametrize(
+    ("content", "version", "message"),
+    [
+        ([{**pdf_document(["x"]), "source": {"type": "base64", "media_type": "text/plain", "data": "eA=="}}], "2023-06-01", "media_type: Input should be 'application/pdf'"),
+        ([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "bm90IGEgcGRm"}}], "2023-06-01", "The PDF specified was not valid."),
+        ([pdf_document([f"p{n}" for n in range(60)]), pdf_document([f"q{n}" for n in range(60)])], "2023-06-01", "A maximum of 100 PDF pages may be provided. Found 120."),
+        ([pdf_document(["a"]), pdf_document(["b"], cite=False)], "2023-06-01", "Citations must be enabled on all documents or on none of them."),
+        ([{**pdf_document(["a"]), "citations": {"enabled": "yes"}}], "2023-06-01", "document.citations: Input should be an object with a boolean 'enabled'"),
+        ([{"type": "text", "text": "q", "citations": [{"type": "char_location", "cited_text": "q"}]}], "2026-10-21", "citations are not permitted in user messages"),
+    ],
+)
+def test_document_validation(http: httpx.Client, content: list[dict[str, Any]], version: str, message: str) -> None:
+    body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": [*content, {"type": "text", "text": "Read."}]}]}
+    assert_error(http.post("/v1/messages", headers=api_headers(version), json=body), 400, "invalid_request_error", message)
+
+
+def test_a_document_in_an_assistant_turn_is_refused_under_2026_10_21_only(http: httpx.Client) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [pdf_document(["a"], cite=False)]}, {"role": "user", "content": "Go on"}]
+    body = {"model": MODEL, "max_tokens": 10, "messages": messages}
+    assert http.post("/v1/messages", headers=api_headers("2023-06-01"), json=body).status_code == 200
+    assert_error(http.post("/v1/messages", headers=api_headers("2026-10-21"), json=body), 400, "invalid_request_error", "document blocks are not permitted in assistant messages")

@@ -51,6 +51,10 @@ class Renderer(Protocol):
     def feed_thinking(self, text: str) -> None:
         """New thinking text (shown collapsed above the answer, where the renderer can)."""
 
+    def feed_citation(self, citation: dict[str, Any], at: int) -> None:
+        """A citation for the answer's text before character ``at`` (the end of the cited text):
+        a numbered marker there, its source under the answer, where the renderer can."""
+
     def finish(self, text: str) -> None:
         """The answer is over (complete or not): show ``text``, the whole of it."""
 
@@ -111,6 +115,8 @@ class Turn:
     """Tool rounds so far: assistant ``tool_use`` and user ``tool_result`` messages."""
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
+    _shown_chars: int = 0
+    """Characters of answer text this round's renderer was fed (where a citation's marker goes)."""
     _prepared: Prepared | None = None
     _renderer: Renderer | None = None
     _accumulator: MessageAccumulator | None = None
@@ -142,6 +148,8 @@ class Turn:
 
         self._renderer = self.open_renderer()
         self._accumulator = MessageAccumulator.of_message(hit.message)
+        for citation, at in cited_offsets(self._accumulator.content()):
+            self._renderer.feed_citation(citation, at)
         return self._conclude(cached_at=hit.saved_at)
 
     def _cache_key(self) -> str | None:
@@ -161,9 +169,12 @@ class Turn:
         self.session.note_sent(self._prepared, self.options)
         self._accumulator = accumulator
         self._renderer = self.open_renderer()
+        self._shown_chars = 0
 
     def show(self, event: StreamEvent) -> None:
+        """Show what ``event`` adds: thinking, text, or (when a cited text block ends) its citations."""
         from ..api.client import text_of, thinking_of
+        from ..api.protocol import ContentBlockStopEvent
 
         if self._renderer is None:
             return
@@ -172,7 +183,11 @@ class Turn:
         elif text := text_of(event):
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
+            self._shown_chars += len(text)
             self._renderer.feed(text)
+        elif isinstance(event, ContentBlockStopEvent) and self._accumulator is not None:
+            for citation in self._accumulator.citations_of(event.index):
+                self._renderer.feed_citation(citation, self._shown_chars)
 
     def round_ended(self) -> list[dict[str, Any]] | None:
         """The tool calls to run before the next round, or None when the answer is complete
@@ -291,6 +306,17 @@ def counted_output(accumulator: MessageAccumulator) -> tuple[dict[str, Any], boo
     if arrived <= (usage.get("output_tokens") or 0):
         return usage, False
     return {**usage, "output_tokens": arrived}, True
+
+
+def cited_offsets(content: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Each citation of an answer's text blocks, with the offset in the answer's text where its
+    block ends (as :meth:`Turn.show` finds them while the answer streams)."""
+    cited, offset = [], 0
+    for block in content:
+        if block.get("type") == "text":
+            offset += len(block.get("text", ""))
+            cited += [(citation, offset) for citation in block.get("citations") or []]
+    return cited
 
 
 def sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -151,6 +151,14 @@ class ClaudeSession:
         known = [block for exchange in self.conversation.exchanges for block in exchange.question]
         return share_data(blocks, known)
 
+    def cite_documents(self, question: list[dict[str, Any]], cite: bool, cell: CellRun | None = None, *, use_history: bool = True) -> list[dict[str, Any]]:
+        """A new question's documents with citations as ``cite`` asks and the conversation's
+        documents allow (see :mod:`.citing`; raises :class:`~.citing.CitationsError`)."""
+        from .citing import with_citations
+
+        earlier = self.conversation.refresh().messages(cell or CellRun()) if use_history else []
+        return with_citations(question, cite, earlier)
+
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
         return self.prepare(question, options, cell).request

@@ -46,6 +46,7 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
     if args.new and (cleared := magics.session.conversation.clear()).failure:
         warn(str(cleared))
     question = [*magics.session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
+    question = magics.session.cite_documents(question, args.cite or magics.cite, magics.cell, use_history=not args.no_history)
     options = ask_options(magics, args)
     if args.dry_run or args.count:
         return _show_request(magics, question, options, attachments, count=args.count)

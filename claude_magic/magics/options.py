@@ -43,7 +43,15 @@ DECLARATIONS = [
         action="extend",
         metavar="NAME",
         help="Attach variables: DataFrames and Series as summaries, images (figures, PIL, arrays, bytes, "
-        "image files) for vision, anything else as text. One-liners: -a df,fig or -a df -a fig.",
+        "image files) for vision, documents (PDF and text files, Paths, PDF bytes, https:// URLs of PDFs) to read, "
+        "anything else as text. A name that is no variable may be a document file or an https:// URL. "
+        "One-liners: -a df,fig or -a df -a fig.",
+    ),
+    argument(
+        "--cite",
+        action="store_true",
+        help="Turn on citations for the attached documents: numbered markers at the cited passages, the sources "
+        "(title, page or characters, cited text) under the answer (default: ClaudeMagics.cite).",
     ),
     argument("--fig", nargs="?", type=int, const=-1, metavar="N", help="Attach the last plot an earlier cell displayed, or those cell [N] displayed."),
     argument("--recent", type=int, metavar="N", help="Attach the source (and short output) of the last N cells."),

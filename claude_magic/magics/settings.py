@@ -95,6 +95,7 @@ class ClaudeSettings(Magics):
     attachment_chars = Int(
         DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
     ).tag(config=True)
+    cite = Bool(False, help="--cite for every question: citations from the attached documents, shown with their sources.").tag(config=True)
     prompt_caching = Bool(
         True, help="Mark the stable prefix (system prompt, history up to the previous turn) for prompt caching."
     ).tag(config=True)

@@ -36,7 +36,7 @@ from ..attach.registry import AttachmentError, attached_labels, check_image_coun
 from ..core.engine import AnswerCutOff, ask_async
 from ..core.session import AskOptions, ClaudeSession, thinking_request
 from .render import ThrottledDisplay
-from .safe_html import highlight_css, to_html
+from .safe_html import cited_html, highlight_css, to_html
 from .wording import explain, explain_cut_off, footer, warn
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class PanelAnswer(ThrottledDisplay):
         super().__init__(self._show, refresh_rate=refresh_rate)
 
     def _show(self, text: str) -> None:
-        self.message.value = to_html(text, typeset_math=self._typeset_math) or WAITING
+        self.message.value = cited_html(text, self.sources, typeset_math=self._typeset_math) or WAITING
 
 
 class ChatPanel:
