@@ -168,12 +168,10 @@ class MessageAccumulator:
             if b.data.get("type") == "text"
         )
 
-    def citations_of(self, index: int) -> list[dict[str, Any]]:
-        """The citations text block ``index`` carries so far (none for another kind of block)."""
+    def block(self, index: int) -> dict[str, Any] | None:
+        """Content block ``index`` as it stands, a plain dict (None: no such block)."""
         block = self._blocks.get(index)
-        if block is None or block.data.get("type") != "text":
-            return []
-        return list(block.data.get("citations") or [])
+        return None if block is None else block.materialise()
 
     def content(self) -> list[dict[str, Any]]:
         """The content blocks so far, as plain dicts ready to send back as history."""

@@ -52,9 +52,9 @@ from .protocol import (
     TokenCount,
     parse_event,
 )
-from .redaction import remember
+from .redaction import remember, remembered
 from .retries import retry_delay, server_retry_after, should_retry
-from .settings import SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
+from .settings import MCP_BETA, SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
 from .sse import ServerSentEvent, SSEDecoder
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -158,6 +158,11 @@ class _AsyncRequestBody:
             yield chunk
 
 
+def _betas(body: Any) -> dict[str, str]:
+    """The ``anthropic-beta`` header a body needs: the MCP connector's, for ``mcp_servers``."""
+    return {"anthropic-beta": MCP_BETA} if isinstance(body, dict) and body.get("mcp_servers") else {}
+
+
 def _dumps(value: Any) -> str:
     """JSON as httpx writes it for ``json=``."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -195,8 +200,8 @@ class _ClientBase:
             "user-agent": f"claude-magic/{__version__}",
         }
 
-    def _body_headers(self, body: RequestBody | None) -> dict[str, str]:
-        return {**self._headers(), **({"content-length": str(body.length)} if body is not None else {})}
+    def _body_headers(self, body: RequestBody | None, value: Any = None) -> dict[str, str]:
+        return {**self._headers(), **_betas(value), **({"content-length": str(body.length)} if body is not None else {})}
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
@@ -223,7 +228,8 @@ class _ClientBase:
     # --- failures -------------------------------------------------------------------------
 
     def _secrets(self) -> tuple[str, ...]:
-        return self.settings.credentials.secrets()
+        """What no error may show: the credentials, and every secret a request carried (MCP tokens)."""
+        return (*self.settings.credentials.secrets(), *remembered())
 
     def _error_from(self, response: httpx.Response) -> APIError:
         try:
@@ -373,7 +379,7 @@ class Client(_ClientBase):
     def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
         """Send with retries; returns a successful response (its body unread when ``stream``)."""
         content = RequestBody(body) if body is not None else None
-        request = self.http.build_request(method, self._url(path), content=content, params=params, headers=self._body_headers(content))
+        request = self.http.build_request(method, self._url(path), content=content, params=params, headers=self._body_headers(content, body))
         try:
             return self._send_with_retries(request, stream)
         finally:
@@ -456,7 +462,7 @@ class AsyncClient(_ClientBase):
     async def _send(self, method: str, path: str, *, body: Any = None, params: Any = None, stream: bool = False) -> httpx.Response:
         content = RequestBody(body) if body is not None else None
         wrapped = _AsyncRequestBody(content) if content is not None else None
-        request = self.http.build_request(method, self._url(path), content=wrapped, params=params, headers=self._body_headers(content))
+        request = self.http.build_request(method, self._url(path), content=wrapped, params=params, headers=self._body_headers(content, body))
         try:
             return await self._send_with_retries(request, stream)
         finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,10 +34,13 @@ if TYPE_CHECKING:
     from ..api.client import AsyncClient, Client
     from ..api.protocol import MessageRequest, ModelInfo, StreamEvent
     from ..api.settings import ClientSettings
+    from .server_tools import ServerCall
     from .session import AskOptions, ClaudeSession, Prepared
     from .tools import ToolRun
 
 ShowToolRun = Callable[["ToolRun"], None]
+ShowServerCall = Callable[["ServerCall"], None]
+"""Shows a call the API ran itself (a web search or fetch, an MCP tool) with its result."""
 Approve = Callable[["MessageRequest"], None]
 """Looks at the first request a turn would send and raises to keep it from being sent (a cost
 cap, a declined confirmation: see :mod:`claude_magic.core.spending`)."""
@@ -79,6 +83,9 @@ class Answer:
     """The answer's blocks as the conversation keeps them (see :func:`sendable_answer`)."""
     output_estimated: bool = False
     """The output tokens in ``usage`` are estimated from what arrived (the answer was cut off)."""
+    web_searches: int = 0
+    """Web searches the API ran for the answer, every round of it (``usage.server_tool_use``)."""
+    web_fetches: int = 0
 
 
 
@@ -97,8 +104,14 @@ class AnswerCutOff(ClaudeError):
 class Turn:
     """One question on its way. Drivers call, in order: :meth:`cached` (an answer from the
     answer cache ends the turn), then per round :meth:`request`, :meth:`stream_started`,
-    :meth:`show` for each event, :meth:`round_ended`; :meth:`tools_ran` between rounds;
-    :meth:`cut_off` when a round breaks."""
+    :meth:`show` for each event, :meth:`round_ended`; :meth:`run_tools` between rounds when
+    there are calls to run (none: a paused answer goes on); :meth:`cut_off` when a round breaks.
+
+    A round that pauses (``pause_turn``: the API ran server tools for long) is continued: its
+    blocks are sent back as they came, as the assistant's message the next request ends with,
+    at most ``max_tool_rounds`` times; the recorded answer is the rounds' blocks in order. A
+    server tool's result ends the display of the text before it: the call shows under that
+    text (``show_server_call``), and what follows shows under the call."""
 
     session: ClaudeSession
     question: list[dict[str, Any]]
@@ -110,13 +123,21 @@ class Turn:
     record: bool = True
     """False for an answer that joins the conversation only if chosen (``--compare``)."""
     approve: Approve | None = None
+    show_server_call: ShowServerCall | None = None
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Tool rounds so far: assistant ``tool_use`` and user ``tool_result`` messages."""
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
-    _shown_chars: int = 0
-    """Characters of answer text this round's renderer was fed (where a citation's marker goes)."""
+    _paused: list[dict[str, Any]] = field(default_factory=list)
+    """The blocks of paused rounds (``pause_turn``), sent back for the answer to go on."""
+    _continuations: int = 0
+    _server_uses: Counter[str] = field(default_factory=Counter)
+    """``usage.server_tool_use`` of every round so far, added up."""
+    _text_start: int = 0
+    """Where in the round's text the current renderer's part begins (after a server tool's result)."""
+    _reopen: bool = False
+    """The current renderer was finished at a server tool's result: what follows gets a new one."""
     _prepared: Prepared | None = None
     _renderer: Renderer | None = None
     _accumulator: MessageAccumulator | None = None
@@ -126,7 +147,8 @@ class Turn:
 
     def request(self) -> MessageRequest:
         """The next round's request (the first round's history is cut where the budget says)."""
-        self._prepared = self.session.prepare(self.question, self.options, self.cell, self.steps)
+        paused = [{"role": "assistant", "content": self._paused}] if self._paused else []
+        self._prepared = self.session.prepare(self.question, self.options, self.cell, [*self.steps, *paused])
         return self._prepared.request
 
     @property
@@ -153,7 +175,7 @@ class Turn:
         return self._conclude(cached_at=hit.saved_at)
 
     def _cache_key(self) -> str | None:
-        if not self.options.cached or self.options.tools:
+        if not self.options.cached or self.options.tools or self.options.server_tools or self.options.mcp_servers:
             return None
         from .answer_cache import request_key
 
@@ -169,31 +191,67 @@ class Turn:
         self.session.note_sent(self._prepared, self.options)
         self._accumulator = accumulator
         self._renderer = self.open_renderer()
-        self._shown_chars = 0
+        self._text_start, self._reopen = 0, False
 
     def show(self, event: StreamEvent) -> None:
-        """Show what ``event`` adds: thinking, text, or (when a cited text block ends) its citations."""
+        """Show what ``event`` adds: thinking, text, and when a block ends, a cited text's
+        citations or a server tool's call and result."""
         from ..api.client import text_of, thinking_of
         from ..api.protocol import ContentBlockStopEvent
 
-        if self._renderer is None:
-            return
         if thinking := thinking_of(event):
-            self._renderer.feed_thinking(thinking)
+            if renderer := self._showing():
+                renderer.feed_thinking(thinking)
         elif text := text_of(event):
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
-            self._shown_chars += len(text)
-            self._renderer.feed(text)
+            if renderer := self._showing():
+                renderer.feed(text)
         elif isinstance(event, ContentBlockStopEvent) and self._accumulator is not None:
-            for citation in self._accumulator.citations_of(event.index):
-                self._renderer.feed_citation(citation, self._shown_chars)
+            self._block_ended(self._accumulator.block(event.index) or {})
+
+    def _showing(self) -> Renderer | None:
+        """The renderer for what arrives now (a new one after a server tool's result)."""
+        if self._renderer is None and self._reopen:
+            self._renderer, self._reopen = self.open_renderer(), False
+        return self._renderer
+
+    def _block_ended(self, block: dict[str, Any]) -> None:
+        from .server_tools import RESULT_TYPES
+
+        assert self._accumulator is not None
+        if block.get("type") == "text" and block.get("citations") and (renderer := self._showing()):
+            at = len(self._accumulator.text) - self._text_start
+            for citation in block["citations"]:
+                renderer.feed_citation(citation, at)
+        elif block.get("type") in RESULT_TYPES:
+            self._show_server_call(block)
+
+    def _show_server_call(self, result: dict[str, Any]) -> None:
+        """The text so far stays above the call; the call and its result show; the text that
+        follows shows under them."""
+        from .server_tools import CALL_TYPES, ServerCall
+
+        assert self._accumulator is not None
+        content = self._accumulator.content()
+        call = next((b for b in content if b.get("type") in CALL_TYPES and b.get("id") == result.get("tool_use_id")), {})
+        text = self._accumulator.text
+        self._finish_showing(text)
+        self._text_start, self._reopen = len(text), True
+        if self.show_server_call is not None:
+            self.show_server_call(ServerCall(call, result))
 
     def round_ended(self) -> list[dict[str, Any]] | None:
         """The tool calls to run before the next round, or None when the answer is complete
         (calls that may not run become a note in the recorded answer)."""
         accumulator = self._accumulator
         assert accumulator is not None, "stream_started() comes first"
+        if accumulator.stop_reason == "pause_turn" and accumulator.complete and self._continuations < self.options.max_tool_rounds:
+            self._continuations += 1
+            self._finish_showing(accumulator.text)
+            self._tally(accumulator.usage, separately=True)
+            self._paused += accumulator.content()
+            return []
         if accumulator.stop_reason != "tool_use":
             return None
         if not self.options.tools:
@@ -222,9 +280,10 @@ class Turn:
             raise self.cut_off(cause) from None
         self._tally(self._accumulator.usage, separately=True)
         self.steps += [
-            {"role": "assistant", "content": self._accumulator.content()},
+            {"role": "assistant", "content": [*self._paused, *self._accumulator.content()]},
             {"role": "user", "content": [r.result_block() for r in runs]},
         ]
+        self._paused = []
 
     # --- the end ----------------------------------------------------------------------------
 
@@ -247,14 +306,19 @@ class Turn:
         message = accumulator.message()
         self._finish_showing(message.text)
         content, calls_not_run = sendable_answer(accumulator, self._calls_not_run_because)
+        paused_text = "".join(b.get("text", "") for b in self._paused if b.get("type") == "text")
         fitted = self._prepared.fitted if self._prepared is not None else None
         usage, estimated = counted_output(accumulator)
+        if cached_at is None:  # a cached answer cost nothing this time
+            self._tally(usage, separately=not self.record or not self.options.use_history, model=message.model or self.options.model)
         answer = Answer(
-            text=message.text,
+            text=paused_text + message.text,
             model=message.model or self.options.model,
             usage=usage,
             output_estimated=estimated,
-            content=content,
+            content=[*self._paused, *content],
+            web_searches=self._server_uses["web_search_requests"],
+            web_fetches=self._server_uses["web_fetch_requests"],
             time_to_first_token=self.first_token,
             total_time=time.monotonic() - self.started,
             stop_reason=message.stop_reason,
@@ -264,8 +328,6 @@ class Turn:
             cached_at=cached_at,
             calls_not_run=calls_not_run,
         )
-        if cached_at is None:  # a cached answer cost nothing this time
-            self._tally(answer.usage, separately=not self.record or not self.options.use_history, model=answer.model)
         if self.record and self.options.use_history:
             self.session.conversation.record(self._exchange(answer))
         return answer
@@ -283,13 +345,15 @@ class Turn:
 
     def _tally(self, usage: dict[str, Any], *, separately: bool, model: str | None = None) -> None:
         """Count a request's usage in the session; ``separately``: in the notebook's log too,
-        for a request whose usage no recorded exchange carries."""
+        for a request whose usage no recorded exchange carries. Its server tools' uses add up."""
+        self._server_uses.update({k: v for k, v in (usage.get("server_tool_use") or {}).items() if isinstance(v, int)})
         self.session.tally(model or self.options.model, usage, log=separately)
 
     def _finish_showing(self, text: str) -> None:
-        """This round's text is complete: show all of it (the next round gets its own renderer)."""
+        """The current renderer's part of the round's ``text`` is complete: show all of it (what
+        comes next gets its own renderer)."""
         if self._renderer is not None:
-            self._renderer.finish(text)
+            self._renderer.finish(text[self._text_start :])
             self._renderer = None
 
 
@@ -355,12 +419,13 @@ def ask(
     cell: CellRun | None = None,
     show_tool_run: ShowToolRun | None = None,
     approve: Approve | None = None,
+    show_server_call: ShowServerCall | None = None,
 ) -> Answer:
     """Send ``question`` with the history, stream the answer into the renderer ``open_renderer``
     makes once it starts, and record the exchange. Raises :class:`AnswerCutOff` (keeping what
     arrived) when the stream breaks or Ctrl-C stops it, and the client's errors when no answer
     started."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, approve=approve)
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, approve=approve, show_server_call=show_server_call)
     return _drive(turn, session.client(settings))
 
 
@@ -375,10 +440,11 @@ async def ask_async(
     *,
     record: bool = True,
     approve: Approve | None = None,
+    show_server_call: ShowServerCall | None = None,
 ) -> Answer:
     """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
     arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve)
+    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve, show_server_call=show_server_call)
     return await _drive_async(turn, session.async_client(settings))
 
 
@@ -403,7 +469,8 @@ def _drive(turn: Turn, client: Client) -> Answer:
         calls = turn.round_ended()
         if calls is None:
             return turn.finish()
-        turn.run_tools(calls)
+        if calls:
+            turn.run_tools(calls)
         request = turn.request()
 
 
@@ -432,5 +499,6 @@ async def _drive_async(turn: Turn, client: AsyncClient) -> Answer:
         calls = turn.round_ended()
         if calls is None:
             return turn.finish()
-        turn.run_tools(calls)
+        if calls:
+            turn.run_tools(calls)
         request = turn.request()

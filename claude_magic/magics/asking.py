@@ -9,6 +9,7 @@ Every failure on the way is one line; nothing is sent before the question is who
 from __future__ import annotations
 
 import html
+import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..api.protocol import MessageRequest
     from ..attach.registry import Attachment
     from ..core.engine import Answer, Approve, Renderer
+    from ..core.server_tools import ServerCall
     from ..core.tools import ToolRun
     from .settings import ClaudeSettings
 
@@ -61,10 +63,12 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
 
 def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
     """The options of this question: what the line says, else the settings."""
+    from ..core.server_tools import mcp_servers_named, web_tools
     from ..core.tools import tools_named
 
+    model = args.model if args.model is not None else magics.model
     return AskOptions(
-        model=args.model if args.model is not None else magics.model,
+        model=model,
         max_tokens=args.max_tokens if args.max_tokens is not None else magics.max_tokens,
         system=args.system if args.system is not None else magics.system,
         temperature=args.temperature if args.temperature is not None else magics.temperature,
@@ -75,6 +79,8 @@ def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
         tools=tools_named(args.tools or "", magics.namespace),
         max_tool_rounds=magics.max_tool_rounds,
         fresh=args.fresh,
+        server_tools=web_tools(model, magics.web_max_uses, cite=args.cite or magics.cite) if args.web else (),
+        mcp_servers=mcp_servers_named(args.mcp, magics.mcp_servers, os.environ) if args.mcp else (),
     )
 
 
@@ -138,7 +144,7 @@ def _send(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOp
 
     settings = magics.client_settings()
     try:
-        answer = ask(magics.session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve)
+        answer = ask(magics.session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve, _show_server_call)
     except Refused as refused:
         raise ClaudeMagicError(str(refused)) from None
     except AnswerCutOff as cut:
@@ -228,6 +234,14 @@ def _show_tool_run(run: ToolRun) -> None:
     outcome = "error" if run.is_error else "result"
     summary = " ".join(f"🔧 {run.name}({arguments}) → {outcome}".splitlines())
     show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
+
+
+def _show_server_call(call: ServerCall) -> None:
+    """A web search, a fetched page or an MCP tool call the API ran, collapsed, as it happens."""
+    from ..ui.render import show_text
+    from ..ui.server_calls import markdown_bundle
+
+    show_text(markdown_bundle(call))
 
 
 def _show_request(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment], count: bool) -> None:

@@ -16,6 +16,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..api.settings import mask_secret
 from ..ui.render import fenced, literal_markdown, show_text
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ SHOWN_DOCUMENT_CHARS = 2_000
 
 def without_image_data(body: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``body`` whose base64 image and PDF data (and long documents' text) is replaced
-    by a note of its length."""
+    by a note of its length, and whose MCP servers' tokens are masked as the key is."""
     shown = copy.deepcopy(body)
     for block in _blocks(shown):
         source = block.get("source") if block.get("type") in ("image", "document") else None
@@ -115,4 +116,7 @@ def without_image_data(body: dict[str, Any]) -> dict[str, Any]:
             source["data"] = f"<{len(source['data']):,} characters of text not shown>"
         elif source.get("type") == "base64":
             source["data"] = f"<{len(source['data']):,} characters of base64 not shown>"
+    for server in shown.get("mcp_servers") or []:
+        if server.get("authorization_token"):
+            server["authorization_token"] = mask_secret(str(server["authorization_token"]))
     return shown

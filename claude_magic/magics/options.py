@@ -35,6 +35,13 @@ DECLARATIONS = [
         "steered by --effort), or with a budget of N tokens where the model takes one.",
     ),
     argument("--tools", metavar="F,G", help="Let Claude call these notebook functions (schemas from their signatures and docstrings); each call is shown."),
+    argument(
+        "--web",
+        action="store_true",
+        help="Let Claude search the web and fetch pages (the API's web_search and web_fetch, at most "
+        "ClaudeMagics.web_max_uses each); each search and page shows collapsed, the sources under the answer.",
+    ),
+    argument("--mcp", metavar="NAME", help="Let Claude use the remote MCP server(s) NAME,OTHER declared in ClaudeMagics.mcp_servers."),
     argument_group("Context from the notebook"),
     argument(
         "-a",

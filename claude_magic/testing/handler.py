@@ -23,6 +23,7 @@ from .answers import Generated, Part, answer_for, directives, generate, text_of_
 from .cache import input_tokens
 from .rules import STATUS_ERROR_TYPES, APIFailure, check_auth, resolve_model, validate_message_body
 from .script import Fault, RecordedRequest, Reply, Script
+from .server_tools import server_answer
 from .sources import cited_answer
 
 
@@ -150,14 +151,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, model)
 
     def count_tokens(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        validate_message_body(body, headers["anthropic-version"], self.stand_in.models, counting=True)
+        validate_message_body(body, headers["anthropic-version"], self.stand_in.models, counting=True, betas=headers.get("anthropic-beta", ""))
         self._send_json(200, {"input_tokens": input_tokens(body)})
 
     def messages(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        model = validate_message_body(body, headers["anthropic-version"], self.stand_in.models)
-        reply, model_id = self._reply(body, model["id"])
+        model = validate_message_body(body, headers["anthropic-version"], self.stand_in.models, betas=headers.get("anthropic-beta", ""))
+        reply, model_id, server_usage = self._reply(body, model["id"])
         self.recorded.answer = "".join(reply.text)
-        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens}
+        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens, **server_usage}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
             message = _message(message_id, model_id, _content(reply), reply.stop_reason, usage, reply.stop_sequence)
@@ -172,17 +173,20 @@ class Handler(BaseHTTPRequestHandler):
             with self.stand_in._lock:
                 self.stand_in._active -= 1
 
-    def _reply(self, body: dict[str, Any], model_id: str) -> tuple[Generated, str]:
+    def _reply(self, body: dict[str, Any], model_id: str) -> tuple[Generated, str, dict[str, Any]]:
         """The answer to a valid request, generated within its limits (or as scripted with
-        :meth:`Script.reply`), and the model id it reports. A forced tool call comes alone:
-        the API prefills it, so no text precedes it."""
+        :meth:`Script.reply`), the model id it reports, and the usage of the server tools it ran.
+        A forced tool call comes alone: the API prefills it, so no text precedes it."""
         tool_use = self.stand_in._tool_use_for(body, self.request_id)
         scripted = Reply() if tool_use else self.stand_in._next_reply()
         forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+        server = None if tool_use or scripted.text is not None else server_answer(body, self.stand_in.web, self.request_id)
         if tool_use:
             parts = [Part(block=tool_use)] if forced else [Part(f"I'll use the tool `{tool_use['name']}`."), Part(block=tool_use)]
         elif scripted.text is not None:
             parts = [Part(scripted.text)]
+        elif server is not None:
+            parts = server.parts
         else:
             parts = cited_answer(body) or [Part(answer_for(body))]
         thinking = None
@@ -190,9 +194,10 @@ class Handler(BaseHTTPRequestHandler):
             thinking = scripted.thinking if scripted.thinking is not None else thinking_for(body)
         stop_sequences = body.get("stop_sequences") or ()
         reply = generate(thinking, parts, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
-        if scripted.stop_reason is not None:
-            reply = replace(reply, stop_reason=scripted.stop_reason)
-        return reply, scripted.model or model_id
+        paused = server.stop_reason if server is not None and reply.stop_reason != "max_tokens" else None
+        if (stop_reason := scripted.stop_reason or paused) is not None:
+            reply = replace(reply, stop_reason=stop_reason)
+        return reply, scripted.model or model_id, server.usage if server is not None else {}
 
     def _send_fault_status(self, fault: Fault) -> None:
         status = fault.status or 500

@@ -15,6 +15,7 @@ from ..api.media import IMAGE_MEDIA_TYPES, sniff_media_type
 from ..api.settings import API_VERSIONS, SAMPLING_PARAMETERS, accepts_sampling_parameters
 from .cache import MAX_BREAKPOINTS, breakpoints
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
+from .server_tools import WEB_FETCH_TOOLS, WEB_SEARCH_TOOLS, check_sent_back
 
 STATUS_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -58,7 +59,7 @@ def check_auth(headers: dict[str, str], api_key: str | None) -> None:
         raise APIFailure(400, f"anthropic-version: unknown version '{version}'")
 
 
-def validate_message_body(body: Any, version: str, models: list[dict[str, Any]], *, counting: bool = False) -> dict[str, Any]:
+def validate_message_body(body: Any, version: str, models: list[dict[str, Any]], *, counting: bool = False, betas: str = "") -> dict[str, Any]:
     """The catalogue entry of the model a valid body names; an :class:`APIFailure` for an invalid one."""
     if not isinstance(body, dict):
         raise APIFailure(400, "the request body must be a JSON object")
@@ -84,6 +85,10 @@ def validate_message_body(body: Any, version: str, models: list[dict[str, Any]],
     _check_cache_control(body)
     _check_thinking(body, model)
     _check_tool_choice(body)
+    _check_server_tools(body, model)
+    _check_mcp_servers(body, betas)
+    if (changed := check_sent_back(body["messages"])) is not None:
+        raise APIFailure(400, changed)
     return model
 
 
@@ -331,3 +336,51 @@ def check_roles_under_2026_10_21(messages: list[dict[str, Any]]) -> None:
                 raise APIFailure(400, f"messages.{i}.content.{j}: document blocks are not permitted in assistant messages")
             if message.get("role") == "user" and block.get("type") == "text" and block.get("citations"):
                 raise APIFailure(400, f"messages.{i}.content.{j}.text.citations: citations are not permitted in user messages")
+
+
+# --- the API's own tools, and MCP servers ---------------------------------------------------------
+
+_FIRST_VERSIONS = ("web_search_20250305", "web_fetch_20250910")
+"""The server tools' versions the 4 generation takes; later ones are for current models."""
+
+
+def _check_server_tools(body: dict[str, Any], model: dict[str, Any]) -> None:
+    """Web search and fetch in a version this stand-in knows, named as the API names them, used
+    at least once; their later versions on current models only."""
+    for i, tool in enumerate(body.get("tools") or []):
+        kind = str(tool.get("type", "custom")) if isinstance(tool, dict) else ""
+        if not kind.startswith(("web_search", "web_fetch")):
+            continue
+        name = "web_search" if kind.startswith("web_search") else "web_fetch"
+        if kind not in (WEB_SEARCH_TOOLS if name == "web_search" else WEB_FETCH_TOOLS):
+            raise APIFailure(400, f"tools.{i}: unknown tool type '{kind}'")
+        if tool.get("name") != name:
+            raise APIFailure(400, f"tools.{i}.{kind}.name: Input should be '{name}'")
+        uses = tool.get("max_uses")
+        if uses is not None and (not isinstance(uses, int) or isinstance(uses, bool) or uses < 1):
+            raise APIFailure(400, f"tools.{i}.{kind}.max_uses: Input should be greater than or equal to 1")
+        if kind not in _FIRST_VERSIONS and model["id"] not in DEFAULT_SAMPLING_ONLY:
+            raise APIFailure(400, f"tools.{i}: '{kind}' is not supported on {model['id']}; use '{_FIRST_VERSIONS[name == 'web_fetch']}'")
+
+
+def _check_mcp_servers(body: dict[str, Any], betas: str) -> None:
+    """MCP servers given with the connector's beta flag, each a named https URL; each toolset
+    naming one of them."""
+    servers = body.get("mcp_servers")
+    toolsets = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "mcp_toolset"]
+    if servers is None and not toolsets:
+        return
+    if not any(flag.strip().startswith("mcp-client-") for flag in betas.split(",")):
+        raise APIFailure(400, "mcp_servers: the MCP connector needs the anthropic-beta header (mcp-client-2025-11-20)")
+    names = []
+    for i, server in enumerate(servers or []):
+        if not isinstance(server, dict) or server.get("type") != "url":
+            raise APIFailure(400, f"mcp_servers.{i}.type: Input should be 'url'")
+        if not str(server.get("url", "")).startswith("https://"):
+            raise APIFailure(400, f"mcp_servers.{i}.url: the URL of an MCP server must start with https://")
+        if not isinstance(server.get("name"), str) or server["name"] in names:
+            raise APIFailure(400, f"mcp_servers.{i}.name: each MCP server needs a name of its own")
+        names.append(server["name"])
+    for toolset in toolsets:
+        if toolset.get("mcp_server_name") not in names:
+            raise APIFailure(400, f"tools: mcp_toolset names the MCP server '{toolset.get('mcp_server_name')}', which mcp_servers does not define")

@@ -135,24 +135,28 @@ def plain_text(text: str, sources: Sources) -> str:
 
 
 def _entry(source: Source, dollar: str) -> str:
-    title = _text(source.title, dollar)
-    link = safe_url(source.url) if source.url else None
-    name = f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">{title}</a>' if link else f"<b>{title}</b>"
-    if source.url and not link:  # not http(s): shown, never linked
-        name += f" ({_text(source.url, dollar)})"
-    head = " · ".join([name, *([_text(source.where, dollar)] if source.where else [])])
+    name = html_link(source.title, source.url, dollar) if source.url else f"<b>{html_text(source.title, dollar)}</b>"
+    head = " · ".join([name, *([html_text(source.where, dollar)] if source.where else [])])
     if not source.cited_text:
         return head
     if len(source.cited_text) <= LONG_CITED_TEXT:
-        return f"{head} · “{_text(source.cited_text, dollar)}”"
+        return f"{head} · “{html_text(source.cited_text, dollar)}”"
     start = source.cited_text[: LONG_CITED_TEXT // 2].rsplit(" ", 1)[0]
-    return f"<details><summary>{head} · “{_text(start, dollar)}…”</summary>“{_text(source.cited_text, dollar)}”</details>"
+    return f"<details><summary>{head} · “{html_text(start, dollar)}…”</summary>“{html_text(source.cited_text, dollar)}”</details>"
 
 
-def _text(text: str, dollar: str) -> str:
+def html_text(text: str, dollar: str = "\\$") -> str:
     """Data as HTML text on one line: escaped, a backslash as an entity and a ``$`` as ``dollar``
     (no math, nor a blank line that would end the HTML, can start in it)."""
     return html.escape(" ".join(text.split())).replace("\\", "&#92;").replace("$", dollar)
+
+
+def html_link(text: str, url: str, dollar: str = "\\$") -> str:
+    """``text`` linking to ``url`` (opened in a new tab) when it is http(s); otherwise both shown as text."""
+    link = safe_url(url)
+    if link is None:
+        return f"<b>{html_text(text, dollar)}</b> ({html_text(url, dollar)})"
+    return f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">{html_text(text, dollar)}</a>'
 
 
 _URL_SAFE = "/:?#[]@!&()*+,;=%-._~"
