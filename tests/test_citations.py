@@ -9,6 +9,8 @@ import pytest
 from test_safe_markdown import ATTACKS, Page, problems, shown_text
 
 from claude_magic.core.engine import cited_offsets
+from claude_magic.core.server_tools import ServerCall
+from claude_magic.ui import server_calls
 from claude_magic.ui.citations import Source, Sources, plain_text, safe_url
 from claude_magic.ui.render import TerminalAnswer, markdown_bundle
 from claude_magic.ui.safe_html import cited_html
@@ -95,3 +97,51 @@ def test_the_terminal_marks_passages_as_they_stream_and_lists_sources_at_the_end
     terminal.finish("Revenue grew. Done.")
     assert out.getvalue() == "Revenue grew. [1] Done.\n\nSources:\n[1] report.pdf, page 1: “Revenue grew 12%.”\n"
     assert plain_text("No citations.", Sources()) == "No citations."
+
+
+# --- calls the API ran itself ----------------------------------------------------------------------
+
+
+def search_call(query: str, results: list[tuple[str, str]]) -> ServerCall:
+    call = {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": query}}
+    content = [{"type": "web_search_result", "title": title, "url": url, "encrypted_content": "x"} for title, url in results]
+    return ServerCall(call, {"type": "web_search_tool_result", "tool_use_id": "s1", "content": content})
+
+
+def fetch_call(url: str, title: str, text: str) -> ServerCall:
+    call = {"type": "server_tool_use", "id": "f1", "name": "web_fetch", "input": {"url": url}}
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}, "title": title}
+    return ServerCall(call, {"type": "web_fetch_tool_result", "tool_use_id": "f1", "content": {"type": "web_fetch_result", "url": url, "content": document}})
+
+
+def mcp_call(server: str, tool: str, argument: str, result: str) -> ServerCall:
+    call = {"type": "mcp_tool_use", "id": "m1", "name": tool, "server_name": server, "input": {"q\n\n" + argument: argument}}
+    return ServerCall(call, {"type": "mcp_tool_result", "tool_use_id": "m1", "is_error": False, "content": [{"type": "text", "text": result}]})
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_nothing_in_a_search_a_fetched_page_or_an_mcp_call_can_run(attack: str) -> None:
+    calls = [
+        search_call(attack, [(attack, f"https://x.org/{attack}"), (attack, attack)]),
+        fetch_call(f"https://x.org/{attack}", attack, attack),
+        fetch_call(attack, attack, attack),
+        mcp_call(attack, attack, attack, f"{attack}\n```\n{attack}"),
+    ]
+    for call in calls:
+        assert problems(server_calls.markdown_bundle(call)["text/markdown"], OWN_TAGS) == [], call
+        assert Page(server_calls.panel_html(call)).problems(OWN_TAGS | {"pre"}) == [], call
+
+
+def test_a_search_shows_its_query_and_results_linked_and_an_error_says_its_code() -> None:
+    shown = server_calls.markdown_bundle(search_call("oslo $5 weather", [("Weather <b>", "https://w.example/a?b=1&c=2"), ("Bad", "javascript:alert(1)")]))
+    assert shown["text/markdown"].startswith("<details><summary>🔎 web search: “oslo \\$5 weather” → 2 results</summary><ol>")
+    assert '<li><a href="https://w.example/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer">Weather &lt;b&gt;</a> · w.example</li>' in shown["text/markdown"]
+    assert "<li><b>Bad</b> (javascript:alert(1))</li>" in shown["text/markdown"]
+    assert shown["text/plain"] == "🔎 web search: “oslo $5 weather” → 2 results\n  Weather <b> <https://w.example/a?b=1&c=2>\n  Bad <javascript:alert(1)>"
+    failed = ServerCall(search_call("q", []).call, {"type": "web_search_tool_result", "tool_use_id": "s1", "content": {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}})
+    assert server_calls.summary(failed) == "🔎 web search: “q” → error: max_uses_exceeded"
+
+
+def test_an_mcp_result_is_a_fenced_block_no_line_of_it_can_close() -> None:
+    shown = server_calls.markdown_bundle(mcp_call("books", "find", "x", "```\n<img src=x onerror=alert(1)>"))["text/markdown"]
+    assert "\n````\n```\n<img src=x onerror=alert(1)>\n````\n" in shown

@@ -718,3 +718,72 @@ def test_a_document_in_an_assistant_turn_is_refused_under_2026_10_21_only(http: 
     body = {"model": MODEL, "max_tokens": 10, "messages": messages}
     assert http.post("/v1/messages", headers=api_headers("2023-06-01"), json=body).status_code == 200
     assert_error(http.post("/v1/messages", headers=api_headers("2026-10-21"), json=body), 400, "invalid_request_error", "document blocks are not permitted in assistant messages")
+
+
+# --- the API's own tools: web search and fetch, MCP servers ------------------------------------------
+
+WEB_TOOLS: list[Any] = [{"type": "web_search_20260318", "name": "web_search", "max_uses": 3}, {"type": "web_fetch_20260318", "name": "web_fetch", "max_uses": 3}]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_sdk_reads_a_web_search_its_results_and_the_cited_answer(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    params: Any = {"model": MODEL, "max_tokens": 500, "messages": user("What is the weather in Oslo?"), "tools": WEB_TOOLS}
+    if streamed:
+        with sdk.messages.stream(**params) as stream:
+            message = stream.get_final_message()
+    else:
+        message = sdk.messages.create(**params)
+    call, result = message.content[1], message.content[2]
+    assert isinstance(call, anthropic.types.ServerToolUseBlock) and call.name == "web_search" and call.input == {"query": "What is the weather in Oslo?"}
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock) and result.tool_use_id == call.id
+    assert isinstance(result.content, list) and len(result.content) == 3 and all(r.encrypted_content for r in result.content)
+    citations = [c for b in message.content if isinstance(b, anthropic.types.TextBlock) for c in b.citations or []]
+    assert [type(c) for c in citations] == [anthropic.types.CitationsWebSearchResultLocation] * 2
+    assert [c.url for c in citations] == [r.url for r in result.content[:2]]  # type: ignore[union-attr]
+    assert message.usage.server_tool_use is not None and message.usage.server_tool_use.web_search_requests == 1
+    assert message.stop_reason == "end_turn"
+
+
+def test_sdk_continues_a_paused_turn_and_a_changed_result_is_refused(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    server.web.pause = 1
+    question = user("Read https://example.com/a.html please")
+    paused = sdk.messages.create(model=MODEL, max_tokens=500, messages=question, tools=WEB_TOOLS)
+    assert paused.stop_reason == "pause_turn" and isinstance(paused.content[-1], anthropic.types.WebFetchToolResultBlock)
+    assert paused.usage.server_tool_use is not None and paused.usage.server_tool_use.web_fetch_requests == 1
+    going_on: Any = [*question, {"role": "assistant", "content": paused.content}]
+    rest = sdk.messages.create(model=MODEL, max_tokens=500, messages=going_on, tools=WEB_TOOLS)
+    assert rest.stop_reason == "end_turn" and "According to example.com, the answer is 42." in text_of_first(rest)
+    searched = sdk.messages.create(model=MODEL, max_tokens=500, messages=user("Weather?"), tools=WEB_TOOLS)
+    changed = [b.model_dump() for b in searched.content]
+    changed[2]["content"][0]["title"] = "Something else"
+    with pytest.raises(anthropic.BadRequestError, match="encrypted_content: does not match"):
+        sdk.messages.create(model=MODEL, max_tokens=500, messages=[*user("Weather?"), {"role": "assistant", "content": changed}, *user("More")], tools=WEB_TOOLS)
+
+
+def test_sdk_calls_an_mcp_server_through_the_beta_connector(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    server.web.mcp_results["books"] = "Invoice 42: 1,200 EUR."
+    servers: Any = [{"type": "url", "url": "https://mcp.example.com/mcp", "name": "books", "authorization_token": "tok"}]
+    toolset: Any = {"type": "mcp_toolset", "mcp_server_name": "books", "default_config": {"enabled": False}, "configs": {"find": {"enabled": True}}}
+    message = sdk.beta.messages.create(model=MODEL, max_tokens=500, messages=user("Find the March invoices"), mcp_servers=servers, tools=[toolset], betas=["mcp-client-2025-11-20"])
+    call, result = message.content[1], message.content[2]
+    assert isinstance(call, anthropic.types.beta.BetaMCPToolUseBlock) and (call.name, call.server_name) == ("find", "books")
+    assert isinstance(result, anthropic.types.beta.BetaMCPToolResultBlock) and result.tool_use_id == call.id and not result.is_error
+    assert "The MCP server answered: Invoice 42: 1,200 EUR." in "".join(b.text for b in message.content if isinstance(b, anthropic.types.beta.BetaTextBlock))
+    assert server.message_requests[-1].body["mcp_servers"][0]["authorization_token"] == "tok"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        ({"tools": [{"type": "web_search_20990101", "name": "web_search"}]}, {}, "unknown tool type 'web_search_20990101'"),
+        ({"tools": [{"type": "web_search_20260318", "name": "search"}]}, {}, "name: Input should be 'web_search'"),
+        ({"tools": [{"type": "web_fetch_20260318", "name": "web_fetch", "max_uses": 0}]}, {}, "max_uses: Input should be greater than or equal to 1"),
+        ({"model": "claude-haiku-4-5", "tools": [{"type": "web_search_20260318", "name": "web_search"}]}, {}, "'web_search_20260318' is not supported on claude-haiku-4-5"),
+        ({"mcp_servers": [{"type": "url", "url": "https://x.org/m", "name": "x"}]}, {}, "the MCP connector needs the anthropic-beta header"),
+        ({"mcp_servers": [{"type": "url", "url": "http://x.org/m", "name": "x"}]}, {"anthropic-beta": "mcp-client-2025-11-20"}, "must start with https://"),
+        ({"mcp_servers": [], "tools": [{"type": "mcp_toolset", "mcp_server_name": "y"}]}, {"anthropic-beta": "mcp-client-2025-11-20"}, "which mcp_servers does not define"),
+    ],
+)
+def test_server_tool_validation(http: httpx.Client, body: dict[str, Any], headers: dict[str, str], message: str) -> None:
+    request = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}], **body}
+    assert_error(http.post("/v1/messages", headers={**api_headers(), **headers}, json=request), 400, "invalid_request_error", message)
