@@ -264,6 +264,8 @@ class ClaudeSettings(Magics):
             cache=self.cache,
             max_tool_rounds=self.max_tool_rounds,
             client=self.client_settings(),
+            web_max_uses=self.web_max_uses,
+            cite=self.cite,
         )
 
     # --- the kernel --------------------------------------------------------------------------
