@@ -22,7 +22,8 @@ from .pdf import page_texts
 
 MOST_CITED = 2
 """Sentences a cited answer quotes at most."""
-_SENTENCE = re.compile(r"[^.!?\n]*[^.!?\n\s][^.!?\n]*[.!?]?")
+_SENTENCE = re.compile(r"\S[^\n]*?(?:[.!?](?=\s|$)|(?=\n|$))")
+"""A sentence: to a full stop (or ``!``, ``?``) before a blank or the end, or to the line's end."""
 _WORD = re.compile(r"[a-z0-9]{3,}")
 
 
