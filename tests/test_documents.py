@@ -156,10 +156,10 @@ def test_cite_shows_markers_and_sources_that_match_the_citations_sent(kernel: Ke
     (citation,) = sent_citations(server)
     assert (citation["start_page_number"], citation["cited_text"]) == (2, "Staff costs fell by 3% over the quarter.")
     shown = result.markdown()[0]
-    assert "Staff costs fell by 3% over the quarter. <sup>1</sup>" in shown
+    assert "Staff costs fell by 3% over the quarter.<sup>1</sup>" in shown
     assert "<li><b>report.pdf</b> · page 2 · “Staff costs fell by 3% over the quarter.”</li>" in shown
     plain = result.displays()[0]["data"]["text/plain"]
-    assert "quarter.  [1]" in plain and "[1] report.pdf, page 2: “Staff costs fell by 3% over the quarter.”" in plain
+    assert "quarter.[1] " in plain and "[1] report.pdf, page 2: “Staff costs fell by 3% over the quarter.”" in plain
 
 
 def test_a_cited_answer_is_sent_back_with_its_citations_under_both_api_versions(kernel: Kernel, server: StandIn, tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ def test_export_to_markdown_renders_sources_as_footnotes(kernel: Kernel, server:
     ask(kernel, f"%claude export {target}")
     exported = target.read_text()
     assert "*[document: report.pdf]*" in exported
-    assert "Staff costs fell by 3% over the quarter. [^1]" in exported
-    assert "Revenue grew 12% in March. [^2]" in exported
+    assert "Staff costs fell by 3% over the quarter.[^1]" in exported
+    assert "Revenue grew 12% in March.[^2]" in exported
     assert "[^1]: report.pdf, page 2: “Staff costs fell by 3% over the quarter.”" in exported
     assert "[^2]: report.pdf, page 1: “Revenue grew 12% in March.”" in exported

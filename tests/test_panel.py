@@ -428,7 +428,7 @@ def test_a_document_picked_with_cite_and_a_web_search_show_their_sources(magics:
     assert first.messages[-1]["content"][1]["citations"] == {"enabled": True} and "tools" not in first.body
     assert [t["name"] for t in second.body["tools"]] == ["web_search", "web_fetch"]
     shown = [text_of(child) for child in panel.messages.children]
-    assert "Staff costs fell by 3% over the quarter. <sup>1</sup>" in shown[1]
+    assert "Staff costs fell by 3% over the quarter.<sup>1</sup>" in shown[1]
     assert "<li><b>report.pdf</b> · page 2 · “Staff costs fell by 3% over the quarter.”</li>" in shown[1]
     assert any(text.startswith("<details><summary>🔎 web search: “And the weather in Oslo?” → 3 results</summary>") for text in shown)
     assert '<a href="https://example.org/and-the-weather-in-oslo/1" target="_blank" rel="noopener noreferrer">' in shown[-1]

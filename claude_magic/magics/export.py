@@ -20,7 +20,9 @@ from urllib.parse import quote
 from ..api.errors import ClaudeError
 from ..api.redaction import remember, scrub
 from ..core.store import IMAGE_EXTENSIONS, now
+from ..core.server_tools import CALL_TYPES, RESULT_TYPES, ServerCall
 from ..ui.citations import Source, safe_url
+from ..ui.server_calls import summary
 
 if TYPE_CHECKING:
     from ..core.conversation import Conversation, Exchange
@@ -105,15 +107,36 @@ def _markdown(exchanges: list[Exchange], target: Path, notebook: str | None) -> 
 
 
 def _answer_markdown(blocks: list[dict[str, Any]], images: _ImageFolder, footnotes: _Footnotes) -> list[str]:
-    """An answer's text as one piece (a cited passage followed by its footnote references),
-    then its other blocks, then the footnotes it cites."""
-    texts = [b for b in blocks if b.get("type") == "text"]
+    """An answer's blocks in order: consecutive text blocks as one piece (each cited passage
+    followed by its footnote references), each call the API ran as one line, then the footnotes
+    the answer cites."""
     first = len(footnotes.lines)
-    text = "".join(b.get("text", "") + "".join(f"[^{footnotes.number(c)}]" for c in b.get("citations") or []) for b in texts)
-    lines = [text, ""] if texts else []
-    lines += _blocks_markdown([b for b in blocks if b.get("type") != "text"], images)
+    lines: list[str] = []
+    run: list[str] = []
+    for block in blocks:
+        if block.get("type") == "text":
+            run.append(_cited(block.get("text", ""), [footnotes.number(c) for c in block.get("citations") or []]))
+            continue
+        if run:
+            lines += ["".join(run), ""]
+            run = []
+        if block.get("type") in RESULT_TYPES:
+            call = next((b for b in blocks if b.get("type") in CALL_TYPES and b.get("id") == block.get("tool_use_id")), {})
+            lines += [f"*{_escaped(summary(ServerCall(call, block)))}*", ""]
+        elif block.get("type") not in CALL_TYPES:
+            lines += _blocks_markdown([block], images)
+    if run:
+        lines += ["".join(run), ""]
     cited = footnotes.lines[first:]
     return [*lines, *cited, ""] if cited else lines
+
+
+def _cited(text: str, numbers: list[int]) -> str:
+    """A passage with its footnote references after its last word."""
+    if not numbers:
+        return text
+    passage = text.rstrip(" \t")
+    return passage + "".join(f"[^{n}]" for n in numbers) + text[len(passage) :]
 
 
 def _blocks_markdown(blocks: list[dict[str, Any]], images: _ImageFolder) -> list[str]:

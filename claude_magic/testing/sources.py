@@ -44,7 +44,7 @@ def cited_answer(body: dict[str, Any]) -> list[Part] | None:
     passages = [p for index, document in enumerate(documents) for p in _passages(document, index)]
     chosen = _most_relevant(passages, question) or [passages[-1]]
     preview = " ".join(question.split())[:200]
-    parts = [Part(f"**Stand-in answer** to: “{preview}”, from the documents:\n\n")]
+    parts = [Part(f"**Cited stand-in answer** to: “{preview}”:\n\n")]
     parts += [Part(f"{passage.text} ", (passage.citation,)) for passage in chosen]
     return [*parts, Part(f"\n\n{STAND_IN_NOTE}")]
 

@@ -116,11 +116,14 @@ def plain_marker(numbers: list[int]) -> str:
 
 
 def marked_pieces(text: str, sources: Sources) -> list[str | list[int]]:
-    """``text`` cut at the markers' offsets: its pieces, and between them the numbers to show."""
+    """``text`` cut at the markers' offsets (a marker goes before the blanks a passage ends
+    with): its pieces, and between them the numbers to show."""
     pieces: list[str | list[int]] = []
     done = 0
     for at, numbers in sources.markers:
         at = min(max(at, done), len(text))
+        while at > done and text[at - 1] in " \t":  # after the passage's last word, before the space that ends it
+            at -= 1
         pieces += [text[done:at], numbers]
         done = at
     return [*pieces, text[done:]]
@@ -130,7 +133,7 @@ def plain_text(text: str, sources: Sources) -> str:
     """The answer with ``[1]`` markers and its sources listed under it, as plain text."""
     if not sources:
         return text
-    marked = "".join(p if isinstance(p, str) else f" {plain_marker(p)}" for p in marked_pieces(text, sources))
+    marked = "".join(p if isinstance(p, str) else plain_marker(p) for p in marked_pieces(text, sources))
     return f"{marked}\n\n{sources.plain()}"
 
 
