@@ -202,3 +202,9 @@ def test_export_to_markdown_renders_sources_as_footnotes(kernel: Kernel, server:
     assert "Revenue grew 12% in March.[^2]" in exported
     assert "[^1]: report.pdf, page 2: “Staff costs fell by 3% over the quarter.”" in exported
     assert "[^2]: report.pdf, page 1: “Revenue grew 12% in March.”" in exported
+
+
+def test_cite_with_nothing_to_cite_says_so(kernel: Kernel, server: StandIn) -> None:
+    result = ask(kernel, "%claude --cite What is a p-value?")
+    assert "--cite applies to documents" in result.stderr
+    assert len(server.message_requests) == 1

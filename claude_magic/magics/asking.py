@@ -49,6 +49,8 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
         warn(str(cleared))
     question = [*magics.session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
     question = magics.session.cite_documents(question, args.cite or magics.cite, magics.cell, use_history=not args.no_history)
+    if args.cite and not args.web and not _holds_documents(magics, question):
+        warn("--cite applies to documents (-a report.pdf) and to pages --web fetches; neither this question nor the conversation has any")
     options = ask_options(magics, args)
     if args.dry_run or args.count:
         return _show_request(magics, question, options, attachments, count=args.count)
@@ -59,6 +61,12 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
     answer = _send(magics, question, options, store_as=args.output, approve=_approval(magics, yes=args.yes))
     if args.code:
         _offer_code(magics, answer.text)
+
+
+def _holds_documents(magics: ClaudeSettings, question: list[dict[str, Any]]) -> bool:
+    """Whether the question, or the history it is sent with, holds a document."""
+    messages = [{"content": question}, *magics.session.conversation.messages(magics.cell)]
+    return any(isinstance(m["content"], list) and any(b.get("type") == "document" for b in m["content"]) for m in messages)
 
 
 def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
