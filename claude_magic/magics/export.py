@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 from ..api.errors import ClaudeError
 from ..api.redaction import remember, scrub
-from ..core.store import IMAGE_EXTENSIONS, now
 from ..core.server_tools import CALL_TYPES, RESULT_TYPES, ServerCall
+from ..core.store import IMAGE_EXTENSIONS, now
 from ..ui.citations import Source, safe_url
 from ..ui.server_calls import summary
 
