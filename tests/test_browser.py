@@ -62,8 +62,22 @@ RICH_CELL = "%%claude\nExplain left and inner joins, with a small pandas example
 CELLS = [SETUP_AND_PANEL, LATER_FRAME, FOLLOW_UP, SECOND_PANEL, RICH_CELL]
 ANSWERS = [*ATTACKS, *MARKED_ONLY, long_answer(40)]
 """Answers with script in them: each attack alone, then all in one answer long enough to be made safe in parts."""
+def payload(source: str) -> str:
+    return f'<img src=x onerror="window.__claude_xss_{source}=1">'
+
+
+def payload_text(source: str) -> str:
+    """A sentence with script in it, as a page's or a document's first sentence (what is cited)."""
+    return f"{payload(source)} and $x\" onmouseover=\"window.__claude_xss_{source}_math=1\"$ said."
+
+
 MARKUP_CELLS = [
-    '%load_ext claude_magic\ndef lookup(query: str) -> str:\n    """Look it up."""\n    return "found: " + query',
+    (
+        '%load_ext claude_magic\ndef lookup(query: str) -> str:\n    """Look it up."""\n    return "found: " + query\n'
+        "from pathlib import Path\n"
+        f"Path('notes_xss.txt').write_text({payload_text('cited_document')!r})\n"
+        "%config ClaudeMagics.mcp_servers = {'books': {'url': 'https://mcp.example.com/mcp'}}"
+    ),
     f"for n in range({len(ANSWERS)}):\n    get_ipython().run_cell_magic('claude', '', f'Answer {{n}}')",
     "%%claude --think\nThink first",
     "%%claude\nWhich model answers?",
@@ -73,6 +87,9 @@ MARKUP_CELLS = [
     "%claude history",
     "%claude usage",
     "%%claude\nThis one fails",
+    "%claude --web Search for it",
+    "%claude --new --cite -a notes_xss.txt What do the notes say?",
+    "%claude --mcp books Ask the books",
 ]
 """The second notebook: each cell shows text a model or a server sent, with script in it."""
 SETTINGS = {
@@ -521,10 +538,6 @@ def test_an_update_costs_the_browser_no_more_with_200_earlier_exchanges(chat: Ch
 # --- model and server text never runs as script ------------------------------------------------
 
 
-def payload(source: str) -> str:
-    return f'<img src=x onerror="window.__claude_xss_{source}=1">'
-
-
 PAGE_SCRIPT_FOUND = """() => {
   const found = Object.keys(window).filter(k => k.startsWith('__claude_xss'));
   document.querySelectorAll('.jp-OutputArea-output *').forEach(e => {
@@ -568,6 +581,12 @@ def test_model_and_server_text_never_runs_live_or_after_reopening(chat: Chat) ->
         notebook.run_cell(8)
         server.fail(status=400, message=payload("error"))
         notebook.run_cell(9)
+        server.web.results = [(payload("search_title"), f"https://x.org/{payload('search_url')}"), (payload("search_title_2"), "javascript:window.__claude_xss_search_js=1")]
+        server.web.pages[f"https://x.org/{payload('search_url')}"] = (payload("page_title"), payload_text("cited_page"))
+        notebook.run_cell(10)
+        notebook.run_cell(11)
+        server.web.mcp_results["books"] = payload("mcp_result")
+        notebook.run_cell(12)
         _check_nothing_ran_and_payloads_show_as_text(page)
 
         page.locator(".jp-Notebook").click()
@@ -584,6 +603,7 @@ def test_model_and_server_text_never_runs_live_or_after_reopening(chat: Chat) ->
     finally:
         page.screenshot(path=ARTIFACTS / "browser-markup-last.png")
         server.tool_calls.clear()
+        server.web = type(server.web)()
         context.close()
 
 
@@ -609,6 +629,11 @@ def _check_nothing_ran_and_payloads_show_as_text(page: Any) -> None:
     expect(cells.nth(6).locator(".jp-OutputArea .cm-body")).to_have_text([payload("compare")] * 2)
     expect(cells.nth(7).locator(".jp-OutputArea table")).to_contain_text("Answer 0")
     expect(cells.nth(8).locator(".jp-OutputArea table")).to_contain_text("this session")
+    expect(cells.nth(10).locator(".jp-OutputArea summary")).to_contain_text("→ 2 results")
+    expect(cells.nth(10).locator(".jp-OutputArea")).to_contain_text(payload("search_title_2"))
+    expect(cells.nth(10).locator(".jp-OutputArea .claude-sources")).to_contain_text(payload("search_title"))
+    expect(cells.nth(11).locator(".jp-OutputArea .claude-sources")).to_contain_text(payload("cited_document"))
+    expect(cells.nth(12).locator(".jp-OutputArea")).to_contain_text(payload("mcp_result"))
 
 
 def _assert_trusted(path: Path) -> None:

@@ -70,7 +70,7 @@ def test_a_row_per_request_with_tokens_by_kind_its_cost_and_status_kept_in_a_pri
     ledger.close()
 
     assert spent == pytest.approx(cost(SONNET, usage)) and spent == pytest.approx(
-        (1_000 * 2 + 500 * 10 + 10_000 * 2.5 + 2_000 * 4 + 100_000 * 0.2) / 1e6
+        (1_000 * 2 + 500 * 10 + 10_000 * 2.5 + 2_000 * 4 + 100_000 * 0.2) / 1e6 + 2 * 0.01  # and two web searches
     )
     assert open_ledger(path=path).rows() == [
         {

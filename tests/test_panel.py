@@ -403,3 +403,34 @@ def test_vscode_is_recognised_by_what_it_really_sets(magics: ClaudeMagics, monke
     assert not magics.in_vscode
     magics.shell.user_ns["__vsc_ipynb_file__"] = "/work/a.ipynb"  # VS Code names the notebook, remote servers too
     assert magics.in_vscode
+
+
+def test_a_document_picked_with_cite_and_a_web_search_show_their_sources(magics: ClaudeMagics, shared_stand_in: StandIn, tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from claude_magic.testing.pdf import write_pdf
+
+    report = tmp_path / "report.pdf"
+    report.write_bytes(write_pdf(["Revenue grew 12% in March.", "Staff costs fell by 3% over the quarter."]))
+    magics.shell.user_ns["report"] = Path(report)
+
+    async def scenario() -> ChatPanel:
+        panel = panel_of(magics)
+        assert ("report · PDF file report.pdf", "report") in panel.attachments.options
+        panel.attachments.value, panel.cite.value = ("report",), True
+        await panel.ask("What happened to staff costs?")  # type: ignore[misc]
+        panel.web.value = True
+        await panel.ask("And the weather in Oslo?")  # type: ignore[misc]
+        return panel
+
+    panel = run(scenario)
+    first, second = shared_stand_in.message_requests
+    assert first.messages[-1]["content"][1]["citations"] == {"enabled": True} and "tools" not in first.body
+    assert [t["name"] for t in second.body["tools"]] == ["web_search", "web_fetch"]
+    shown = [text_of(child) for child in panel.messages.children]
+    assert "Staff costs fell by 3% over the quarter.<sup>1</sup>" in shown[1]
+    assert "<li><b>report.pdf</b> · page 2 · “Staff costs fell by 3% over the quarter.”</li>" in shown[1]
+    assert any(text.startswith("<details><summary>🔎 web search: “And the weather in Oslo?” → 3 results</summary>") for text in shown)
+    assert '<a href="https://example.org/and-the-weather-in-oslo/1" target="_blank" rel="noopener noreferrer">' in shown[-1]
+    reopened = [text_of(child) for child in panel_of(magics).messages.children]  # past exchanges keep their sources
+    assert "<li><b>report.pdf</b> · page 2 · “Staff costs fell by 3% over the quarter.”</li>" in reopened[1]

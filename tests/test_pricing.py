@@ -89,3 +89,12 @@ def test_the_footer_shows_cache_cost_and_what_was_left_out() -> None:
     )
     unknown = Answer("…", "claude-future-9", usage(input=5, output=3), None, 0.2, turns_left_out=3)
     assert footer(unknown) == "claude-future-9 · 5 in · 3 out tokens · cost unknown · total 0.20 s · 3 earlier turns not sent"
+
+
+def test_web_searches_cost_ten_dollars_a_thousand_on_top_of_tokens() -> None:
+    usage = {"input_tokens": 1_000_000, "output_tokens": 0, "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 2}}
+    assert cost("claude-sonnet-5-5", usage) == pytest.approx(2.0 + 0.03)
+    tally = Tally()
+    tally.add("claude-sonnet-5-5", usage)
+    tally.add("claude-sonnet-5-5", usage)
+    assert tally.tokens.web_searches == 6 and tally.dollars == pytest.approx(4.06)

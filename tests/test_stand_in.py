@@ -645,3 +645,145 @@ def test_connections_are_accepted_without_nagles_algorithm() -> None:
                 assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         server.server_close()
+
+
+# --- documents and citations ------------------------------------------------------------------
+
+
+def pdf_document(pages: list[str], *, cite: bool = True, title: str = "report.pdf") -> dict[str, Any]:
+    from claude_magic.testing.pdf import write_pdf
+
+    data = base64.b64encode(write_pdf(pages)).decode()
+    return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}, "title": title, "citations": {"enabled": cite}}
+
+
+REPORT = ["Quarterly report\nRevenue grew 12% in March.", "Costs\nStaff costs fell by 3% over the quarter."]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_sdk_reads_a_cited_answer_with_page_locations_into_the_pdfs_text(sdk: anthropic.Anthropic, streamed: bool) -> None:
+    messages = user([pdf_document(REPORT), {"type": "text", "text": "What happened to staff costs?"}])
+    if streamed:
+        with sdk.messages.stream(model=MODEL, max_tokens=500, messages=messages) as stream:
+            streamed_text = "".join(stream.text_stream)
+            message = stream.get_final_message()
+        assert streamed_text == "".join(b.text for b in message.content if isinstance(b, anthropic.types.TextBlock))
+    else:
+        message = sdk.messages.create(model=MODEL, max_tokens=500, messages=messages)
+    cited = [b for b in message.content if isinstance(b, anthropic.types.TextBlock) and b.citations]
+    assert len(cited) == 1 and cited[0].text == "Staff costs fell by 3% over the quarter. "
+    (citation,) = cited[0].citations or []
+    assert isinstance(citation, anthropic.types.CitationPageLocation)
+    assert (citation.start_page_number, citation.end_page_number, citation.document_index, citation.document_title) == (2, 3, 0, "report.pdf")
+    assert citation.cited_text in REPORT[1]
+
+
+def test_sdk_reads_char_locations_that_point_into_a_text_document(sdk: anthropic.Anthropic) -> None:
+    text = "Our notes. The sky was blue all week. Sales rose in Oslo."
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}, "title": "notes.txt", "citations": {"enabled": True}}
+    message = sdk.messages.create(model=MODEL, max_tokens=500, messages=user([document, {"type": "text", "text": "Where did sales rise?"}]))
+    citations = [c for b in message.content if isinstance(b, anthropic.types.TextBlock) for c in b.citations or []]
+    assert citations and all(isinstance(c, anthropic.types.CitationCharLocation) for c in citations)
+    assert all(text[c.start_char_index : c.end_char_index] == c.cited_text for c in citations)  # type: ignore[union-attr]
+    assert citations[0].cited_text == "Sales rose in Oslo."
+
+
+def test_sdk_sends_a_cited_answer_back_under_2026_10_21(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    question = user([pdf_document(REPORT), {"type": "text", "text": "What happened to staff costs?"}])
+    answer = sdk.messages.create(model=MODEL, max_tokens=500, messages=question)
+    follow_up: list[anthropic.types.MessageParam] = [*question, {"role": "assistant", "content": answer.content}, {"role": "user", "content": "Why?"}]  # type: ignore[typeddict-item]
+    sdk.messages.create(model=MODEL, max_tokens=500, messages=follow_up)
+    assert server.message_requests[-1].headers["anthropic-version"] == "2026-10-21"
+    assert any(b.get("citations") for b in server.message_requests[-1].messages[1]["content"])
+
+
+@pytest.mark.parametrize(
+    ("content", "version", "message"),
+    [
+        ([{**pdf_document(["x"]), "source": {"type": "base64", "media_type": "text/plain", "data": "eA=="}}], "2023-06-01", "media_type: Input should be 'application/pdf'"),
+        ([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "bm90IGEgcGRm"}}], "2023-06-01", "The PDF specified was not valid."),
+        ([pdf_document([f"p{n}" for n in range(60)]), pdf_document([f"q{n}" for n in range(60)])], "2023-06-01", "A maximum of 100 PDF pages may be provided. Found 120."),
+        ([pdf_document(["a"]), pdf_document(["b"], cite=False)], "2023-06-01", "Citations must be enabled on all documents or on none of them."),
+        ([{**pdf_document(["a"]), "citations": {"enabled": "yes"}}], "2023-06-01", "document.citations: Input should be an object with a boolean 'enabled'"),
+        ([{"type": "text", "text": "q", "citations": [{"type": "char_location", "cited_text": "q"}]}], "2026-10-21", "citations are not permitted in user messages"),
+    ],
+)
+def test_document_validation(http: httpx.Client, content: list[dict[str, Any]], version: str, message: str) -> None:
+    body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": [*content, {"type": "text", "text": "Read."}]}]}
+    assert_error(http.post("/v1/messages", headers=api_headers(version), json=body), 400, "invalid_request_error", message)
+
+
+def test_a_document_in_an_assistant_turn_is_refused_under_2026_10_21_only(http: httpx.Client) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [pdf_document(["a"], cite=False)]}, {"role": "user", "content": "Go on"}]
+    body = {"model": MODEL, "max_tokens": 10, "messages": messages}
+    assert http.post("/v1/messages", headers=api_headers("2023-06-01"), json=body).status_code == 200
+    assert_error(http.post("/v1/messages", headers=api_headers("2026-10-21"), json=body), 400, "invalid_request_error", "document blocks are not permitted in assistant messages")
+
+
+# --- the API's own tools: web search and fetch, MCP servers ------------------------------------------
+
+WEB_TOOLS: list[Any] = [{"type": "web_search_20260318", "name": "web_search", "max_uses": 3}, {"type": "web_fetch_20260318", "name": "web_fetch", "max_uses": 3}]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_sdk_reads_a_web_search_its_results_and_the_cited_answer(sdk: anthropic.Anthropic, server: StandIn, streamed: bool) -> None:
+    params: Any = {"model": MODEL, "max_tokens": 500, "messages": user("What is the weather in Oslo?"), "tools": WEB_TOOLS}
+    if streamed:
+        with sdk.messages.stream(**params) as stream:
+            message = stream.get_final_message()
+    else:
+        message = sdk.messages.create(**params)
+    call, result = message.content[1], message.content[2]
+    assert isinstance(call, anthropic.types.ServerToolUseBlock) and call.name == "web_search" and call.input == {"query": "What is the weather in Oslo?"}
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock) and result.tool_use_id == call.id
+    assert isinstance(result.content, list) and len(result.content) == 3 and all(r.encrypted_content for r in result.content)
+    citations = [c for b in message.content if isinstance(b, anthropic.types.TextBlock) for c in b.citations or []]
+    assert [type(c) for c in citations] == [anthropic.types.CitationsWebSearchResultLocation] * 2
+    assert [c.url for c in citations] == [r.url for r in result.content[:2]]  # type: ignore[union-attr]
+    assert message.usage.server_tool_use is not None and message.usage.server_tool_use.web_search_requests == 1
+    assert message.stop_reason == "end_turn"
+
+
+def test_sdk_continues_a_paused_turn_and_a_changed_result_is_refused(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    server.web.pause = 1
+    question = user("Read https://example.com/a.html please")
+    paused = sdk.messages.create(model=MODEL, max_tokens=500, messages=question, tools=WEB_TOOLS)
+    assert paused.stop_reason == "pause_turn" and isinstance(paused.content[-1], anthropic.types.WebFetchToolResultBlock)
+    assert paused.usage.server_tool_use is not None and paused.usage.server_tool_use.web_fetch_requests == 1
+    going_on: Any = [*question, {"role": "assistant", "content": paused.content}]
+    rest = sdk.messages.create(model=MODEL, max_tokens=500, messages=going_on, tools=WEB_TOOLS)
+    assert rest.stop_reason == "end_turn" and "According to example.com, the answer is 42." in text_of_first(rest)
+    searched = sdk.messages.create(model=MODEL, max_tokens=500, messages=user("Weather?"), tools=WEB_TOOLS)
+    changed = [b.model_dump() for b in searched.content]
+    changed[2]["content"][0]["title"] = "Something else"
+    with pytest.raises(anthropic.BadRequestError, match="encrypted_content: does not match"):
+        sdk.messages.create(model=MODEL, max_tokens=500, messages=[*user("Weather?"), {"role": "assistant", "content": changed}, *user("More")], tools=WEB_TOOLS)
+
+
+def test_sdk_calls_an_mcp_server_through_the_beta_connector(sdk: anthropic.Anthropic, server: StandIn) -> None:
+    server.web.mcp_results["books"] = "Invoice 42: 1,200 EUR."
+    servers: Any = [{"type": "url", "url": "https://mcp.example.com/mcp", "name": "books", "authorization_token": "tok"}]
+    toolset: Any = {"type": "mcp_toolset", "mcp_server_name": "books", "default_config": {"enabled": False}, "configs": {"find": {"enabled": True}}}
+    message = sdk.beta.messages.create(model=MODEL, max_tokens=500, messages=user("Find the March invoices"), mcp_servers=servers, tools=[toolset], betas=["mcp-client-2025-11-20"])
+    call, result = message.content[1], message.content[2]
+    assert isinstance(call, anthropic.types.beta.BetaMCPToolUseBlock) and (call.name, call.server_name) == ("find", "books")
+    assert isinstance(result, anthropic.types.beta.BetaMCPToolResultBlock) and result.tool_use_id == call.id and not result.is_error
+    assert "The MCP server answered: Invoice 42: 1,200 EUR." in "".join(b.text for b in message.content if isinstance(b, anthropic.types.beta.BetaTextBlock))
+    assert server.message_requests[-1].body["mcp_servers"][0]["authorization_token"] == "tok"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        ({"tools": [{"type": "web_search_20990101", "name": "web_search"}]}, {}, "unknown tool type 'web_search_20990101'"),
+        ({"tools": [{"type": "web_search_20260318", "name": "search"}]}, {}, "name: Input should be 'web_search'"),
+        ({"tools": [{"type": "web_fetch_20260318", "name": "web_fetch", "max_uses": 0}]}, {}, "max_uses: Input should be greater than or equal to 1"),
+        ({"model": "claude-haiku-4-5", "tools": [{"type": "web_search_20260318", "name": "web_search"}]}, {}, "'web_search_20260318' is not supported on claude-haiku-4-5"),
+        ({"mcp_servers": [{"type": "url", "url": "https://x.org/m", "name": "x"}]}, {}, "the MCP connector needs the anthropic-beta header"),
+        ({"mcp_servers": [{"type": "url", "url": "http://x.org/m", "name": "x"}]}, {"anthropic-beta": "mcp-client-2025-11-20"}, "must start with https://"),
+        ({"mcp_servers": [], "tools": [{"type": "mcp_toolset", "mcp_server_name": "y"}]}, {"anthropic-beta": "mcp-client-2025-11-20"}, "which mcp_servers does not define"),
+    ],
+)
+def test_server_tool_validation(http: httpx.Client, body: dict[str, Any], headers: dict[str, str], message: str) -> None:
+    request = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}], **body}
+    assert_error(http.post("/v1/messages", headers={**api_headers(), **headers}, json=request), 400, "invalid_request_error", message)

@@ -133,8 +133,8 @@ class MessageAccumulator:
             block.pieces.append(delta.partial_json)
         elif isinstance(delta, SignatureDelta):
             block.data["signature"] = delta.signature
-        elif isinstance(delta, CitationsDelta):
-            block.data.setdefault("citations", []).append(delta.citation)
+        elif isinstance(delta, CitationsDelta):  # a start may say "citations": null
+            block.data["citations"] = [*(block.data.get("citations") or []), delta.citation]
         elif isinstance(delta, OtherDelta):
             block.extend(delta.model_extra or {})
 
@@ -167,6 +167,11 @@ class MessageAccumulator:
             for _, b in sorted(self._blocks.items())
             if b.data.get("type") == "text"
         )
+
+    def block(self, index: int) -> dict[str, Any] | None:
+        """Content block ``index`` as it stands, a plain dict (None: no such block)."""
+        block = self._blocks.get(index)
+        return None if block is None else block.materialise()
 
     def content(self) -> list[dict[str, Any]]:
         """The content blocks so far, as plain dicts ready to send back as history."""

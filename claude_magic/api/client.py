@@ -53,9 +53,9 @@ from .protocol import (
     TokenCount,
     parse_event,
 )
-from .redaction import remember
+from .redaction import remember, remembered
 from .retries import retry_delay, server_retry_after, should_retry
-from .settings import SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
+from .settings import MCP_BETA, SAMPLING_PARAMETERS, ClientSettings, Credentials, accepts_sampling_parameters
 from .sse import ServerSentEvent, SSEDecoder
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -128,6 +128,8 @@ class RequestBody:
         """Bytes in all, for ``Content-Length``."""
         self.sha256: str | None = None
         """The SHA-256 of the bytes, once they have all been written (what an answer's provenance names)."""
+        self.headers = _betas(value)
+        """Headers the body calls for (the ``anthropic-beta`` of a feature it uses)."""
 
     def _set_aside(self, value: Any, marker: str) -> Any:
         """``value`` with each long plain string replaced by ``marker`` (and kept, in order)."""
@@ -177,6 +179,11 @@ def request_sha256(body: dict[str, Any]) -> str:
     return content.sha256
 
 
+def _betas(body: Any) -> dict[str, str]:
+    """The ``anthropic-beta`` header a body needs: the MCP connector's, for ``mcp_servers``."""
+    return {"anthropic-beta": MCP_BETA} if isinstance(body, dict) and body.get("mcp_servers") else {}
+
+
 def _dumps(value: Any) -> str:
     """JSON as httpx writes it for ``json=``."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -215,7 +222,9 @@ class _ClientBase:
         }
 
     def _body_headers(self, body: RequestBody | None) -> dict[str, str]:
-        return {**self._headers(), **({"content-length": str(body.length)} if body is not None else {})}
+        if body is None:
+            return self._headers()
+        return {**self._headers(), **body.headers, "content-length": str(body.length)}
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
@@ -242,7 +251,8 @@ class _ClientBase:
     # --- failures -------------------------------------------------------------------------
 
     def _secrets(self) -> tuple[str, ...]:
-        return self.settings.credentials.secrets()
+        """What no error may show: the credentials, and every secret a request carried (MCP tokens)."""
+        return (*self.settings.credentials.secrets(), *remembered())
 
     def _error_from(self, response: httpx.Response) -> APIError:
         try:

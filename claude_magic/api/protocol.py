@@ -113,6 +113,10 @@ class MessageRequest(WireModel):
     output_config: OutputConfig | None = None
     thinking: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    """Notebook functions, and tools the API runs itself (web search and fetch, MCP toolsets)."""
+    mcp_servers: list[dict[str, Any]] | None = None
+    """Remote MCP servers for the MCP connector (sent with its ``anthropic-beta`` flag)."""
 
 
 # --- responses ---------------------------------------------------------------------------------

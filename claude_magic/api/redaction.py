@@ -36,6 +36,12 @@ def remember(secrets: Iterable[str]) -> None:
                 _in_use.update({secret, json.dumps(secret, ensure_ascii=False)[1:-1]})
 
 
+def remembered() -> tuple[str, ...]:
+    """The secrets :func:`remember` was given (as they are, and as JSON escapes them)."""
+    with _guard:
+        return tuple(_in_use)
+
+
 def scrub(text: str) -> str:
     """``text`` without the credentials in use, nor anything shaped like an Anthropic key."""
     with _guard:

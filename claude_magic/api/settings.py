@@ -21,6 +21,16 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
+WEB_SEARCH_TOOL = "web_search_20260318"
+WEB_FETCH_TOOL = "web_fetch_20260318"
+"""The server tools' versions current models (the 5 generations) take."""
+LEGACY_WEB_SEARCH_TOOL = "web_search_20250305"
+LEGACY_WEB_FETCH_TOOL = "web_fetch_20250910"
+"""Their first versions, which every model that has them takes (the 4 generation's)."""
+MCP_BETA = "mcp-client-2025-11-20"
+"""The ``anthropic-beta`` flag of the MCP connector in the shape sent here (``mcp_servers`` and
+``mcp_toolset`` tools)."""
+
 MAX_REQUEST_BYTES = 32_000_000
 """The API's limit for a request body: "32 MB", read as the smaller, decimal megabytes."""
 

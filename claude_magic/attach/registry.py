@@ -4,7 +4,8 @@ A small registry dispatches on the object's type: a new type is one function dec
 :func:`describes`, from this package or any other. Objects that describe themselves to a
 model (``_repr_llm_`` or a ``text/llm+plain`` formatter, the repr_llm convention) come first;
 then the describers registered from outside, newest first; then the built-in ones: images,
-frames, arrays, containers, text, and a bounded ``repr`` for anything else. Optional libraries
+documents (PDFs and text files, :mod:`.documents`), frames, arrays, containers, text, and a
+bounded ``repr`` for anything else. Optional libraries
 (pandas, polars, numpy, matplotlib, Pillow) are recognised by type name, never imported
 to find out.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..api import media
 from ..api.errors import ClaudeError
-from . import frames, images
+from . import documents, frames, images
 
 DEFAULT_ATTACHMENT_CHARS = 20_000
 """Characters one attached object's text may take (a DataFrame summary, a string, …)."""
@@ -38,22 +39,30 @@ class Attachment:
     kind: str
     text: str | None = None
     image: images.PreparedImage | None = None
+    document: documents.PreparedDocument | None = None
 
     def blocks(self) -> list[dict[str, Any]]:
-        """Content blocks: an image after its caption, or the text under a heading."""
+        """Content blocks: an image or a document after its caption, or the text under a heading."""
         if self.image is not None:
             return [{"type": "text", "text": f"Attached image {self.label} ({self.kind}, {self.image.width}×{self.image.height} px):"}, self.image.block()]
+        if self.document is not None:
+            pages = f", {self.document.pages:,} pages" if self.document.pages is not None else ""
+            return [{"type": "text", "text": f"Attached document {self.label} ({self.kind}{pages}):"}, self.document.block()]
         return [{"type": "text", "text": f"Attached {self.label} ({self.kind}):\n{self.text}"}]
 
     def size(self) -> str:
         if self.image is not None:
             return self.image.describe()
+        if self.document is not None:
+            return self.document.describe()
         return f"{len(self.text or ''):,} characters"
 
     def estimated_tokens(self) -> int:
-        """A local estimate: ~4 characters a token, an image width × height / 750."""
+        """A local estimate: ~4 characters a token, an image width × height / 750, a PDF page 2,000."""
         if self.image is not None:
             return max(1, self.image.width * self.image.height // 750)
+        if self.document is not None:
+            return self.document.estimated_tokens()
         return max(1, len(self.text or "") // 4)
 
 
@@ -116,13 +125,14 @@ def _describe(label: str, obj: Any, budget: int, llm_formatter: Callable[[Any], 
 
 
 def check_image_count(attachments: list[Attachment]) -> None:
-    """Refuse more images than the API takes in one request (nothing is sent)."""
+    """Refuse more images, or more PDF pages, than the API takes in one request (nothing is sent)."""
     count = sum(1 for a in attachments if a.image is not None)
     if count > media.MAX_IMAGES_PER_REQUEST:
         raise AttachmentError(f"{count} images attached; the API takes at most {media.MAX_IMAGES_PER_REQUEST} in a request")
+    documents.check_totals([a.document for a in attachments if a.document is not None])
 
 
-_ATTACHED = re.compile(r"^Attached (?:image )?(.+?)(?: \(|: the same image)")
+_ATTACHED = re.compile(r"^Attached (?:image |document )?(.+?)(?: \(|: the same image)")
 
 
 def attached_labels(blocks: list[dict[str, Any]]) -> list[str]:
@@ -133,13 +143,27 @@ def attached_labels(blocks: list[dict[str, Any]]) -> list[str]:
 
 
 def offered_as(obj: Any) -> str | None:
-    """How a picker lists ``obj`` when it is data or a picture (DataFrames and Series, figures,
-    images), e.g. ``pandas DataFrame 1,000×4``; ``None`` for anything else."""
+    """How a picker lists ``obj`` when it is data, a picture or a document (DataFrames and Series,
+    figures, images, PDFs and text files), e.g. ``pandas DataFrame 1,000×4``, ``PDF file
+    report.pdf``; ``None`` for anything else."""
+    if document := _offered_document(obj):
+        return document
     if not (frames.is_frame(obj) or _is_picture(obj)):
         return None
     shape = getattr(obj, "shape", None)
     size = "×".join(f"{n:,}" for n in shape) if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape) else ""
     return f"{_type_name(obj)} {size}".strip()
+
+
+def _offered_document(obj: Any) -> str | None:
+    if documents.names_document(obj):
+        path = Path(obj)
+        return f"{documents.TEXT_SUFFIXES.get(path.suffix.lower(), 'PDF')} file {path.name}"
+    if documents.is_pdf_bytes(obj):
+        return f"PDF bytes, {len(obj):,} bytes"
+    if documents.is_pdf_url(obj):
+        return "PDF by URL"
+    return None
 
 
 def _is_picture(obj: Any) -> bool:
@@ -239,6 +263,36 @@ def _image_bytes(label: str, obj: Any, budget: int) -> Attachment:
 @_built_in(lambda obj: _is("numpy.ndarray")(obj) and images.is_image_array(obj))
 def _image_array(label: str, obj: Any, budget: int) -> Attachment:
     return Attachment(label, f"numpy {obj.dtype} array {obj.shape}, as an image", image=images.from_array(obj))
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+@_built_in(documents.names_document)
+def _document_file(label: str, obj: Any, budget: int) -> Attachment:
+    document = documents.from_file(obj)
+    return Attachment(label, f"{document.kind} file {document.title}", document=document)
+
+
+@_built_in(documents.is_pdf_bytes)
+def _pdf_bytes(label: str, obj: Any, budget: int) -> Attachment:
+    document = documents.from_pdf_bytes(bytes(obj), label.strip("`"))
+    return Attachment(label, "PDF bytes", document=document)
+
+
+@_built_in(documents.is_pdf_url)
+def _pdf_url(label: str, obj: Any, budget: int) -> Attachment:
+    return Attachment(label, "PDF by URL", document=documents.from_url(obj))
+
+
+def document_named(label: str, name: str) -> Attachment | None:
+    """What ``-a report.pdf`` or ``-a https://…`` attaches when no variable has that name: the
+    document file, or the PDF at that address; None when ``name`` is neither."""
+    if documents.is_https_url(name):
+        return Attachment(label, "PDF by URL", document=documents.from_url(name))
+    if documents.names_document(name):
+        return _document_file(label, name, 0)
+    return None
 
 
 # --- data ---------------------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 Before a request is sent its size is estimated locally (no round trip): about four characters
 a token for text, width × height / 750 for an image, plus a margin because newer models'
-tokenizer counts about 30% more tokens for the same text; and, because the API limits them
-too, its bytes (32 MB a request) and its images (100 for the models with the smallest
-windows). When the history would push the request past a limit (the configured budget, or
+tokenizer counts about 30% more tokens for the same text, 2,000 for a page of PDF; and,
+because the API limits them too, its bytes (32 MB a request), its images (100 for the models
+with the smallest windows) and its PDF pages (100). When the history would push the request past a limit (the configured budget, or
 the model's context window less ``max_tokens``; the bytes; the images) the oldest images are
 left out first, then the oldest turns, and the answer's footer says so. The current question
 is always sent whole. The history is cut with room to spare and then cut at the same place
@@ -31,8 +31,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..api.media import MAX_IMAGES_PER_REQUEST, image_size
+from ..api.pdf import MAX_PDF_PAGES, PAGE_TOKENS, base64_page_count
 from ..api.settings import MAX_REQUEST_BYTES, undated_model_id
-from .image_blocks import base64_data
+from .image_blocks import base64_data, pdf_data
 
 if TYPE_CHECKING:
     from ..api.protocol import ModelInfo
@@ -56,29 +57,33 @@ class Size:
     tokens: int = 0
     bytes: int = 0
     images: int = 0
+    pages: int = 0
+    """PDF pages (of documents sent as base64)."""
 
     def __add__(self, other: Size) -> Size:
-        return Size(self.tokens + other.tokens, self.bytes + other.bytes, self.images + other.images)
+        return Size(self.tokens + other.tokens, self.bytes + other.bytes, self.images + other.images, self.pages + other.pages)
 
     def __sub__(self, other: Size) -> Size:
-        return Size(self.tokens - other.tokens, self.bytes - other.bytes, self.images - other.images)
+        return Size(self.tokens - other.tokens, self.bytes - other.bytes, self.images - other.images, self.pages - other.pages)
 
     def within(self, limit: Limit) -> bool:
-        return self.tokens <= limit.tokens and self.bytes <= limit.bytes and self.images <= limit.images
+        return self.tokens <= limit.tokens and self.bytes <= limit.bytes and self.images <= limit.images and self.pages <= limit.pages
 
 
 @dataclass(frozen=True)
 class Limit:
-    """The most a request may hold: input tokens (the budget, or the window), bytes, images."""
+    """The most a request may hold: input tokens (the budget, or the window), bytes, images, PDF pages."""
 
     tokens: int
     bytes: int = MAX_REQUEST_BYTES - UNCOUNTED_BYTES
     images: int = MAX_IMAGES_PER_REQUEST
+    pages: int = MAX_PDF_PAGES
 
     def with_slack(self) -> Limit:
-        """Where a cut aims: :data:`CUT_SLACK` below this limit."""
+        """Where a cut aims: :data:`CUT_SLACK` below this limit (PDF pages: the limit itself, a
+        document being many pages at once)."""
         keep = 1 - CUT_SLACK
-        return Limit(int(self.tokens * keep), int(self.bytes * keep), int(self.images * keep))
+        return Limit(int(self.tokens * keep), int(self.bytes * keep), int(self.images * keep), self.pages)
 
 
 def measure(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | None = None) -> Size:
@@ -88,7 +93,8 @@ def measure(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] |
 
 
 def local_tokens(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | None = None) -> int:
-    """About four characters a token for text (blocks as JSON), width × height / 750 for an image."""
+    """About four characters a token for text (blocks as JSON), width × height / 750 for an image,
+    2,000 a page of PDF."""
     return _count(messages, system).tokens
 
 
@@ -96,10 +102,15 @@ def _count(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | 
     """Tokens (without the margin), bytes and images; an image's base64 is counted, never serialised."""
     characters, image_tokens, size, images = len(json.dumps(system or "")), 0, MESSAGE_BYTES * len(messages), 0
     size += _utf8_length(json.dumps(system or "", ensure_ascii=False))
+    pages = 0
     for block in _blocks(messages):
         images += block.get("type") == "image"
         data = base64_data(block)
-        if data is not None:
+        if data is None and (data := pdf_data(block)) is not None:
+            pages += base64_page_count(data)
+            image_tokens += base64_page_count(data) * PAGE_TOKENS
+            size += len(data) + len(json.dumps({**block, "source": {**block["source"], "data": ""}}))
+        elif data is not None:
             width, height = image_size(data)
             image_tokens += width * height // 750
             size += len(data) + len(json.dumps({**block, "source": {**block["source"], "data": ""}}))
@@ -107,7 +118,7 @@ def _count(messages: list[dict[str, Any]], system: str | list[dict[str, Any]] | 
             text = json.dumps(block, ensure_ascii=False)
             characters += len(text)
             size += _utf8_length(text)
-    return Size(characters // 4 + image_tokens, size, images)
+    return Size(characters // 4 + image_tokens, size, images, pages)
 
 
 def _utf8_length(text: str) -> int:

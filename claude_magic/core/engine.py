@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -40,10 +41,13 @@ if TYPE_CHECKING:
     from ..api.client import AsyncClient, Client
     from ..api.protocol import MessageRequest, ModelInfo, StreamEvent
     from ..api.settings import ClientSettings
+    from .server_tools import ServerCall
     from .session import AskOptions, ClaudeSession, Prepared
     from .tools import ToolRun
 
 ShowToolRun = Callable[["ToolRun"], None]
+ShowServerCall = Callable[["ServerCall"], None]
+"""Shows a call the API ran itself (a web search or fetch, an MCP tool) with its result."""
 Approve = Callable[["MessageRequest"], None]
 """Looks at the first request a turn would send and raises to keep it from being sent (a cost
 cap, a declined confirmation: see :mod:`claude_magic.core.spending`)."""
@@ -57,6 +61,10 @@ class Renderer(Protocol):
 
     def feed_thinking(self, text: str) -> None:
         """New thinking text (shown collapsed above the answer, where the renderer can)."""
+
+    def feed_citation(self, citation: dict[str, Any], at: int) -> None:
+        """A citation for the answer's text before character ``at`` (the end of the cited text):
+        a numbered marker there, its source under the answer, where the renderer can."""
 
     def finish(self, text: str) -> None:
         """The answer is over (complete or not): show ``text``, the whole of it."""
@@ -99,6 +107,9 @@ class Answer:
     """The answer's blocks as the conversation keeps them (see :func:`sendable_answer`)."""
     output_estimated: bool = False
     """The output tokens in ``usage`` are estimated from what arrived (the answer was cut off)."""
+    web_searches: int = 0
+    """Web searches the API ran for the answer, every round of it (``usage.server_tool_use``)."""
+    web_fetches: int = 0
     provenance: Provenance | None = None
     """What produced the answer (the original's, for one replayed from the notebook)."""
 
@@ -122,8 +133,14 @@ class AnswerCutOff(ClaudeError):
 class Turn:
     """One question on its way. Drivers call, in order: :meth:`cached` (an answer from the
     answer cache ends the turn), then per round :meth:`request`, :meth:`stream_started`,
-    :meth:`show` for each event, :meth:`round_ended`; :meth:`tools_ran` between rounds;
-    :meth:`cut_off` when a round breaks."""
+    :meth:`show` for each event, :meth:`round_ended`; :meth:`run_tools` between rounds when
+    there are calls to run (none: a paused answer goes on); :meth:`cut_off` when a round breaks.
+
+    A round that pauses (``pause_turn``: the API ran server tools for long) is continued: its
+    blocks are sent back as they came, as the assistant's message the next request ends with,
+    at most ``max_tool_rounds`` times; the recorded answer is the rounds' blocks in order. A
+    server tool's result ends the display of the text before it: the call shows under that
+    text (``show_server_call``), and what follows shows under the call."""
 
     session: ClaudeSession
     question: list[dict[str, Any]]
@@ -137,11 +154,21 @@ class Turn:
     approve: Approve | None = None
     attachments: tuple[Attached, ...] = ()
     """What the question carries attached, for the answer's provenance."""
+    show_server_call: ShowServerCall | None = None
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Tool rounds so far: assistant ``tool_use`` and user ``tool_result`` messages."""
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
+    _paused: list[dict[str, Any]] = field(default_factory=list)
+    """The blocks of paused rounds (``pause_turn``), sent back for the answer to go on."""
+    _continuations: int = 0
+    _server_uses: Counter[str] = field(default_factory=Counter)
+    """``usage.server_tool_use`` of every round so far, added up."""
+    _text_start: int = 0
+    """Where in the round's text the current renderer's part begins (after a server tool's result)."""
+    _reopen: bool = False
+    """The current renderer was finished at a server tool's result: what follows gets a new one."""
     _prepared: Prepared | None = None
     _renderer: Renderer | None = None
     _accumulator: MessageAccumulator | None = None
@@ -157,7 +184,8 @@ class Turn:
 
     def request(self) -> MessageRequest:
         """The next round's request (the first round's history is cut where the budget says)."""
-        self._prepared = self.session.prepare(self.question, self.options, self.cell, self.steps)
+        paused = [{"role": "assistant", "content": self._paused}] if self._paused else []
+        self._prepared = self.session.prepare(self.question, self.options, self.cell, [*self.steps, *paused])
         return self._prepared.request
 
     @property
@@ -192,6 +220,8 @@ class Turn:
             if block.get("type") == "thinking" and block.get("thinking"):
                 self._renderer.feed_thinking(block["thinking"])
         self._accumulator = MessageAccumulator.of_message(message)
+        for citation, at in cited_offsets(self._accumulator.content()):
+            self._renderer.feed_citation(citation, at)
         return self._conclude(cached_at=cached_at, replayed=replayed)
 
     def _body(self) -> dict[str, Any]:
@@ -205,7 +235,7 @@ class Turn:
         return request_sha256(self._body())
 
     def _cache_key(self) -> str | None:
-        if not self.options.cached or self.options.tools:
+        if not self.options.cached or self.options.tools or self.options.server_tools or self.options.mcp_servers:
             return None
         from .answer_cache import request_key
 
@@ -222,24 +252,67 @@ class Turn:
         self._sent.append((stream.request_sha256, stream.request_id))
         self._accumulator = stream.accumulator
         self._renderer = self.open_renderer()
+        self._text_start, self._reopen = 0, False
 
     def show(self, event: StreamEvent) -> None:
+        """Show what ``event`` adds: thinking, text, and when a block ends, a cited text's
+        citations or a server tool's call and result."""
         from ..api.client import text_of, thinking_of
+        from ..api.protocol import ContentBlockStopEvent
 
-        if self._renderer is None:
-            return
         if thinking := thinking_of(event):
-            self._renderer.feed_thinking(thinking)
+            if renderer := self._showing():
+                renderer.feed_thinking(thinking)
         elif text := text_of(event):
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
-            self._renderer.feed(text)
+            if renderer := self._showing():
+                renderer.feed(text)
+        elif isinstance(event, ContentBlockStopEvent) and self._accumulator is not None:
+            self._block_ended(self._accumulator.block(event.index) or {})
+
+    def _showing(self) -> Renderer | None:
+        """The renderer for what arrives now (a new one after a server tool's result)."""
+        if self._renderer is None and self._reopen:
+            self._renderer, self._reopen = self.open_renderer(), False
+        return self._renderer
+
+    def _block_ended(self, block: dict[str, Any]) -> None:
+        from .server_tools import RESULT_TYPES
+
+        assert self._accumulator is not None
+        if block.get("type") == "text" and block.get("citations") and (renderer := self._showing()):
+            at = len(self._accumulator.text) - self._text_start
+            for citation in block["citations"]:
+                renderer.feed_citation(citation, at)
+        elif block.get("type") in RESULT_TYPES:
+            self._show_server_call(block)
+
+    def _show_server_call(self, result: dict[str, Any]) -> None:
+        """The text so far stays above the call; the call and its result show; the text that
+        follows shows under them."""
+        from .server_tools import CALL_TYPES, ServerCall
+
+        assert self._accumulator is not None
+        content = self._accumulator.content()
+        call = next((b for b in content if b.get("type") in CALL_TYPES and b.get("id") == result.get("tool_use_id")), {})
+        text = self._accumulator.text
+        self._finish_showing(text)
+        self._text_start, self._reopen = len(text), True
+        if self.show_server_call is not None:
+            self.show_server_call(ServerCall(call, result))
 
     def round_ended(self) -> list[dict[str, Any]] | None:
         """The tool calls to run before the next round, or None when the answer is complete
         (calls that may not run become a note in the recorded answer)."""
         accumulator = self._accumulator
         assert accumulator is not None, "stream_started() comes first"
+        if accumulator.stop_reason == "pause_turn" and accumulator.complete and self._continuations < self.options.max_tool_rounds:
+            self._continuations += 1
+            self._finish_showing(accumulator.text)
+            self._tally(accumulator.usage, separately=True)
+            self._paused += accumulator.content()
+            return []
         if accumulator.stop_reason != "tool_use":
             return None
         if not self.options.tools:
@@ -269,9 +342,10 @@ class Turn:
         self._tally(self._accumulator.usage, separately=True)
         self._earlier_usage.append(self._accumulator.usage)
         self.steps += [
-            {"role": "assistant", "content": self._accumulator.content()},
+            {"role": "assistant", "content": [*self._paused, *self._accumulator.content()]},
             {"role": "user", "content": [r.result_block() for r in runs]},
         ]
+        self._paused = []
 
     # --- the end ----------------------------------------------------------------------------
 
@@ -293,14 +367,19 @@ class Turn:
         accumulator = self._accumulator or MessageAccumulator()
         message = accumulator.message()
         content, calls_not_run = sendable_answer(accumulator, self._calls_not_run_because)
+        paused_text = "".join(b.get("text", "") for b in self._paused if b.get("type") == "text")
         fitted = self._prepared.fitted if self._prepared is not None else None
         usage, estimated = counted_output(accumulator)
+        if cached_at is None and replayed is None:  # an answer cached or replayed cost nothing this time
+            self._tally(usage, separately=not self.record or not self.options.use_history, model=message.model or self.options.model)
         answer = Answer(
-            text=message.text,
+            text=paused_text + message.text,
             model=message.model or self.options.model,
             usage=usage,
             output_estimated=estimated,
-            content=content,
+            content=[*self._paused, *content],
+            web_searches=self._server_uses["web_search_requests"],
+            web_fetches=self._server_uses["web_fetch_requests"],
             time_to_first_token=self.first_token,
             total_time=time.monotonic() - self.started,
             stop_reason=message.stop_reason,
@@ -312,8 +391,6 @@ class Turn:
         )
         answer.provenance = replayed.replayed() if replayed is not None else self._provenance(answer, message.id or None, cached_at)
         self._finish_showing(message.text, answer.provenance)
-        if cached_at is None and replayed is None:  # an answer cached or replayed cost nothing this time
-            self._tally(answer.usage, separately=not self.record or not self.options.use_history, model=answer.model)
         if self.record and self.options.use_history:
             self.session.conversation.record(self._exchange(answer))
         if self.record:
@@ -361,17 +438,19 @@ class Turn:
 
     def _tally(self, usage: dict[str, Any], *, separately: bool, model: str | None = None) -> None:
         """Count a request's usage in the session; ``separately``: in the notebook's log too,
-        for a request whose usage no recorded exchange carries."""
+        for a request whose usage no recorded exchange carries. Its server tools' uses add up."""
+        self._server_uses.update({k: v for k, v in (usage.get("server_tool_use") or {}).items() if isinstance(v, int)})
         self.session.tally(model or self.options.model, usage, log=separately)
 
     def _finish_showing(self, text: str, provenance: Provenance | None = None) -> None:
-        """This round's text is complete: show all of it (the next round gets its own renderer);
-        the answer's last display keeps its provenance, where the renderer can."""
+        """The current renderer's part of the round's ``text`` is complete: show all of it (what
+        comes next gets its own renderer); the answer's last display keeps its provenance, where
+        the renderer can."""
         if self._renderer is not None:
             if provenance is not None and isinstance(self._renderer, ShowsProvenance):
-                self._renderer.finish_with(text, provenance)
+                self._renderer.finish_with(text[self._text_start :], provenance)
             else:
-                self._renderer.finish(text)
+                self._renderer.finish(text[self._text_start :])
             self._renderer = None
 
 
@@ -398,6 +477,17 @@ def counted_output(accumulator: MessageAccumulator) -> tuple[dict[str, Any], boo
     if arrived <= (usage.get("output_tokens") or 0):
         return usage, False
     return {**usage, "output_tokens": arrived}, True
+
+
+def cited_offsets(content: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Each citation of an answer's text blocks, with the offset in the answer's text where its
+    block ends (as :meth:`Turn.show` finds them while the answer streams)."""
+    cited, offset = [], 0
+    for block in content:
+        if block.get("type") == "text":
+            offset += len(block.get("text", ""))
+            cited += [(citation, offset) for citation in block.get("citations") or []]
+    return cited
 
 
 def sendable_answer(accumulator: MessageAccumulator, why_not_run: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -437,12 +527,16 @@ def ask(
     show_tool_run: ShowToolRun | None = None,
     approve: Approve | None = None,
     attachments: tuple[Attached, ...] = (),
+    show_server_call: ShowServerCall | None = None,
 ) -> Answer:
     """Send ``question`` with the history, stream the answer into the renderer ``open_renderer``
     makes once it starts, and record the exchange. Raises :class:`AnswerCutOff` (keeping what
     arrived) when the stream breaks or Ctrl-C stops it, and the client's errors when no answer
     started. ``attachments``: what the question carries, named in the answer's provenance."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, approve=approve, attachments=attachments)
+    turn = Turn(
+        session, question, options, settings, open_renderer, cell, show_tool_run,
+        approve=approve, attachments=attachments, show_server_call=show_server_call,
+    )
     return _drive(turn, session.client(settings))
 
 
@@ -458,10 +552,14 @@ async def ask_async(
     record: bool = True,
     approve: Approve | None = None,
     attachments: tuple[Attached, ...] = (),
+    show_server_call: ShowServerCall | None = None,
 ) -> Answer:
     """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
     arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
-    turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve, attachments=attachments)
+    turn = Turn(
+        session, question, options, settings, open_renderer, cell, show_tool_run,
+        record=record, approve=approve, attachments=attachments, show_server_call=show_server_call,
+    )
     return await _drive_async(turn, session.async_client(settings))
 
 
@@ -486,7 +584,8 @@ def _drive(turn: Turn, client: Client) -> Answer:
         calls = turn.round_ended()
         if calls is None:
             return turn.finish()
-        turn.run_tools(calls)
+        if calls:
+            turn.run_tools(calls)
         request = turn.request()
 
 
@@ -515,5 +614,6 @@ async def _drive_async(turn: Turn, client: AsyncClient) -> Answer:
         calls = turn.round_ended()
         if calls is None:
             return turn.finish()
-        turn.run_tools(calls)
+        if calls:
+            turn.run_tools(calls)
         request = turn.request()

@@ -19,6 +19,9 @@ from typing import Any
 from ..api.settings import undated_model_id
 
 PER_MILLION = 1_000_000
+WEB_SEARCH_USD = 10 / 1000
+"""A web search the API runs costs $10 per 1,000 searches, on top of the tokens its results take
+(Anthropic's pricing page); a web fetch costs only the tokens of what it fetched."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class TokenUsage:
     """Tokens written to the cache with the 5-minute TTL."""
     cache_write_1h: int = 0
     cache_read: int = 0
+    web_searches: int = 0
+    """Searches the API ran for the request (``usage.server_tool_use.web_search_requests``)."""
 
     @classmethod
     def from_api(cls, usage: Mapping[str, Any]) -> TokenUsage:
@@ -116,6 +121,7 @@ class TokenUsage:
             cache_write=written - one_hour,
             cache_write_1h=one_hour,
             cache_read=usage.get("cache_read_input_tokens") or 0,
+            web_searches=(usage.get("server_tool_use") or {}).get("web_search_requests") or 0,
         )
 
     @property
@@ -134,11 +140,12 @@ class TokenUsage:
             self.cache_write + other.cache_write,
             self.cache_write_1h + other.cache_write_1h,
             self.cache_read + other.cache_read,
+            self.web_searches + other.web_searches,
         )
 
 
 def cost(model: str, usage: Mapping[str, Any] | TokenUsage) -> float | None:
-    """The estimated cost in USD of one request, or None for a model with no price."""
+    """The estimated cost in USD of one request (its web searches included), or None for a model with no price."""
     price = price_of(model)
     if price is None:
         return None
@@ -150,7 +157,7 @@ def cost(model: str, usage: Mapping[str, Any] | TokenUsage) -> float | None:
         + tokens.cache_write * rates.cache_write
         + tokens.cache_write_1h * rates.cache_write_1h
         + tokens.cache_read * rates.cache_read
-    ) / PER_MILLION
+    ) / PER_MILLION + tokens.web_searches * WEB_SEARCH_USD
 
 
 def format_cost(dollars: float | None) -> str:

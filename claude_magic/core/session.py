@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .answer_cache import AnswerCache
     from .provenance import Provenance
     from .replay import NotebookAnswers
+    from .server_tools import MCPServer
     from .tools import Tool
 
 
@@ -54,6 +55,11 @@ class AskOptions:
     tools: tuple[Tool, ...] = ()
     """Python functions the model may call; the tool loop runs at most ``max_tool_rounds``."""
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+    """Also the most times a paused answer (``pause_turn``) is continued."""
+    server_tools: tuple[dict[str, Any], ...] = ()
+    """Tools the API runs itself (``--web``: web search and fetch), as the request lists them."""
+    mcp_servers: tuple[MCPServer, ...] = ()
+    """Remote MCP servers the API may call (``--mcp``)."""
     replay: bool = False
     """Answer a request saved in the notebook's file from there (see :mod:`.replay`)."""
 
@@ -159,6 +165,14 @@ class ClaudeSession:
         known = [block for exchange in self.conversation.exchanges for block in exchange.question]
         return share_data(blocks, known)
 
+    def cite_documents(self, question: list[dict[str, Any]], cite: bool, cell: CellRun | None = None, *, use_history: bool = True) -> list[dict[str, Any]]:
+        """A new question's documents with citations as ``cite`` asks and the conversation's
+        documents allow (see :mod:`.citing`; raises :class:`~.citing.CitationsError`)."""
+        from .citing import with_citations
+
+        earlier = self.conversation.refresh().messages(cell or CellRun()) if use_history else []
+        return with_citations(question, cite, earlier)
+
     def build_request(self, question: list[dict[str, Any]], options: AskOptions, cell: CellRun | None = None) -> MessageRequest:
         """The request that asking ``question`` from ``cell`` sends; changes nothing."""
         return self.prepare(question, options, cell).request
@@ -194,7 +208,7 @@ class ClaudeSession:
                 "temperature": options.temperature,
                 "output_config": OutputConfig(effort=options.effort) if options.effort else None,
                 "thinking": options.thinking,
-                **({"tools": [tool.definition() for tool in options.tools]} if options.tools else {}),
+                **tools_and_servers(options),
             }
         )
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
@@ -278,6 +292,14 @@ def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens
     if not 1024 <= budget < max_tokens:
         raise ConfigurationError(f"--think {budget}: a thinking budget is at least 1024 tokens and less than --max-tokens ({max_tokens})")
     return {"type": "enabled", "budget_tokens": budget}
+
+
+def tools_and_servers(options: AskOptions) -> dict[str, Any]:
+    """The request's ``tools`` (notebook functions, then the API's own tools, then each MCP
+    server's toolset) and ``mcp_servers``, those it has."""
+    tools = [tool.definition() for tool in options.tools] + list(options.server_tools) + [s.toolset() for s in options.mcp_servers]
+    servers = [server.definition() for server in options.mcp_servers]
+    return {**({"tools": tools} if tools else {}), **({"mcp_servers": servers} if servers else {})}
 
 
 def listed_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:

@@ -6,12 +6,13 @@ data directory)::
     conversations/<notebook>-<hash>.jsonl        one notebook's conversation, one event a line
     conversations/<notebook>-<hash>.jsonl.lock   the lock its writers (and readers) take
     archive/<notebook>-<hash>.<time>.jsonl       conversations ended by %claude reset
-    images/<sha256>.<ext>                        every image once, named by its content
+    images/<sha256>.<ext>                        every image and PDF once, named by its content
 
 Every change is one line, written with a single ``write`` under a file lock and synced, so
 two kernels never interleave and a crash can at most tear the last line: reading skips it
-with a warning, and the next append cuts it off first. Image blocks (``type: image`` with a
-base64 source, wherever they are nested) are stored once as files and referred to by hash.
+with a warning, and the next append cuts it off first. Image and document blocks with a
+base64 source (images, PDFs; wherever they are nested) are stored once as files and referred
+to by hash, and read back as the same base64 text.
 Credentials never reach the disk: every line goes through :func:`claude_magic.redaction.dumps`.
 
 Several kernels may follow one log: :meth:`ConversationStore.follow` reads only what was
@@ -52,8 +53,11 @@ Each event is read by its shape, so a log started in format 1 goes on in format 
 LOCK_TIMEOUT = 10.0
 """Seconds to wait for another kernel's write before giving up (a write takes milliseconds)."""
 
-IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "application/pdf": "pdf"}
 MISSING_IMAGE = "[an image that is no longer in claude-magic's store]"
+MISSING_DOCUMENT = "[a PDF that is no longer in claude-magic's store]"
+_FILED_BLOCKS = ("image", "document")
+"""Blocks whose base64 data is kept as a file of its own (images, PDFs), the log referring to it."""
 
 Notice = Callable[[str], None]
 """Where the store (and what uses it) reports a problem: one line, for the user."""
@@ -105,12 +109,16 @@ class ImageStore:
     def path(self, digest: str, media_type: str) -> Path:
         return self.folder / f"{digest}.{IMAGE_EXTENSIONS.get(media_type, 'bin')}"
 
-    def put(self, media_type: str, data: str) -> str:
-        """Store base64 ``data``; returns its digest. Atomic: a reader never sees half a file."""
+    def put(self, media_type: str, data: str) -> str | None:
+        """Store base64 ``data``; returns its digest, or None for data that would not read back
+        as the same text (not base64 as the standard writes it: kept where it is). Atomic: a
+        reader never sees half a file."""
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
-            raw = data.encode()  # not base64 after all: keep it exactly as it was
+            return None
+        if base64.b64encode(raw).decode("ascii") != data:
+            return None  # line breaks, or padding otherwise than the standard writes it
         digest = hashlib.sha256(raw).hexdigest()
         target = self.path(digest, media_type)
         if not target.exists():
@@ -255,15 +263,16 @@ class ConversationStore:
         return (dumps(stored) + "\n").encode("utf-8")
 
     def _externalise(self, value: Any) -> Any:
-        """``value`` with each base64 image block replaced by a reference to its stored file."""
+        """``value`` with each base64 image or PDF block replaced by a reference to its stored file."""
         if isinstance(value, list):
             return [self._externalise(item) for item in value]
         if not isinstance(value, dict):
             return value
         source = value.get("source")
-        if value.get("type") == "image" and isinstance(source, dict) and source.get("type") == "base64":
+        if value.get("type") in _FILED_BLOCKS and isinstance(source, dict) and source.get("type") == "base64":
             digest = self.images.put(source.get("media_type", ""), str(source.get("data", "")))
-            return {**value, "source": {"type": "stored", "media_type": source.get("media_type"), "sha256": digest}}
+            if digest is not None:
+                return {**value, "source": {"type": "stored", "media_type": source.get("media_type"), "sha256": digest}}
         return {key: self._externalise(item) for key, item in value.items()}
 
     def _cut_torn_tail(self) -> None:
@@ -369,12 +378,12 @@ class ConversationStore:
         if not isinstance(value, dict):
             return value
         source = value.get("source")
-        if value.get("type") == "image" and isinstance(source, dict) and source.get("type") == "stored":
+        if value.get("type") in _FILED_BLOCKS and isinstance(source, dict) and source.get("type") == "stored":
             data = self.images.get(str(source.get("sha256")), str(source.get("media_type")))
             if data is None:
-                missing = f"image {source.get('sha256')} is missing from {self.images.folder}"
+                missing = f"{value['type']} {source.get('sha256')} is missing from {self.images.folder}"
                 self.notice(f"{missing}; left out of the conversation")
-                return {"type": "text", "text": MISSING_IMAGE}
+                return {"type": "text", "text": MISSING_IMAGE if value["type"] == "image" else MISSING_DOCUMENT}
             return {**value, "source": {"type": "base64", "media_type": source.get("media_type"), "data": data}}
         return {key: self._internalise(item) for key, item in value.items()}
 

@@ -9,6 +9,7 @@ Every failure on the way is one line; nothing is sent before the question is who
 from __future__ import annotations
 
 import html
+import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..attach.registry import Attachment
     from ..core.engine import Answer, Approve, Renderer
     from ..core.provenance import Attached
+    from ..core.server_tools import ServerCall
     from ..core.tools import ToolRun
     from .settings import ClaudeSettings
 
@@ -47,6 +49,9 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
     if args.new and (cleared := magics.session.conversation.clear()).failure:
         warn(str(cleared))
     question = [*magics.session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
+    question = magics.session.cite_documents(question, args.cite or magics.cite, magics.cell, use_history=not args.no_history)
+    if args.cite and not args.web and not _holds_documents(magics, question):
+        warn("--cite applies to documents (-a report.pdf) and to pages --web fetches; neither this question nor the conversation has any")
     options = ask_options(magics, args)
     if args.dry_run or args.count:
         return _show_request(magics, question, options, attachments, count=args.count)
@@ -59,12 +64,20 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
         _offer_code(magics, answer.text)
 
 
+def _holds_documents(magics: ClaudeSettings, question: list[dict[str, Any]]) -> bool:
+    """Whether the question, or the history it is sent with, holds a document."""
+    messages = [{"content": question}, *magics.session.conversation.messages(magics.cell)]
+    return any(isinstance(m["content"], list) and any(b.get("type") == "document" for b in m["content"]) for m in messages)
+
+
 def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
     """The options of this question: what the line says, else the settings."""
+    from ..core.server_tools import mcp_servers_named, web_tools
     from ..core.tools import tools_named
 
+    model = args.model if args.model is not None else magics.model
     return AskOptions(
-        model=args.model if args.model is not None else magics.model,
+        model=model,
         max_tokens=args.max_tokens if args.max_tokens is not None else magics.max_tokens,
         system=args.system if args.system is not None else magics.system,
         temperature=args.temperature if args.temperature is not None else magics.temperature,
@@ -76,6 +89,8 @@ def ask_options(magics: ClaudeSettings, args: Any) -> AskOptions:
         max_tool_rounds=magics.max_tool_rounds,
         fresh=args.fresh,
         replay=magics.replay_on(),
+        server_tools=web_tools(model, magics.web_max_uses, cite=args.cite or magics.cite) if args.web else (),
+        mcp_servers=mcp_servers_named(args.mcp, magics.mcp_servers, os.environ) if args.mcp else (),
     )
 
 
@@ -106,14 +121,17 @@ def _template(magics: ClaudeSettings, name: str, assignments: str) -> tuple[str,
 def _attachments(magics: ClaudeSettings, args: Any) -> list[Attachment]:
     """What -a, --fig, --recent and --error attach, in that order; any failure sends nothing."""
     from ..attach.interpolate import Unresolved, lookup
-    from ..attach.registry import AttachmentError, check_image_count
+    from ..attach.registry import AttachmentError, check_image_count, document_named
 
     attachments = []
     for name in [n for value in args.attach or [] for n in value.split(",") if n]:
         try:
             obj = lookup(name, magics.namespace)
         except Unresolved as why:
-            raise AttachmentError(f"-a {name}: {why}") from None
+            if (document := document_named(f"`{name}`", name)) is None:
+                raise AttachmentError(f"-a {name}: {why}, and no document file or https:// URL has that name") from None
+            attachments.append(document)
+            continue
         attachments.append(magics.attach(f"`{name}`", obj))
     if args.fig is not None:
         attachments += magics.notebook.figures(None if args.fig == -1 else args.fig)
@@ -151,7 +169,9 @@ def _send(
     settings = magics.client_settings()
     session = magics.session
     try:
-        answer = ask(session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve, attachments)
+        answer = ask(
+            session, question, options, settings, lambda: _open_renderer(magics), magics.cell, _show_tool_run, approve, attachments, _show_server_call
+        )
     except Refused as refused:
         raise ClaudeMagicError(str(refused)) from None
     except AnswerCutOff as cut:
@@ -243,6 +263,14 @@ def _show_tool_run(run: ToolRun) -> None:
     outcome = "error" if run.is_error else "result"
     summary = " ".join(f"🔧 {run.name}({arguments}) → {outcome}".splitlines())
     show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
+
+
+def _show_server_call(call: ServerCall) -> None:
+    """A web search, a fetched page or an MCP tool call the API ran, collapsed, as it happens."""
+    from ..ui.render import show_text
+    from ..ui.server_calls import markdown_bundle
+
+    show_text(markdown_bundle(call))
 
 
 def _show_request(magics: ClaudeSettings, question: list[dict[str, Any]], options: AskOptions, attachments: list[Attachment], count: bool) -> None:

@@ -135,6 +135,8 @@ def _setting_value(magics: ClaudeSettings, name: str) -> str:
         return magics.client_settings().base_url
     if name == "replay" and magics.replay is None:
         return f"(on when no key and no base URL are set: {'on' if magics.replay_on() else 'off'} now)"
+    if name == "mcp_servers":
+        return _mcp_servers_shown(magics.mcp_servers) or "(none)"
     value = getattr(magics, name)
     if value in (None, "") and name in _UNSET:
         return _UNSET[name]
@@ -142,6 +144,24 @@ def _setting_value(magics: ClaudeSettings, name: str) -> str:
         return "on" if value else "off"
     shown = f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else str(value)
     return shown + _UNITS.get(name, "")
+
+
+def _mcp_servers_shown(servers: dict[str, Any]) -> str:
+    """``books: https://…, token sk-a…1234, tools search``: each server, its token masked."""
+    from ..api.settings import mask_secret
+
+    shown = []
+    for name, declared in servers.items():
+        token = declared.get("authorization_token")
+        parts = [str(declared.get("url", "?"))]
+        if token:
+            parts.append(f"token {mask_secret(str(token))}")
+        elif declared.get("authorization_token_env"):
+            parts.append(f"token from ${declared['authorization_token_env']}")
+        if declared.get("allowed_tools") is not None:
+            parts.append(f"tools {', '.join(declared['allowed_tools'])}")
+        shown.append(f"{name}: {', '.join(parts)}")
+    return "; ".join(shown)
 
 
 def _with_token_source(magics: ClaudeSettings, row: tuple[str, str, str]) -> tuple[str, str, str]:

@@ -186,6 +186,9 @@ class _ColumnText:
     def feed_thinking(self, text: str) -> None:
         """Columns show answers; the thinking stays with the answer (``content``)."""
 
+    def feed_citation(self, citation: dict[str, Any], at: int) -> None:
+        """Columns compare answers side by side; their citations stay with them (``content``)."""
+
     def finish(self, text: str) -> None:
         self.column.pieces = [text]
 

@@ -1,8 +1,9 @@
 """``--dry-run`` and ``--count``: what a question would send, shown without sending it.
 
-Per attachment: its kind, size (characters, or pixels and bytes) and an estimated token
-count, with images as small thumbnails; then the request body exactly as it would go, except
-that image data is replaced by its length (never pages of base64), and in a notebook the
+Per attachment: its kind, size (characters, pixels and bytes, or a PDF's pages and bytes) and
+an estimated token count, with images as small thumbnails; then the request body exactly as it
+would go, except that image and PDF data (and a long document's text) is replaced by its
+length (never pages of base64), and in a notebook the
 earlier turns are folded under a line that counts them. A dry run sends nothing
 at all: its input size is the local estimate. ``--count`` asks the server's
 ``count_tokens`` for the exact figure, and says that this is the one request it made.
@@ -15,6 +16,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..api.settings import mask_secret
 from ..ui.render import fenced, literal_markdown, show_text
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
     lines = [header, "", size]
     if attachments:
         lines += ["", "| attachment | kind | size | ~tokens |", "|---|---|---|---|"]
-        lines += [f"| {a.label} | {a.kind} | {a.size()} | {a.estimated_tokens():,} |" for a in attachments]
+        lines += [f"| {a.label} | {literal_markdown(a.kind)} | {literal_markdown(a.size())} | {a.estimated_tokens():,} |" for a in attachments]
     summary = "\n".join(lines)
     show_text({"text/markdown": summary, "text/plain": summary})
     for attachment in attachments:
@@ -98,11 +100,23 @@ def _blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
+SHOWN_DOCUMENT_CHARS = 2_000
+"""A text document longer than this shows as its length in the request body."""
+
+
 def without_image_data(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``body`` whose base64 image data is replaced by a note of its length."""
+    """A copy of ``body`` whose base64 image and PDF data (and long documents' text) is replaced
+    by a note of its length, and whose MCP servers' tokens are masked as the key is."""
     shown = copy.deepcopy(body)
     for block in _blocks(shown):
-        source = block.get("source") if block.get("type") == "image" else None
-        if isinstance(source, dict) and isinstance(source.get("data"), str):
+        source = block.get("source") if block.get("type") in ("image", "document") else None
+        if not isinstance(source, dict) or not isinstance(source.get("data"), str):
+            continue
+        if source.get("type") == "text" and len(source["data"]) > SHOWN_DOCUMENT_CHARS:
+            source["data"] = f"<{len(source['data']):,} characters of text not shown>"
+        elif source.get("type") == "base64":
             source["data"] = f"<{len(source['data']):,} characters of base64 not shown>"
+    for server in shown.get("mcp_servers") or []:
+        if server.get("authorization_token"):
+            server["authorization_token"] = mask_secret(str(server["authorization_token"]))
     return shown

@@ -2,8 +2,8 @@
 
 JSON holds every exchange exactly as it is sent back to the API (images as base64 blocks),
 with its cell, model and usage, and :func:`read_json` gives the exchanges back. Markdown is
-for reading: each turn's question and answer, and its images written as files in a
-``<name>_files`` folder beside it, linked relatively.
+for reading: each turn's question and answer, its images written as files in a ``<name>_files``
+folder beside it, linked relatively, and the sources its answers cite as footnotes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,10 @@ from urllib.parse import quote
 
 from ..api.errors import ClaudeError
 from ..api.redaction import remember, scrub
+from ..core.server_tools import CALL_TYPES, RESULT_TYPES, ServerCall
 from ..core.store import IMAGE_EXTENSIONS, now
+from ..ui.citations import Source, safe_url
+from ..ui.server_calls import summary
 
 if TYPE_CHECKING:
     from ..core.conversation import Conversation, Exchange
@@ -85,8 +89,10 @@ def read_json(path: str | Path) -> list[Exchange]:
 
 
 def _markdown(exchanges: list[Exchange], target: Path, notebook: str | None) -> str:
-    """The Markdown text; its images are written beside ``target`` on the way."""
+    """The Markdown text; its images are written beside ``target`` on the way, its answers'
+    sources become footnotes (numbered across the document)."""
     images = _ImageFolder(target)
+    footnotes = _Footnotes()
     lines = ["# Conversation with Claude", ""]
     about = [f"notebook `{notebook}`"] if notebook else []
     lines += [" · ".join([*about, f"exported {now()}", f"{len(exchanges)} turns"]), ""]
@@ -96,8 +102,41 @@ def _markdown(exchanges: list[Exchange], target: Path, notebook: str | None) -> 
         lines += _blocks_markdown(exchange.question, images)
         cut = " (cut off)" if not exchange.complete else ""
         lines += [f"**Answer** · {exchange.model}{cut}", ""]
-        lines += _blocks_markdown(exchange.answer, images)
+        lines += _answer_markdown(exchange.answer, images, footnotes)
     return "\n".join(lines)
+
+
+def _answer_markdown(blocks: list[dict[str, Any]], images: _ImageFolder, footnotes: _Footnotes) -> list[str]:
+    """An answer's blocks in order: consecutive text blocks as one piece (each cited passage
+    followed by its footnote references), each call the API ran as one line, then the footnotes
+    the answer cites."""
+    first = len(footnotes.lines)
+    lines: list[str] = []
+    run: list[str] = []
+    for block in blocks:
+        if block.get("type") == "text":
+            run.append(_cited(block.get("text", ""), [footnotes.number(c) for c in block.get("citations") or []]))
+            continue
+        if run:
+            lines += ["".join(run), ""]
+            run = []
+        if block.get("type") in RESULT_TYPES:
+            call = next((b for b in blocks if b.get("type") in CALL_TYPES and b.get("id") == block.get("tool_use_id")), {})
+            lines += [f"*{_escaped(summary(ServerCall(call, block)))}*", ""]
+        elif block.get("type") not in CALL_TYPES:
+            lines += _blocks_markdown([block], images)
+    if run:
+        lines += ["".join(run), ""]
+    cited = footnotes.lines[first:]
+    return [*lines, *cited, ""] if cited else lines
+
+
+def _cited(text: str, numbers: list[int]) -> str:
+    """A passage with its footnote references after its last word."""
+    if not numbers:
+        return text
+    passage = text.rstrip(" \t")
+    return passage + "".join(f"[^{n}]" for n in numbers) + text[len(passage) :]
 
 
 def _blocks_markdown(blocks: list[dict[str, Any]], images: _ImageFolder) -> list[str]:
@@ -108,9 +147,40 @@ def _blocks_markdown(blocks: list[dict[str, Any]], images: _ImageFolder) -> list
             lines += [block.get("text", ""), ""]
         elif kind == "image":
             lines += [images.link(block), ""]
+        elif kind == "document":
+            lines += [f"*[document: {_escaped(str(block.get('title') or 'untitled'))}]*", ""]
         elif kind not in ("thinking", "redacted_thinking"):
             lines += [f"*[{kind} block]*", ""]
     return lines
+
+
+class _Footnotes:
+    """The sources of the answers as Markdown footnotes, numbered across the document: a source
+    cited again (the same place, the same text) keeps its number."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[Source, int] = {}
+        self.lines: list[str] = []
+
+    def number(self, citation: dict[str, Any]) -> int:
+        source = Source.of(citation)
+        if source not in self._numbers:
+            self._numbers[source] = len(self._numbers) + 1
+            self.lines.append(f"[^{self._numbers[source]}]: {_footnote(source)}")
+        return self._numbers[source]
+
+
+def _footnote(source: Source) -> str:
+    link = safe_url(source.url) if source.url else None
+    title = f"[{_escaped(source.title)}](<{link}>)" if link else _escaped(source.title)
+    where = f", {source.where}" if source.where else ""
+    cited = f": “{_escaped(source.cited_text)}”" if source.cited_text else ""
+    return f"{title}{where}{cited}"
+
+
+def _escaped(text: str) -> str:
+    """Text from a model or a server as literal Markdown on one line."""
+    return re.sub(r"([\\`*_\[\]<>|&$])", r"\\\1", " ".join(text.split()))
 
 
 class _ImageFolder:

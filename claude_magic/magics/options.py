@@ -35,6 +35,13 @@ DECLARATIONS = [
         "steered by --effort), or with a budget of N tokens where the model takes one.",
     ),
     argument("--tools", metavar="F,G", help="Let Claude call these notebook functions (schemas from their signatures and docstrings); each call is shown."),
+    argument(
+        "--web",
+        action="store_true",
+        help="Let Claude search the web and fetch pages (the API's web_search and web_fetch, at most "
+        "ClaudeMagics.web_max_uses each); each search and page shows collapsed, the sources under the answer.",
+    ),
+    argument("--mcp", metavar="NAME", help="Let Claude use the remote MCP server(s) NAME,OTHER declared in ClaudeMagics.mcp_servers."),
     argument_group("Context from the notebook"),
     argument(
         "-a",
@@ -43,7 +50,15 @@ DECLARATIONS = [
         action="extend",
         metavar="NAME",
         help="Attach variables: DataFrames and Series as summaries, images (figures, PIL, arrays, bytes, "
-        "image files) for vision, anything else as text. One-liners: -a df,fig or -a df -a fig.",
+        "image files) for vision, documents (PDF and text files, Paths, PDF bytes, https:// URLs of PDFs) to read, "
+        "anything else as text. A name that is no variable may be a document file or an https:// URL. "
+        "One-liners: -a df,fig or -a df -a fig.",
+    ),
+    argument(
+        "--cite",
+        action="store_true",
+        help="Turn on citations for the attached documents: numbered markers at the cited passages, the sources "
+        "(title, page or characters, cited text) under the answer (default: ClaudeMagics.cite).",
     ),
     argument("--fig", nargs="?", type=int, const=-1, metavar="N", help="Attach the last plot an earlier cell displayed, or those cell [N] displayed."),
     argument("--recent", type=int, metavar="N", help="Attach the source (and short output) of the last N cells."),

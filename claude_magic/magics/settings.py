@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, observe, validate
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, default, observe, validate
 
+from ..api.errors import ClaudeError
 from ..api.settings import (
     API_VERSIONS,
     DEFAULT_API_VERSION,
@@ -33,6 +34,7 @@ from ..api.settings import (
 from ..attach.notebook import NotebookContext, running_cell_number
 from ..attach.registry import DEFAULT_ATTACHMENT_CHARS
 from ..core.conversation import CellRun, notebook_path
+from ..core.server_tools import DEFAULT_WEB_MAX_USES
 from ..core.session import DEFAULT_MAX_TOOL_ROUNDS, ClaudeSession
 from ..ui.render import DEFAULT_REFRESH_RATE
 from ..ui.wording import ClaudeMagicError
@@ -96,6 +98,12 @@ class ClaudeSettings(Magics):
     attachment_chars = Int(
         DEFAULT_ATTACHMENT_CHARS, help="Characters one attached object's text may take (DataFrame summaries, strings, …)."
     ).tag(config=True)
+    web_max_uses = Int(DEFAULT_WEB_MAX_USES, help="--web: most web searches (and, apart, page fetches) one request may make.").tag(config=True)
+    mcp_servers = Dict(
+        help="Remote MCP servers --mcp NAME may use: {NAME: {'url': 'https://…', 'authorization_token': '…' (or "
+        "'authorization_token_env': 'VARIABLE'), 'allowed_tools': ['…']}}. Tokens are shown masked and never written."
+    ).tag(config=True)
+    cite = Bool(False, help="--cite for every question: citations from the attached documents, shown with their sources.").tag(config=True)
     prompt_caching = Bool(
         True, help="Mark the stable prefix (system prompt, history up to the previous turn) for prompt caching."
     ).tag(config=True)
@@ -160,7 +168,22 @@ class ClaudeSettings(Magics):
     def _settings_changed(self, change: Any) -> None:
         self.session.close()
 
-    @validate("max_tokens", "max_tool_rounds")
+    @validate("mcp_servers")
+    def _checked_servers(self, proposal: Any) -> dict[str, Any]:
+        """Each server declared usably (its token masked wherever the setting is printed)."""
+        from ..core.server_tools import mcp_server
+
+        servers = {}
+        for name, declared in proposal["value"].items():
+            try:
+                server = mcp_server(str(name), declared, os.environ)
+            except ClaudeError as error:
+                raise TraitError(str(error)) from None
+            token = {"authorization_token": server.token} if "authorization_token" in declared else {}
+            servers[name] = {**declared, **token}
+        return servers
+
+    @validate("max_tokens", "max_tool_rounds", "web_max_uses")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"{proposal['trait'].name} must be at least 1, not {proposal['value']}")
@@ -262,6 +285,8 @@ class ClaudeSettings(Magics):
             cache=self.cache,
             max_tool_rounds=self.max_tool_rounds,
             client=self.client_settings(),
+            web_max_uses=self.web_max_uses,
+            cite=self.cite,
         )
 
     # --- the kernel --------------------------------------------------------------------------

@@ -361,10 +361,13 @@ def _known_counts(usage: Mapping[str, Any]) -> dict[str, Any]:
     """The counts of a usage that pricing reads, and nothing else."""
     breakdown = usage.get("cache_creation")
     breakdown = breakdown if isinstance(breakdown, Mapping) else {}
+    tools = usage.get("server_tool_use")
+    tools = tools if isinstance(tools, Mapping) else {}
     return {
         "input_tokens": _count(usage.get("input_tokens")),
         "output_tokens": _count(usage.get("output_tokens")),
         "cache_creation_input_tokens": _count(usage.get("cache_creation_input_tokens")),
         "cache_read_input_tokens": _count(usage.get("cache_read_input_tokens")),
         "cache_creation": {"ephemeral_1h_input_tokens": _count(breakdown.get("ephemeral_1h_input_tokens"))},
+        "server_tool_use": {"web_search_requests": _count(tools.get("web_search_requests"))},
     }

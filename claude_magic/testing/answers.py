@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..api.media import image_size
+from ..api.pdf import base64_page_count
 
 STAND_IN_NOTE = "_(Answered by the claude-magic offline stand-in, not by Claude.)_"
 
@@ -105,6 +106,22 @@ def describe_image(block: dict[str, Any]) -> str:
     return f"{source.get('media_type')}, {width}×{height} px"
 
 
+def document_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for m in messages if isinstance(m.get("content"), list) for b in m["content"] if isinstance(b, dict) and b.get("type") == "document"]
+
+
+def describe_document(block: dict[str, Any]) -> str:
+    """``“report.pdf”, PDF, 3 pages``: what the stand-in saw of a document block."""
+    source = block.get("source", {})
+    title = f"“{block['title']}”, " if block.get("title") else ""
+    cited = ", citations on" if (block.get("citations") or {}).get("enabled") else ""
+    if source.get("type") == "base64":
+        return f"{title}PDF, {base64_page_count(str(source.get('data', '')))} pages{cited}"
+    if source.get("type") == "text":
+        return f"{title}text, {len(str(source.get('data', ''))):,} characters{cited}"
+    return f"{title}{source.get('type', '?')} source{cited}"
+
+
 def question_of(content: Any) -> str:
     """The question in a user turn: its last text block (attachments come before it)."""
     if isinstance(content, str):
@@ -156,6 +173,7 @@ def summary_answer(body: dict[str, Any]) -> str:
     if body.get("system"):
         lines.append(f"- system prompt: “{text_of_content(body['system'])[:200]}”")
     lines += [f"- image {i}: {describe_image(block)}" for i, block in enumerate(image_blocks(messages), 1)]
+    lines += [f"- document {i}: {describe_document(block)}" for i, block in enumerate(document_blocks(messages), 1)]
     results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"] if isinstance(content, list) else []
     lines += [f"- tool result{' (error)' if r.get('is_error') else ''}: {text_of_content(r.get('content', ''))}" for r in results]
     return "\n".join([*lines, "", STAND_IN_NOTE])
@@ -167,48 +185,90 @@ def split_into_deltas(text: str) -> list[str]:
     return ["".join(words[i : i + 2]) for i in range(0, len(words), 2)] or [""]
 
 
+CALL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+"""Blocks a model writes as calls: their input streams as JSON, and each counts a token."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One content block of an answer: text and the citations it carries, or a whole block (a
+    call, whose input streams as JSON; a server tool's result, sent complete, counting no token).
+    A text part is planned with ``text`` and generated as ``deltas``."""
+
+    text: str = ""
+    citations: tuple[dict[str, Any], ...] = ()
+    block: dict[str, Any] | None = None
+    deltas: tuple[str, ...] = ()
+
+    @property
+    def is_call(self) -> bool:
+        return self.block is not None and self.block.get("type") in CALL_BLOCKS
+
+
 @dataclass(frozen=True)
 class Generated:
-    """An answer as generated: the deltas of its thinking and text blocks (none: no block),
-    its tool call, and why it ended."""
+    """An answer as generated: the deltas of its thinking (none: no block), its parts in order,
+    and why it ended."""
 
     thinking: tuple[str, ...] = ()
-    text: tuple[str, ...] = ()
-    tool_use: dict[str, Any] | None = None
+    parts: tuple[Part, ...] = ()
     stop_reason: str = "end_turn"
     stop_sequence: str | None = None
 
     @property
+    def text(self) -> tuple[str, ...]:
+        """The deltas of every text part, in order."""
+        return tuple(delta for part in self.parts for delta in part.deltas)
+
+    @property
+    def tool_use(self) -> dict[str, Any] | None:
+        """The client tool call the answer ends with, if any."""
+        return next((p.block for p in self.parts if p.block is not None and p.block.get("type") == "tool_use"), None)
+
+    @property
     def output_tokens(self) -> int:
-        """One token a delta, one for the tool call and one for the matched stop sequence
-        (generated, though not sent), so a finished answer never counts 0."""
-        return len(self.thinking) + len(self.text) + (self.tool_use is not None) + (self.stop_sequence is not None)
+        """One token a delta, one a call and one for the matched stop sequence (generated,
+        though not sent), so a finished answer never counts 0."""
+        return len(self.thinking) + len(self.text) + sum(p.is_call for p in self.parts) + (self.stop_sequence is not None)
 
 
-def generate(
-    thinking: str | None,
-    text: str,
-    tool_use: dict[str, Any] | None,
-    *,
-    max_tokens: int,
-    stop_sequences: Sequence[str] = (),
-) -> Generated:
+def generate(thinking: str | None, parts: Sequence[Part], *, max_tokens: int, stop_sequences: Sequence[str] = ()) -> Generated:
     """The answer produced under the request's limits: the text stops before the first stop
-    sequence to complete in it (dropping the tool call that would have followed); everything
-    stops once ``max_tokens`` tokens are out, thinking included (see :attr:`Generated.output_tokens`)."""
-    text, matched = cut_at_stop_sequence(text, stop_sequences)
+    sequence to complete in it (dropping the parts that would have followed); everything stops
+    once ``max_tokens`` tokens are out, thinking included (see :attr:`Generated.output_tokens`)."""
     thinking_deltas = tuple(split_into_deltas(thinking)) if thinking else ()
-    text_deltas = tuple(split_into_deltas(text)) if text else ()
-    tool_use = tool_use if matched is None else None
-    whole = Generated(thinking_deltas, text_deltas, tool_use, _natural_stop(tool_use, matched), matched)
+    generated: list[Part] = []
+    matched = None
+    for part in parts:
+        if part.block is not None:
+            generated.append(part)
+            continue
+        text, matched = cut_at_stop_sequence(part.text, stop_sequences)
+        if text:
+            generated.append(replace(part, deltas=tuple(split_into_deltas(text))))
+        if matched is not None:
+            break
+    calls_tool = any(p.block is not None and p.block.get("type") == "tool_use" for p in generated)
+    stop = "stop_sequence" if matched is not None else "tool_use" if calls_tool else "end_turn"
+    whole = Generated(thinking_deltas, tuple(generated), stop, matched)
     if whole.output_tokens <= max_tokens:
         return whole
-    text_room = max(max_tokens - len(thinking_deltas), 0)
-    return Generated(thinking_deltas[:max_tokens], text_deltas[:text_room], None, "max_tokens")
+    return Generated(thinking_deltas[:max_tokens], _within(generated, max_tokens - len(thinking_deltas)), "max_tokens")
 
 
-def _natural_stop(tool_use: dict[str, Any] | None, matched: str | None) -> str:
-    return "stop_sequence" if matched is not None else "tool_use" if tool_use else "end_turn"
+def _within(parts: list[Part], room: int) -> tuple[Part, ...]:
+    """The parts that fit in ``room`` tokens, the last text cut short."""
+    kept: list[Part] = []
+    for part in parts:
+        if room <= 0:
+            break
+        if part.block is None:
+            kept.append(replace(part, deltas=part.deltas[:room]))
+            room -= len(kept[-1].deltas)
+        else:
+            kept.append(part)
+            room -= part.is_call
+    return tuple(kept)
 
 
 def cut_at_stop_sequence(text: str, stop_sequences: Sequence[str]) -> tuple[str, str | None]:

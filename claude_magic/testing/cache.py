@@ -2,7 +2,7 @@
 
 A request is a sequence of segments in the API's order: each tool, each system block, then
 each block of each message. A segment has a fixed token count (about four characters a
-token of its JSON; an image 1,500) and the prefix up to it a hash (per model, as the API's
+token of its JSON; an image 1,500; a page of PDF 2,000) and the prefix up to it a hash (per model, as the API's
 caches are). A breakpoint is a segment marked with ``cache_control``. As in the API:
 
 * the prefix up to every breakpoint is remembered once a request has carried it;
@@ -22,6 +22,8 @@ import json
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+from ..api.pdf import PAGE_TOKENS, base64_page_count
 
 LOOKBACK = 20
 IMAGE_TOKENS = 1500
@@ -58,8 +60,12 @@ def _block_of(piece: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tokens(piece: dict[str, Any]) -> int:
-    if _block_of(piece).get("type") == "image":
+    block = _block_of(piece)
+    if block.get("type") == "image":
         return IMAGE_TOKENS
+    source = block.get("source")
+    if block.get("type") == "document" and isinstance(source, dict) and source.get("type") == "base64":
+        return max(1, base64_page_count(str(source.get("data", "")))) * PAGE_TOKENS
     return max(1, len(json.dumps(piece, sort_keys=True, separators=(",", ":"))) // 4)
 
 

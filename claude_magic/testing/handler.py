@@ -19,10 +19,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..api.settings import MAX_REQUEST_BYTES
-from .answers import Generated, answer_for, directives, generate, text_of_content, thinking_for
+from .answers import Generated, Part, answer_for, directives, generate, text_of_content, thinking_for
 from .cache import input_tokens
 from .rules import STATUS_ERROR_TYPES, APIFailure, check_auth, resolve_model, validate_message_body
 from .script import Fault, RecordedRequest, Reply, Script
+from .server_tools import server_answer
+from .sources import cited_answer
 
 
 class Server(ThreadingHTTPServer):
@@ -149,14 +151,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, model)
 
     def count_tokens(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        validate_message_body(body, headers["anthropic-version"], self.stand_in.models, counting=True)
+        validate_message_body(body, headers["anthropic-version"], self.stand_in.models, counting=True, betas=headers.get("anthropic-beta", ""))
         self._send_json(200, {"input_tokens": input_tokens(body)})
 
     def messages(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        model = validate_message_body(body, headers["anthropic-version"], self.stand_in.models)
-        reply, model_id = self._reply(body, model["id"])
+        model = validate_message_body(body, headers["anthropic-version"], self.stand_in.models, betas=headers.get("anthropic-beta", ""))
+        reply, model_id, server_usage = self._reply(body, model["id"])
         self.recorded.answer = "".join(reply.text)
-        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens}
+        usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens, **server_usage}
         message_id = f"msg_standin_{self.request_id[-6:]}"
         if not body.get("stream"):
             message = _message(message_id, model_id, _content(reply), reply.stop_reason, usage, reply.stop_sequence)
@@ -171,25 +173,31 @@ class Handler(BaseHTTPRequestHandler):
             with self.stand_in._lock:
                 self.stand_in._active -= 1
 
-    def _reply(self, body: dict[str, Any], model_id: str) -> tuple[Generated, str]:
+    def _reply(self, body: dict[str, Any], model_id: str) -> tuple[Generated, str, dict[str, Any]]:
         """The answer to a valid request, generated within its limits (or as scripted with
-        :meth:`Script.reply`), and the model id it reports. A forced tool call comes alone:
-        the API prefills it, so no text precedes it."""
+        :meth:`Script.reply`), the model id it reports, and the usage of the server tools it ran.
+        A forced tool call comes alone: the API prefills it, so no text precedes it."""
         tool_use = self.stand_in._tool_use_for(body, self.request_id)
         scripted = Reply() if tool_use else self.stand_in._next_reply()
         forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+        server = None if tool_use or scripted.text is not None else server_answer(body, self.stand_in.web, self.request_id)
         if tool_use:
-            text = "" if forced else f"I'll use the tool `{tool_use['name']}`."
+            parts = [Part(block=tool_use)] if forced else [Part(f"I'll use the tool `{tool_use['name']}`."), Part(block=tool_use)]
+        elif scripted.text is not None:
+            parts = [Part(scripted.text)]
+        elif server is not None:
+            parts = server.parts
         else:
-            text = scripted.text if scripted.text is not None else answer_for(body)
+            parts = cited_answer(body) or [Part(answer_for(body))]
         thinking = None
         if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled"):
             thinking = scripted.thinking if scripted.thinking is not None else thinking_for(body)
         stop_sequences = body.get("stop_sequences") or ()
-        reply = generate(thinking, text, tool_use, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
-        if scripted.stop_reason is not None:
-            reply = replace(reply, stop_reason=scripted.stop_reason)
-        return reply, scripted.model or model_id
+        reply = generate(thinking, parts, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
+        paused = server.stop_reason if server is not None and reply.stop_reason != "max_tokens" else None
+        if (stop_reason := scripted.stop_reason or paused) is not None:
+            reply = replace(reply, stop_reason=stop_reason)
+        return reply, scripted.model or model_id, server.usage if server is not None else {}
 
     def _send_fault_status(self, fault: Fault) -> None:
         status = fault.status or 500
@@ -213,27 +221,36 @@ class Handler(BaseHTTPRequestHandler):
         self._pending: list[bytes] = []
         start_usage = {**usage, "output_tokens": min(1, reply.output_tokens)}
         self._event("message_start", {"type": "message_start", "message": _message(message_id, model, [], None, start_usage)})
-        index = 0
+        first = 0
         if reply.thinking:
             self._thinking(reply.thinking)
-            index = 1
-        if reply.text:
-            if not self._text(index, reply.text, delay):
-                return
-            index += 1
-        if reply.tool_use:
-            self._tool_use(index, reply.tool_use)
+            first = 1
+        self._text_sent = 0
+        for index, part in enumerate(reply.parts, first):
+            if part.block is None:
+                if not self._text(index, part, delay):
+                    return
+            elif part.is_call:
+                self._call(index, part.block)
+            else:
+                self._whole_block(index, part.block)
         delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
         self._event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
         self._event("message_stop", {"type": "message_stop"})
         self._end_chunks()
 
-    def _text(self, index: int, deltas: tuple[str, ...], delay: float) -> bool:
-        """A text block, delta by delta; False when a scripted fault ended the stream in it."""
+    def _text(self, index: int, part: Part, delay: float) -> bool:
+        """A text block: its citations first, then its text delta by delta (as the API streams a
+        cited sentence); False when a scripted fault ended the stream in it (the fault counts
+        text deltas across the answer's blocks)."""
         fault = self.fault
         self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
-        self._event("ping", {"type": "ping"})
-        for sent, piece in enumerate(deltas):
+        if not self._text_sent:
+            self._event("ping", {"type": "ping"})
+        for citation in part.citations:
+            self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "citations_delta", "citation": citation}})
+        for piece in part.deltas:
+            sent, self._text_sent = self._text_sent, self._text_sent + 1
             if sent == fault.error_after:
                 error_type = fault.error_type or "overloaded_error"
                 self._event("error", {"type": "error", "error": {"type": error_type, "message": fault.message or "Overloaded"}})
@@ -250,13 +267,19 @@ class Handler(BaseHTTPRequestHandler):
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         return True
 
-    def _tool_use(self, index: int, tool_use: dict[str, Any]) -> None:
-        """A tool_use block whose input arrives as partial JSON, split mid-string as the API does."""
-        start = {"type": "content_block_start", "index": index, "content_block": {**tool_use, "input": {}}}
+    def _call(self, index: int, call: dict[str, Any]) -> None:
+        """A call (``tool_use``, ``server_tool_use``, ``mcp_tool_use``) whose input arrives as
+        partial JSON, split mid-string as the API does."""
+        start = {"type": "content_block_start", "index": index, "content_block": {**call, "input": {}}}
         self._event("content_block_start", start)
-        arguments = json.dumps(tool_use["input"])
+        arguments = json.dumps(call["input"])
         for piece in ("", arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
             self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+    def _whole_block(self, index: int, block: dict[str, Any]) -> None:
+        """A block that arrives complete in its start (a server tool's result), then stops."""
+        self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
 
     def _thinking(self, deltas: tuple[str, ...]) -> None:
@@ -330,8 +353,13 @@ def _retry_after(value: float | datetime) -> str:
 def _content(reply: Generated) -> list[dict[str, Any]]:
     """A non-streamed answer's content blocks."""
     thinking = [_thinking_block("".join(reply.thinking))] if reply.thinking else []
-    text = [{"type": "text", "text": "".join(reply.text)}] if reply.text else []
-    return [*thinking, *text, *([reply.tool_use] if reply.tool_use else [])]
+    return [*thinking, *map(_block_of, reply.parts)]
+
+
+def _block_of(part: Part) -> dict[str, Any]:
+    if part.block is not None:
+        return part.block
+    return {"type": "text", "text": "".join(part.deltas), **({"citations": list(part.citations)} if part.citations else {})}
 
 
 def _message(

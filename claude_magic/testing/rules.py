@@ -1,6 +1,7 @@
 """The API's validation rules, as the stand-in applies them: what a real request must satisfy
 (authentication, versions, models, ``max_tokens``, messages and their blocks, tool use, thinking,
-prompt-cache marks, images), each failing with the API's own status and message.
+prompt-cache marks, images, documents: see :mod:`.documents`), each failing with the API's own
+status and message.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ import base64
 import binascii
 from typing import Any
 
+from ..api import pdf
 from ..api.media import IMAGE_MEDIA_TYPES, sniff_media_type
 from ..api.settings import API_VERSIONS, SAMPLING_PARAMETERS, accepts_sampling_parameters
 from .cache import MAX_BREAKPOINTS, breakpoints
 from .models import DEFAULT_SAMPLING_ONLY, MODELS
+from .server_tools import WEB_FETCH_TOOLS, WEB_SEARCH_TOOLS, check_sent_back
 
 STATUS_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -56,7 +59,7 @@ def check_auth(headers: dict[str, str], api_key: str | None) -> None:
         raise APIFailure(400, f"anthropic-version: unknown version '{version}'")
 
 
-def validate_message_body(body: Any, version: str, models: list[dict[str, Any]], *, counting: bool = False) -> dict[str, Any]:
+def validate_message_body(body: Any, version: str, models: list[dict[str, Any]], *, counting: bool = False, betas: str = "") -> dict[str, Any]:
     """The catalogue entry of the model a valid body names; an :class:`APIFailure` for an invalid one."""
     if not isinstance(body, dict):
         raise APIFailure(400, "the request body must be a JSON object")
@@ -77,9 +80,15 @@ def validate_message_body(body: Any, version: str, models: list[dict[str, Any]],
         _check_max_tokens(body["max_tokens"], model)
         _check_stop_sequences(body.get("stop_sequences"))
     _check_messages(body["messages"])
+    if not accepts_sampling_parameters(version):  # the same version, 2026-10-21, tightened these too
+        check_roles_under_2026_10_21(body["messages"])
     _check_cache_control(body)
     _check_thinking(body, model)
     _check_tool_choice(body)
+    _check_server_tools(body, model)
+    _check_mcp_servers(body, betas)
+    if (changed := check_sent_back(body["messages"])) is not None:
+        raise APIFailure(400, changed)
     return model
 
 
@@ -199,9 +208,12 @@ def _check_messages(messages: Any) -> None:
         for j, block in enumerate(content):
             if isinstance(block, dict) and block.get("type") == "image":
                 _check_image(block, f"messages.{i}.content.{j}")
+            elif isinstance(block, dict) and block.get("type") == "document":
+                check_document(block, f"messages.{i}.content.{j}")
     if messages[0].get("role") != "user":
         raise APIFailure(400, "messages: the first message must use the user role")
     _check_tool_results(messages)
+    check_documents_together(messages)
 
 
 def _check_tool_results(messages: list[dict[str, Any]]) -> None:
@@ -253,3 +265,122 @@ def _check_image(block: dict[str, Any], where: str) -> None:
         raise APIFailure(400, f"{where}.image.source.base64.data: invalid base64 data") from None
     if sniff_media_type(head) != media_type:
         raise APIFailure(400, f"{where}.image.source.base64: The image was specified using the {media_type} media type, but the image data does not match it")
+
+
+# --- documents --------------------------------------------------------------------------------
+
+_DOCUMENT_SOURCES = {"base64": pdf.PDF_MEDIA_TYPE, "text": pdf.TEXT_MEDIA_TYPE, "url": None, "content": None}
+
+
+def check_document(block: dict[str, Any], where: str) -> None:
+    """A document block: a PDF (base64, standard, at most 100 pages), plain text, a URL or
+    custom content; a ``citations`` setting that is ``{"enabled": bool}``; a string title."""
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "file":
+        raise APIFailure(400, f"{where}.document.source.file: file sources need the Files API, which this stand-in does not serve")
+    if kind not in _DOCUMENT_SOURCES or not isinstance(source, dict):
+        raise APIFailure(400, f"{where}.document.source: Input tag '{kind}' found using 'type' does not match any of the expected tags: 'base64', 'text', 'url', 'content', 'file'")
+    media_type = _DOCUMENT_SOURCES[kind]
+    if media_type is not None and source.get("media_type") != media_type:
+        raise APIFailure(400, f"{where}.document.source.{kind}.media_type: Input should be '{media_type}'")
+    if kind == "base64":
+        _check_pdf(str(source.get("data", "")), where)
+    elif kind == "text" and not isinstance(source.get("data"), str):
+        raise APIFailure(400, f"{where}.document.source.text.data: Input should be a valid string")
+    elif kind == "url" and not str(source.get("url", "")).startswith(("https://", "http://")):
+        raise APIFailure(400, f"{where}.document.source.url.url: Input should be a valid URL")
+    citations = block.get("citations")
+    if citations is not None and not (isinstance(citations, dict) and isinstance(citations.get("enabled"), bool) and citations.keys() <= {"enabled"}):
+        raise APIFailure(400, f"{where}.document.citations: Input should be an object with a boolean 'enabled'")
+    if block.get("title") is not None and not isinstance(block.get("title"), str):
+        raise APIFailure(400, f"{where}.document.title: Input should be a valid string")
+
+
+def _check_pdf(data: str, where: str) -> None:
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIFailure(400, f"{where}.document.source.base64.data: invalid base64 data") from None
+    if not pdf.is_pdf(raw):
+        raise APIFailure(400, f"{where}.document.source.base64.data: The PDF specified was not valid.")
+    if pdf.is_encrypted(raw):
+        raise APIFailure(400, f"{where}.document.source.base64.data: The PDF specified is encrypted or password-protected.")
+
+
+def documents_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The document blocks of the messages, in order (their ``document_index`` is their place here)."""
+    return [b for m in messages if isinstance(m.get("content"), list) for b in m["content"] if isinstance(b, dict) and b.get("type") == "document"]
+
+
+def check_documents_together(messages: list[dict[str, Any]]) -> None:
+    """At most 100 PDF pages in the request, and citations enabled on all its documents or on none."""
+    documents = documents_of(messages)
+    pages = sum(pdf.base64_page_count(str(d["source"].get("data", ""))) for d in documents if d["source"].get("type") == "base64")
+    if pages > pdf.MAX_PDF_PAGES:
+        raise APIFailure(400, f"A maximum of {pdf.MAX_PDF_PAGES} PDF pages may be provided. Found {pages}.")
+    cited = {bool((d.get("citations") or {}).get("enabled")) for d in documents}
+    if len(cited) > 1:
+        raise APIFailure(400, "Citations must be enabled on all documents or on none of them.")
+
+
+def check_roles_under_2026_10_21(messages: list[dict[str, Any]]) -> None:
+    """What version 2026-10-21 refuses: a document directly in an assistant message, and text
+    with citations in a user message (assistant text may keep its citations)."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict):
+                continue
+            if message.get("role") == "assistant" and block.get("type") == "document":
+                raise APIFailure(400, f"messages.{i}.content.{j}: document blocks are not permitted in assistant messages")
+            if message.get("role") == "user" and block.get("type") == "text" and block.get("citations"):
+                raise APIFailure(400, f"messages.{i}.content.{j}.text.citations: citations are not permitted in user messages")
+
+
+# --- the API's own tools, and MCP servers ---------------------------------------------------------
+
+_FIRST_VERSIONS = ("web_search_20250305", "web_fetch_20250910")
+"""The server tools' versions the 4 generation takes; later ones are for current models."""
+
+
+def _check_server_tools(body: dict[str, Any], model: dict[str, Any]) -> None:
+    """Web search and fetch in a version this stand-in knows, named as the API names them, used
+    at least once; their later versions on current models only."""
+    for i, tool in enumerate(body.get("tools") or []):
+        kind = str(tool.get("type", "custom")) if isinstance(tool, dict) else ""
+        if not kind.startswith(("web_search", "web_fetch")):
+            continue
+        name = "web_search" if kind.startswith("web_search") else "web_fetch"
+        if kind not in (WEB_SEARCH_TOOLS if name == "web_search" else WEB_FETCH_TOOLS):
+            raise APIFailure(400, f"tools.{i}: unknown tool type '{kind}'")
+        if tool.get("name") != name:
+            raise APIFailure(400, f"tools.{i}.{kind}.name: Input should be '{name}'")
+        uses = tool.get("max_uses")
+        if uses is not None and (not isinstance(uses, int) or isinstance(uses, bool) or uses < 1):
+            raise APIFailure(400, f"tools.{i}.{kind}.max_uses: Input should be greater than or equal to 1")
+        if kind not in _FIRST_VERSIONS and model["id"] not in DEFAULT_SAMPLING_ONLY:
+            raise APIFailure(400, f"tools.{i}: '{kind}' is not supported on {model['id']}; use '{_FIRST_VERSIONS[name == 'web_fetch']}'")
+
+
+def _check_mcp_servers(body: dict[str, Any], betas: str) -> None:
+    """MCP servers given with the connector's beta flag, each a named https URL; each toolset
+    naming one of them."""
+    servers = body.get("mcp_servers")
+    toolsets = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "mcp_toolset"]
+    if servers is None and not toolsets:
+        return
+    if not any(flag.strip().startswith("mcp-client-") for flag in betas.split(",")):
+        raise APIFailure(400, "mcp_servers: the MCP connector needs the anthropic-beta header (mcp-client-2025-11-20)")
+    names = []
+    for i, server in enumerate(servers or []):
+        if not isinstance(server, dict) or server.get("type") != "url":
+            raise APIFailure(400, f"mcp_servers.{i}.type: Input should be 'url'")
+        if not str(server.get("url", "")).startswith("https://"):
+            raise APIFailure(400, f"mcp_servers.{i}.url: the URL of an MCP server must start with https://")
+        if not isinstance(server.get("name"), str) or server["name"] in names:
+            raise APIFailure(400, f"mcp_servers.{i}.name: each MCP server needs a name of its own")
+        names.append(server["name"])
+    for toolset in toolsets:
+        if toolset.get("mcp_server_name") not in names:
+            raise APIFailure(400, f"tools: mcp_toolset names the MCP server '{toolset.get('mcp_server_name')}', which mcp_servers does not define")

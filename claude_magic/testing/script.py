@@ -13,6 +13,7 @@ from typing import Any
 from .answers import text_of_content
 from .cache import PromptCache
 from .models import MODELS
+from .server_tools import WebScript
 
 API_ROUTES = ("/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/v1/models/{model_id}")
 """The routes the stand-in serves, by the paths the API documents (``{name}``: one path segment)."""
@@ -106,6 +107,9 @@ class Script:
     """The catalogue ``/v1/models`` lists and requests may name, newest first (a test may add one)."""
     cache: PromptCache = field(default_factory=PromptCache, repr=False)
     """Prefixes marked with ``cache_control`` that requests have carried (see :mod:`.cache`)."""
+    web: WebScript = field(default_factory=WebScript, repr=False)
+    """What web searches and fetches find, what MCP servers answer, and whether answers that
+    ran them pause (see :mod:`.server_tools`)."""
     _faults: defaultdict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque), repr=False)
     _faults_by_call: dict[tuple[str, int], Fault] = field(default_factory=dict, repr=False)
     _calls: Counter[str] = field(default_factory=Counter, repr=False)
@@ -145,13 +149,14 @@ class Script:
             self._replies.extend([reply or Reply(**fields)] * times)
 
     def reset(self) -> None:
-        """Forget recorded requests, scripted faults and replies, cached prefixes and added models."""
+        """Forget recorded requests, scripted faults and replies, cached prefixes, added models and the scripted web."""
         with self._lock:
             self.requests.clear()
             self._faults.clear()
             self._faults_by_call.clear()
             self._replies.clear()
             self.models[:] = MODELS
+            self.web = WebScript()
         self.cache.clear()
 
     @property
@@ -184,7 +189,7 @@ class Script:
         """The tool call this request is answered with, if any (see :attr:`tool_calls`), as its
         ``tool_choice`` allows: none for ``none``; one for ``any``, and one of the named tool for
         ``tool`` (which takes a scripted call only if it is of that tool)."""
-        tools = body.get("tools") or []
+        tools = [t for t in body.get("tools") or [] if t.get("type", "custom") == "custom"]  # not the API's own tools
         choice = body.get("tool_choice") or {"type": "auto"}
         if choice["type"] == "none" or (not tools and self.scripted_calls_need_tools):
             return None

@@ -4,8 +4,9 @@
 notebook's :class:`~claude_magic.core.session.ClaudeSession`, a way to read the magic's
 settings at each question (:class:`PanelSettings`) and what it may use of the kernel
 (:class:`KernelSide`), never the magic itself. A question asked here goes through the same
-turn engine as a cell (tools, thinking, the answer cache), so it is in the history the next
-``%%claude`` cell sends, and exchanges cells added are shown here.
+turn engine as a cell (tools, thinking, the web, citations, the answer cache), so it is in the
+history the next ``%%claude`` cell sends, and exchanges cells added are shown here; answers
+show their sources (:mod:`.citations`), and searches, fetched pages and MCP calls show collapsed.
 
 The answer streams on the kernel's event loop (``ask_async`` in a task): the notebook and the
 other widgets stay responsive, Stop cancels the task at once and the partial answer is kept.
@@ -33,10 +34,13 @@ from typing import TYPE_CHECKING, Any
 from ..api.errors import ClaudeError
 from ..attach.notebook import DisplayedImage, NotebookContext
 from ..attach.registry import AttachmentError, attached_labels, check_image_count, offered_as
-from ..core.engine import AnswerCutOff, ask_async
+from ..core.engine import AnswerCutOff, ask_async, cited_offsets
+from ..core.server_tools import DEFAULT_WEB_MAX_USES, web_tools
 from ..core.session import AskOptions, ClaudeSession, thinking_request
+from .citations import Sources
 from .render import ThrottledDisplay
-from .safe_html import highlight_css, to_html
+from .safe_html import cited_html, highlight_css
+from .server_calls import panel_html
 from .wording import explain, explain_cut_off, footer, warn
 
 if TYPE_CHECKING:
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from ..api.settings import ClientSettings, Effort
     from ..attach.registry import Attachment
     from ..core.conversation import Exchange
+    from ..core.server_tools import ServerCall
     from ..core.tools import ToolRun
 
 SCOPE = "claude-chat"
@@ -56,7 +61,8 @@ RECENT_MESSAGES = 20
 box (a flat list of them all was laid out again on each update of the answer)."""
 
 Pick = str | DisplayedImage
-"""What the attachments picker offers: a variable's name, or a plot a cell displayed."""
+"""What the attachments picker offers: a variable's name (a DataFrame, a picture, a document:
+a ``Path`` to a PDF or text file, PDF bytes), or a plot a cell displayed."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,10 @@ class PanelSettings:
     cache: bool
     max_tool_rounds: int
     client: ClientSettings
+    web_max_uses: int = DEFAULT_WEB_MAX_USES
+    """Web: the most searches (and fetches) a request may make."""
+    cite: bool = False
+    """Cite's default: citations for the documents picked."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,7 @@ class PanelAnswer(ThrottledDisplay):
         super().__init__(self._show, refresh_rate=refresh_rate)
 
     def _show(self, text: str) -> None:
-        self.message.value = to_html(text, typeset_math=self._typeset_math) or WAITING
+        self.message.value = cited_html(text, self.sources, typeset_math=self._typeset_math) or WAITING
 
 
 class ChatPanel:
@@ -170,6 +180,10 @@ class ChatPanel:
         self.think.add_class(f"{SCOPE}-think")
         self.tools = w.Text(placeholder="tools: f, g", layout=w.Layout(width="12em"), tooltip="Notebook functions Claude may call")
         self.tools.add_class(f"{SCOPE}-tools")
+        self.web = w.ToggleButton(description="Web", icon="globe", tooltip="Let Claude search the web and fetch pages (as --web)")
+        self.web.add_class(f"{SCOPE}-web")
+        self.cite = w.ToggleButton(description="Cite", icon="quote-right", value=self._settings().cite, tooltip="Citations from the documents picked (as --cite)")
+        self.cite.add_class(f"{SCOPE}-cite")
         self.new = _button("New conversation", "new", icon="plus", tooltip="Forget this notebook's conversation (here and in %%claude cells)")
         self.messages = w.VBox(layout=w.Layout(width="100%")).add_class(f"{SCOPE}-messages")
         self.earlier = w.VBox(layout=w.Layout(width="100%")).add_class(f"{SCOPE}-earlier")
@@ -186,7 +200,7 @@ class ChatPanel:
         import ipywidgets as w
 
         spacer = w.Box(layout=w.Layout(flex="1"))
-        toolbar = w.HBox([w.HTML("<b>Claude</b>"), self.model, self.think, self.tools, spacer, self.new]).add_class(f"{SCOPE}-toolbar")
+        toolbar = w.HBox([w.HTML("<b>Claude</b>"), self.model, self.think, self.web, self.cite, self.tools, spacer, self.new]).add_class(f"{SCOPE}-toolbar")
         rows = [
             w.HTML(_style(), layout=w.Layout(display="none")),
             toolbar,
@@ -237,6 +251,11 @@ class ChatPanel:
             self._say(str(error), error=True)
             return None
         question = [*self._session.held_once([b for a in attachments for b in a.blocks()]), {"type": "text", "text": text}]
+        try:
+            question = self._session.cite_documents(question, self.cite.value)
+        except ClaudeError as error:
+            self._say(str(error), error=True)
+            return None
         self.sync_history()
         self._asked, self._unrecorded = question, [_user_message(text, [a.label for a in attachments])]
         self._show_messages()
@@ -253,7 +272,9 @@ class ChatPanel:
         self._say("sending…")
         try:
             options = self._options(current)
-            answer = await ask_async(self._session, question, options, settings, lambda: self._open_answer(current), show_tool_run=self._show_tool_run)
+            answer = await ask_async(
+                self._session, question, options, settings, lambda: self._open_answer(current), show_tool_run=self._show_tool_run, show_server_call=self._show_server_call
+            )
         except AnswerCutOff as cut:
             self._say(f"{explain_cut_off(cut.cause)} · {footer(cut.answer)}", error=True)
         except asyncio.CancelledError:
@@ -286,6 +307,7 @@ class ChatPanel:
             tools=tools_named(self.tools.value, self._kernel.namespace),
             max_tool_rounds=settings.max_tool_rounds,
             cached=settings.cache,
+            server_tools=web_tools(model, settings.web_max_uses, cite=self.cite.value) if self.web.value else (),
         )
 
     def _open_answer(self, settings: PanelSettings) -> PanelAnswer:
@@ -299,6 +321,14 @@ class ChatPanel:
     def _show_tool_run(self, run: ToolRun) -> None:
         """A tool call and its result, collapsed, among the messages as it happens."""
         self._unrecorded.append(_tool_message(run))
+        self._show_messages()
+
+    def _show_server_call(self, call: ServerCall) -> None:
+        """A search, a fetched page or an MCP call the API ran, collapsed, among the messages as it happens."""
+        import ipywidgets as w
+
+        message = w.HTML(panel_html(call, typeset_math=not self._kernel.in_vscode)).add_class(f"{SCOPE}-tool")
+        self._unrecorded.append(message)
         self._show_messages()
 
     def _not_sent(self, text: str, why: str) -> None:
@@ -447,10 +477,10 @@ def _user_message(text: str, labels: list[str]) -> ipywidgets.HTML:
     return w.HTML(f'<div class="{SCOPE}-text">{html.escape(text)}</div>{note}').add_class(f"{SCOPE}-user")
 
 
-def _assistant_message(text: str, *, typeset_math: bool) -> ipywidgets.HTMLMath:
+def _assistant_message(text: str, *, typeset_math: bool, sources: Sources | None = None) -> ipywidgets.HTMLMath:
     import ipywidgets as w
 
-    message = w.HTMLMath(to_html(text, typeset_math=typeset_math) or WAITING)
+    message = w.HTMLMath(cited_html(text, sources or Sources(), typeset_math=typeset_math) or WAITING)
     return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon")
 
 
@@ -468,7 +498,8 @@ def _exchange_messages(exchange: Exchange, *, typeset_math: bool) -> list[ipywid
     """A past exchange (perhaps from a cell): the question with its attachments' names, and the answer."""
     texts = [b.get("text", "") for b in exchange.question if b.get("type") == "text"]
     answer = "".join(b.get("text", "") for b in exchange.answer if b.get("type") == "text")
-    return [_user_message(texts[-1] if texts else "", attached_labels(exchange.question[:-1])), _assistant_message(answer, typeset_math=typeset_math)]
+    sources = Sources(cited_offsets(exchange.answer))
+    return [_user_message(texts[-1] if texts else "", attached_labels(exchange.question[:-1])), _assistant_message(answer, typeset_math=typeset_math, sources=sources)]
 
 
 def _button(label: str, name: str, **options: Any) -> ipywidgets.Button:
@@ -502,6 +533,7 @@ def _style() -> str:
   overflow-x: auto; font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }}
 {s}-assistant table {{ border-collapse: collapse; }}
 {s}-assistant th, {s}-assistant td {{ border: 1px solid var(--jp-border-color2, #e0e0e0); padding: 2px 8px; }}
+{s} .claude-sources {{ font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, #222); }}
 {s}-status {{ color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size1, 13px); }}
 {s}-status{s}-error {{ color: var(--jp-error-color1, #d32f2f); }}
 {highlight_css(s)}

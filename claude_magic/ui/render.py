@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .citations import Sources, marked_pieces, marker, plain_marker, plain_text
 from .safe_markdown import Markup, safe_markdown
 
 if TYPE_CHECKING:
@@ -93,15 +94,32 @@ def _fixed(text: str) -> str:
     return protect_dollars(close_open_fence(text))
 
 
-def markdown_bundle(text: str, thinking: str = "") -> dict[str, str]:
-    """A display bundle: rendered Markdown (any thinking collapsed above the answer), and
-    the exact answer text as ``text/plain``."""
-    if not thinking:
+def markdown_bundle(text: str, thinking: str = "", sources: Sources | None = None) -> dict[str, str]:
+    """A display bundle: rendered Markdown (any thinking collapsed above the answer, numbered
+    markers at the cited passages and the sources under it), and the exact answer text as
+    ``text/plain`` (with ``[1]`` markers and the sources listed, when it cites any)."""
+    if not thinking and not sources:
         return {"text/markdown": display_markdown(text), "text/plain": text}
-    shown = safe_markdown(
-        Markup("<details><summary>Thinking</summary>\n\n"), _fixed(thinking), Markup("\n\n</details>\n\n"), _fixed(text)
-    )
-    return {"text/markdown": shown, "text/plain": text}
+    above: list[str | Markup] = []
+    if thinking:
+        above = [Markup("<details><summary>Thinking</summary>\n\n"), _fixed(thinking), Markup("\n\n</details>\n\n")]
+    if not sources:
+        return {"text/markdown": safe_markdown(*above, _fixed(text)), "text/plain": text}
+    shown = safe_markdown(*above, *_marked(text, sources), Markup(f"\n\n{sources.html()}\n"))
+    return {"text/markdown": shown, "text/plain": plain_text(text, sources)}
+
+
+_AT_MARKER = "\ue002"
+"""Stands for a citation's marker while the answer's Markdown is fixed up (never in model text)."""
+
+
+def _marked(text: str, sources: Sources) -> list[str | Markup]:
+    """The answer's Markdown, fixed up as a whole, with each marker as markup of our own at its
+    offset: model text pieces between them, made safe by :func:`safe_markdown` with the rest."""
+    pieces = marked_pieces(text.replace(_AT_MARKER, "\ufffd"), sources)
+    numbers = [p for p in pieces if not isinstance(p, str)]
+    fixed = _fixed(_AT_MARKER.join(p for p in pieces if isinstance(p, str))).split(_AT_MARKER)
+    return [fixed[0], *(piece for n, part in zip(numbers, fixed[1:]) for piece in (Markup(marker(n)), part))]
 
 
 _LITERAL = re.compile(r"[\\`*_|<>\[\]&]")
@@ -152,6 +170,8 @@ class ThrottledDisplay:
         self._clock = clock
         self._pieces: list[str] = []
         self._thinking: list[str] = []
+        self.sources = Sources()
+        """The answer's citations so far, numbered, with where their markers go."""
         self._chars = 0
         self._last_draw: float | None = None
         self.draws = 0
@@ -169,6 +189,10 @@ class ThrottledDisplay:
         if text:
             self._pieces.append(text)
             self._grown(len(text))
+
+    def feed_citation(self, citation: dict[str, Any], at: int) -> None:
+        self.sources.add(citation, at)
+        self._grown(0)
 
     def _grown(self, chars: int) -> None:
         self._chars += chars
@@ -205,7 +229,7 @@ class NotebookAnswer(ThrottledDisplay):
         super().__init__(self._update, refresh_rate=refresh_rate, clock=clock)
 
     def _update(self, text: str) -> None:
-        self._handle.update(markdown_bundle(text, self.thinking), metadata=self._metadata, raw=True)
+        self._handle.update(markdown_bundle(text, self.thinking, self.sources), metadata=self._metadata, raw=True)
 
     def finish_with(self, text: str, provenance: Provenance) -> None:
         """The last update, keeping the answer's provenance (it replaces the output's metadata)."""
@@ -218,12 +242,16 @@ class FinalAnswer:
 
     def __init__(self) -> None:
         self._thinking: list[str] = []
+        self.sources = Sources()
 
     def feed(self, text: str) -> None:
         pass
 
     def feed_thinking(self, text: str) -> None:
         self._thinking.append(text)
+
+    def feed_citation(self, citation: dict[str, Any], at: int) -> None:
+        self.sources.add(citation, at)
 
     def finish(self, text: str) -> None:
         self._show(text, {})
@@ -234,7 +262,7 @@ class FinalAnswer:
     def _show(self, text: str, metadata: dict[str, Any]) -> None:
         from IPython.display import display
 
-        display(markdown_bundle(text, "".join(self._thinking)), metadata=metadata, raw=True)
+        display(markdown_bundle(text, "".join(self._thinking), self.sources), metadata=metadata, raw=True)
 
 
 class TerminalAnswer:
@@ -243,6 +271,7 @@ class TerminalAnswer:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
         self._written = 0
+        self.sources = Sources()
 
     def feed(self, text: str) -> None:
         self._stream.write(text)
@@ -252,10 +281,22 @@ class TerminalAnswer:
     def feed_thinking(self, text: str) -> None:
         """The terminal shows the answer only; thinking stays in the conversation."""
 
+    def feed_citation(self, citation: dict[str, Any], at: int) -> None:
+        """``[1]`` where the cited passage ends, as it streams; the sources under the answer."""
+        number = self.sources.add(citation, at)
+        if 0 < at <= self._written:
+            self._stream.write(f" {plain_marker([number])}")
+
     def finish(self, text: str) -> None:
-        if len(text) > self._written:  # text the stream never fed, e.g. from a non-streamed answer
+        if not self._written:  # an answer that did not stream (from the answer cache): all of it at once
+            self._stream.write(f"{plain_text(text, self.sources)}\n")
+            self._stream.flush()
+            return
+        if len(text) > self._written:  # text the stream never fed
             self._stream.write(text[self._written :])
         self._stream.write("\n")
+        if self.sources:
+            self._stream.write(f"\n{self.sources.plain()}\n")
         self._stream.flush()
 
 

@@ -19,6 +19,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .citations import Sources, marked_pieces, marker
 from .render import close_open_fence, replace_math
 
 if TYPE_CHECKING:
@@ -43,6 +44,21 @@ def to_html(text: str, *, typeset_math: bool = True) -> str:
     aside = _SetAside(typeset_math)
     markdown = replace_math(close_open_fence(text), aside.hide)
     return aside.restore(_parser().render(markdown))
+
+
+def cited_html(text: str, sources: Sources, *, typeset_math: bool = True) -> str:
+    """:func:`to_html` with a numbered marker at each cited passage and the sources under it
+    (see :mod:`.citations`): each marker's place is kept by a private-use character through the
+    Markdown parser, then becomes our own markup; the model's text holds none of that character."""
+    if not sources:
+        return to_html(text, typeset_math=typeset_math)
+    pieces = marked_pieces(text.replace(_AT_MARKER, "\ufffd"), sources)
+    rendered = to_html("".join(p if isinstance(p, str) else _AT_MARKER for p in pieces), typeset_math=typeset_math)
+    markers = iter([marker(p) for p in pieces if not isinstance(p, str)])
+    return re.sub(_AT_MARKER, lambda _: next(markers, ""), rendered) + sources.html("\\$" if typeset_math else "&#36;")
+
+
+_AT_MARKER = "\ue002"
 
 
 class _SetAside:

@@ -51,7 +51,7 @@ class ClaudeMagicError(Exception):
 def footer(answer: Answer) -> str:
     """The line under an answer: model, tokens, cost, timings, and anything unusual."""
     from ..core.budget import left_out_note
-    from ..core.pricing import TokenUsage, cost, format_cost
+    from ..core.pricing import WEB_SEARCH_USD, TokenUsage, cost, format_cost
 
     usage = answer.usage
     tokens = TokenUsage.from_api(usage)
@@ -67,6 +67,11 @@ def footer(answer: Answer) -> str:
             parts.append(f"cache: {tokens.cache_read:,} read, {tokens.written:,} written")
         spent = cost(answer.model, usage) if usage else None
         parts.append(f"≈ {format_cost(spent)}" if spent is not None else "cost unknown")
+        if answer.web_searches:
+            searches = f"{answer.web_searches} web search{'es' if answer.web_searches != 1 else ''}"
+            parts.append(f"{searches} ≈ {format_cost(answer.web_searches * WEB_SEARCH_USD)}")
+        if answer.web_fetches:
+            parts.append(f"{answer.web_fetches} page{'s' if answer.web_fetches != 1 else ''} fetched")
         if answer.time_to_first_token is not None:
             parts.append(f"first token {answer.time_to_first_token:.2f} s")
         parts.append(f"total {answer.total_time:.2f} s")
@@ -74,6 +79,8 @@ def footer(answer: Answer) -> str:
         parts.append("incomplete")
     elif answer.stop_reason == "max_tokens":
         parts.append("stopped at max_tokens (raise --max-tokens)")
+    elif answer.stop_reason == "pause_turn":
+        parts.append("paused by the API after the most continuations (ClaudeMagics.max_tool_rounds); ask a follow-up to go on")
     elif answer.stop_reason not in (None, "end_turn", "stop_sequence"):
         parts.append(f"stop reason: {answer.stop_reason}")
     if left_out := left_out_note(answer.turns_left_out, answer.images_left_out):
