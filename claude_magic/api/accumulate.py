@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,3 +191,35 @@ class MessageAccumulator:
                 "usage": self._usage,
             }
         )
+
+
+def events_of(message: dict[str, Any]) -> Iterator[StreamEvent]:
+    """The events a stream of ``message`` (complete, e.g. saved or cached) would have brought, so
+    it can be shown as it was: each text and thinking block whole in one delta, a text's
+    citations as ``citations_delta``s, any other block whole at its start. Added to a fresh
+    accumulator, they give back ``message``'s blocks."""
+    from .protocol import parse_event
+
+    def event(kind: str, **fields: Any) -> StreamEvent:
+        return parse_event(kind, json.dumps({"type": kind, **fields}))
+
+    head = {k: v for k, v in message.items() if k not in ("content", "stop_reason", "stop_sequence")}
+    yield event("message_start", message={**head, "content": []})
+    for index, block in enumerate(message.get("content") or []):
+        kind = block.get("type")
+        if kind == "text":
+            citations = block.get("citations") or []
+            start = {k: v for k, v in block.items() if not (k == "citations" and citations)}
+            yield event("content_block_start", index=index, content_block={**start, "text": ""})
+            yield event("content_block_delta", index=index, delta={"type": "text_delta", "text": block.get("text", "")})
+            for citation in citations:
+                yield event("content_block_delta", index=index, delta={"type": "citations_delta", "citation": citation})
+        elif kind == "thinking":
+            yield event("content_block_start", index=index, content_block={**block, "thinking": ""})
+            yield event("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": block.get("thinking", "")})
+        else:
+            yield event("content_block_start", index=index, content_block=block)
+        yield event("content_block_stop", index=index)
+    delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    yield event("message_delta", delta=delta, usage=message.get("usage") or {})
+    yield event("message_stop")

@@ -185,8 +185,10 @@ def _betas(body: Any) -> dict[str, str]:
 
 
 def _dumps(value: Any) -> str:
-    """JSON as httpx writes it for ``json=``."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """JSON as httpx writes it for ``json=``, its keys sorted: the same request is the same bytes
+    whatever order its blocks' keys came in (an answer replayed from a saved notebook, whose
+    file keeps keys sorted, is sent back as the streamed one was), so its hash names it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True)
 
 
 def _plain(text: str) -> bool:

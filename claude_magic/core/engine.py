@@ -211,17 +211,18 @@ class Turn:
         return self._answer_from(hit.message, cached_at=hit.saved_at)
 
     def _answer_from(self, message: dict[str, Any], *, cached_at: float | None = None, replayed: Provenance | None = None) -> Answer:
-        from ..api.accumulate import MessageAccumulator
+        """An answer that did not stream this time (saved in the notebook, or cached), shown and
+        recorded as the streamed one was."""
+        from ..api.accumulate import MessageAccumulator, events_of
 
         assert self._prepared is not None, "request() comes first"
         self._asked = self._prepared.request
         self._renderer = self.open_renderer()
-        for block in message.get("content", []):  # shown above the answer, as when it streamed
-            if block.get("type") == "thinking" and block.get("thinking"):
-                self._renderer.feed_thinking(block["thinking"])
-        self._accumulator = MessageAccumulator.of_message(message)
-        for citation, at in cited_offsets(self._accumulator.content()):
-            self._renderer.feed_citation(citation, at)
+        self._accumulator = MessageAccumulator()
+        for event in events_of(message):  # shown as it streamed: thinking, citations, server calls
+            self._accumulator.add(event)
+            self.show(event)
+        self.first_token = None  # nothing streamed this time
         return self._conclude(cached_at=cached_at, replayed=replayed)
 
     def _body(self) -> dict[str, Any]:
