@@ -485,10 +485,11 @@ def _user_message(text: str, labels: list[str]) -> ipywidgets.HTML:
 
 
 def _assistant_message(text: str, *, typeset_math: bool) -> ipywidgets.HTMLMath:
+    """An answer, styled as JupyterLab styles a cell's Markdown answer (its tables included)."""
     import ipywidgets as w
 
     message = w.HTMLMath(to_html(text, typeset_math=typeset_math) or WAITING)
-    return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon")
+    return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon").add_class("jp-RenderedMarkdown")
 
 
 def _tool_message(run: ToolRun) -> ipywidgets.HTML:
@@ -574,7 +575,8 @@ def _style() -> str:
 {s}-assistant {{ border-left: 3px solid var(--jp-brand-color1, #1976d2); padding-left: 12px; overflow-x: auto; }}
 {s} {s}-assistant pre {{ background: var(--jp-layout-color2, #eee); border-radius: 4px; padding: 6px 10px; margin: 0.6em 0;
   overflow-x: auto; font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }}
-{s}-assistant table {{ border-collapse: collapse; }}
+{s} {s}-assistant pre code {{ background: inherit; }}
+{s} {s}-assistant table {{ border-collapse: collapse; margin-left: 0; margin-right: 0; }}
 {s}-assistant th, {s}-assistant td {{ border: 1px solid var(--jp-border-color2, #e0e0e0); padding: 2px 8px; }}
 {s}-status {{ color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size1, 13px); }}
 {s}-status{s}-error {{ color: var(--jp-error-color1, #d32f2f); }}
