@@ -323,9 +323,9 @@ def test_a_tool_call_from_the_model_shows_as_text(kernel: Any, quiet: StandIn) -
 def test_compared_answers_history_and_usage_stay_text(kernel: Any, quiet: StandIn) -> None:
     quiet.reply(Reply(text=f"{IMG.format('compare')} [x](javascript:void(0))"), times=2)
     compared = kernel.run("%%claude --compare claude-sonnet-5-5,claude-haiku-5-5\nCompare")
-    (grid,) = [d["data"]["text/html"] for d in compared.displays() if "text/html" in d["data"]]
-    assert Page(grid).problems(frozenset({"style", "div"})) == []
-    assert IMG.format("compare") in "".join(Page(grid).text)
+    (grid,) = [d["data"]["text/markdown"] for d in compared.displays() if "cm-grid" in d["data"].get("text/markdown", "")]
+    assert problems(grid, frozenset({"div", "sub"})) == []
+    assert shown_text(grid).count(IMG.format("compare")) == 2
     kernel.run(f"%%claude\nIs {IMG.format('question')} [x](javascript:void(0)) safe? It costs $5 and $10.")
     for command in ("%claude history", "%claude usage"):
         (report,) = kernel.run(command).markdown()
