@@ -687,6 +687,18 @@ class Frontend(Chat):
     def styles(self) -> dict[str, Any]:
         return dict(self.page.evaluate(STYLES, self.page.locator("body").element_handle()))
 
+    def saved_transcript(self) -> str:
+        """Save the notebook (as its menu does) and read the panel's transcript from the file."""
+        path = self.lab.root / f"frontend-{self.slug}.ipynb"
+        before = path.stat().st_mtime_ns
+        self.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        deadline = time.monotonic() + 30
+        while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        outputs = [o for cell in json.loads(path.read_text())["cells"] for o in cell.get("outputs", [])]
+        (shown,) = [o["data"] for o in outputs if "claude-chat-transcript" in "".join(o.get("data", {}).get("text/markdown", ""))]
+        return "".join(shown["text/plain"])
+
 
 @pytest.fixture(scope="module", params=list(FRONTENDS))
 def frontend(request: pytest.FixtureRequest, browser: Any, lab: Lab, server: StandIn) -> Iterator[Frontend]:
@@ -759,6 +771,9 @@ def test_the_panel_shows_math_and_prices_and_stop_keeps_what_arrived(frontend: F
     assert 0 < len(kept) < len(frontend.server.message_requests[-1].answer or "") / 2
     frontend.wait_until_idle()
     frontend.page.screenshot(path=ARTIFACTS / f"{frontend.slug}-light.png")
+    transcript = frontend.saved_transcript()
+    assert "You: Explain left and inner joins [[markdown]]\n\nClaude: ## Left join vs inner join" in transcript
+    assert f"You: Tell me a long story [[words=600]]\n\nClaude: {kept.strip()[:40]}" in transcript  # the latest, cut off
 
 
 def test_code_blocks_and_tables_in_the_panel_look_as_in_a_cell_in_light_and_dark(frontend: Frontend) -> None:
