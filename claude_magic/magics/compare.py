@@ -2,7 +2,7 @@
 
 Each variant (a model, a value of one setting, or a sample) is a separate request sent with
 the same history, all at once on the async client. The cell stays a plain synchronous magic:
-the requests run on an event loop in a worker thread and the cell's thread draws one HTML
+the requests run on an event loop in a worker thread and the cell's thread draws one Markdown
 display (columns where there is room, stacked otherwise) at a throttled rate. Ctrl-C cancels
 every request and keeps what arrived. Compared answers are not added to the conversation
 until the user keeps one (``%claude keep N``).
