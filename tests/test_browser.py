@@ -149,6 +149,10 @@ class Chat:
 
         cell = self.page.locator(".jp-Notebook .jp-Cell").nth(index)
         prompt = cell.locator(".jp-InputPrompt")
+        dialogs = self.page.locator(".jp-Dialog")
+        if dialogs.count():
+            self.page.screenshot(path=ARTIFACTS / "browser-dialog.png")
+            pytest.fail(f"a dialog stands in the way: {dialogs.first.inner_text()!r}")
         for _ in range(6):
             cell.locator(".jp-InputArea-editor").click()
             self.page.keyboard.press("Shift+Enter")
@@ -178,6 +182,16 @@ def _write_settings(folder: Path) -> None:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
+
+
+def open_notebook(page: Any, lab: Lab, url_path: str, notebook: str) -> None:
+    """Start the notebook's kernel session first, then open the page: a page that starts it
+    itself may start two, and the one it then shuts down dies mid-import (a traceback in the
+    server's log) or leaves a dialog open."""
+    body = json.dumps({"path": notebook, "name": notebook, "type": "notebook", "kernel": {"name": "python3"}}).encode()
+    request = urllib.request.Request(f"{lab.url}/api/sessions?token={lab.token}", data=body, method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    page.goto(f"{lab.url}/{url_path}{'&' if '?' in url_path else '?'}token={lab.token}")
 
 
 def _wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -225,6 +239,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, server: StandIn) -> Iterator[L
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",  # window.jupyterapp: its commands
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -242,24 +257,35 @@ def lab(tmp_path_factory: pytest.TempPathFactory, server: StandIn) -> Iterator[L
 
 
 @pytest.fixture(scope="module")
-def chat(lab: Lab, server: StandIn) -> Iterator[Chat]:
-    from playwright.sync_api import expect, sync_playwright
+def browser() -> Iterator[Any]:
+    """One Chromium for the module; each fixture opens its pages in it."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(30_000)
+        found = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page.goto(f"{lab.url}/lab/tree/chat.ipynb?token={lab.token}")
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=60_000)
-            found = Chat(page, server, lab)
-            found.run_cell(0)
-            expect(found.panel).to_be_visible()
             yield found
         finally:
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=ARTIFACTS / "browser-last.png")
-            browser.close()
+            found.close()
+
+
+@pytest.fixture(scope="module")
+def chat(browser: Any, lab: Lab, server: StandIn) -> Iterator[Chat]:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(30_000)
+    try:
+        open_notebook(page, lab, "lab/tree/chat.ipynb", "chat.ipynb")
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=60_000)
+        found = Chat(page, server, lab)
+        found.run_cell(0)
+        expect(found.panel).to_be_visible()
+        yield found
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "browser-last.png")
+        page.close()
 
 
 @pytest.fixture(autouse=True)
@@ -561,7 +587,7 @@ def test_model_and_server_text_never_runs_live_or_after_reopening(chat: Chat) ->
     notebook = Chat(page, chat.server, chat.lab)
     server = chat.server
     try:
-        page.goto(f"{chat.lab.url}/lab/workspaces/markup/tree/markup.ipynb?reset&token={chat.lab.token}")
+        open_notebook(page, chat.lab, "lab/workspaces/markup/tree/markup.ipynb?reset", "markup.ipynb")
         expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=60_000)
         notebook.run_cell(0)
         for answer in ANSWERS:
@@ -626,7 +652,7 @@ def _check_nothing_ran_and_payloads_show_as_text(page: Any) -> None:
     expect(cells.nth(4).locator(".jp-OutputArea td").nth(1)).to_have_text(payload("display_name"))
     expect(cells.nth(5).locator(".jp-OutputArea")).to_contain_text(f"found: {payload('tool_output')}")
     expect(cells.nth(5).locator(".jp-OutputArea summary").nth(1)).to_contain_text(payload("tool_name"))
-    expect(cells.nth(6).locator(".jp-OutputArea .cm-body")).to_have_text([payload("compare")] * 2)
+    expect(cells.nth(6).locator(".jp-OutputArea .cm-col")).to_contain_text([payload("compare")] * 2)
     expect(cells.nth(7).locator(".jp-OutputArea table")).to_contain_text("Answer 0")
     expect(cells.nth(8).locator(".jp-OutputArea table")).to_contain_text("this session")
     expect(cells.nth(10).locator(".jp-OutputArea summary")).to_contain_text("→ 2 results")
@@ -642,3 +668,149 @@ def _assert_trusted(path: Path) -> None:
     from nbformat.sign import NotebookNotary
 
     assert NotebookNotary().check_signature(nbformat.read(path, as_version=4)), "the saved notebook is not trusted"
+
+
+# --- the same answer in JupyterLab and Notebook 7, light and dark -----------------------------
+
+FRONTENDS = {"JupyterLab": "lab/workspaces/{slug}/tree/{notebook}?reset", "Notebook 7": "notebooks/{notebook}"}
+"""Where each opens a notebook (JupyterLab in a workspace of its own, without the other tests' tabs)."""
+FRONTEND_CELLS = [
+    '%load_ext claude_magic\ndef lookup(query: str) -> str:\n    """Look it up."""\n    return "found: " + query',
+    "%%claude\nExplain left and inner joins [[markdown]]",
+    "%claude --tools lookup Look it up",
+    "%claude chat",
+]
+STYLES = """root => {
+  const answer = [...root.querySelectorAll('.claude-chat-assistant')].filter(a => a.querySelector('table')).pop();
+  const cell = root.querySelectorAll('.jp-Notebook .jp-Cell')[1].querySelector('.jp-OutputArea');
+  const style = (element, property) => element ? getComputedStyle(element)[property] : null;
+  const looks = within => ({
+    pre: style(within.querySelector('pre'), 'backgroundColor'),
+    code: style(within.querySelector('pre code'), 'backgroundColor'),
+    cell: style(within.querySelector('td'), 'textAlign'),
+    heading: style(within.querySelector('th'), 'textAlign'),
+    table: style(within.querySelector('table'), 'marginLeft'),
+  });
+  return {panel: looks(answer), cell: looks(cell), dark: document.body.dataset.jpThemeLight === 'false'};
+}"""
+"""How code blocks and tables look in the panel's last answer with a table and in the cell's answer."""
+
+
+@dataclass
+class Frontend(Chat):
+    name: str = ""
+
+    @property
+    def slug(self) -> str:
+        return self.name.lower().replace(" ", "")
+
+    def theme(self, theme: str) -> None:
+        """Switch the theme as its menu does (JupyterLab's command; Notebook 7 has the same)."""
+        self.page.evaluate("theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)
+        self.page.wait_for_function("dark => (document.body.dataset.jpThemeLight === 'false') === dark", arg=theme.endswith("Dark"))
+
+    def styles(self) -> dict[str, Any]:
+        return dict(self.page.evaluate(STYLES, self.page.locator("body").element_handle()))
+
+    def saved_transcript(self) -> str:
+        """Save the notebook (as its menu does) and read the panel's transcript from the file."""
+        path = self.lab.root / f"frontend-{self.slug}.ipynb"
+        before = path.stat().st_mtime_ns
+        self.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        deadline = time.monotonic() + 30
+        while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        outputs = [o for cell in json.loads(path.read_text())["cells"] for o in cell.get("outputs", [])]
+        (shown,) = [o["data"] for o in outputs if "claude-chat-transcript" in "".join(o.get("data", {}).get("text/markdown", ""))]
+        return "".join(shown["text/plain"])
+
+
+@pytest.fixture(scope="module", params=list(FRONTENDS))
+def frontend(request: pytest.FixtureRequest, browser: Any, lab: Lab, server: StandIn) -> Iterator[Frontend]:
+    """A notebook of its own open in JupyterLab or in Notebook 7, on the module's server."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(30_000)
+    found = Frontend(page, server, lab, request.param)
+    notebook = f"frontend-{found.slug}.ipynb"
+    (lab.root / notebook).write_text(json.dumps(_notebook(FRONTEND_CELLS)))
+    try:
+        open_notebook(page, lab, FRONTENDS[found.name].format(slug=found.slug, notebook=notebook), notebook)
+        expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=60_000)
+        found.run_cell(0)
+        yield found
+    finally:
+        page.screenshot(path=ARTIFACTS / f"{found.slug}-last.png")
+        if page.evaluate("document.body.dataset.jpThemeLight") == "false":
+            found.theme("JupyterLab Light")  # the setting is the server's: later pages open light
+        page.close()
+
+
+def test_a_cell_answer_shows_prices_math_and_its_footer(frontend: Frontend) -> None:
+    from playwright.sync_api import expect
+
+    output = frontend.run_cell(1).locator(".jp-OutputArea")
+    expect(output.locator("h2")).to_contain_text("Left join vs inner join")
+    expect(output.locator("table tbody tr")).to_have_count(2)
+    expect(output.locator("mjx-container")).to_have_count(2)  # $n_{left}$ and the $$…$$ fraction, typeset
+    expect(output).to_contain_text("A coffee costs $5 and a sandwich $10.")
+    expect(output.locator("sub")).to_contain_text(re.compile(r"out tokens · ≈ \$0\.\d{4} · first token"))
+    assert "\\$" not in output.inner_text()
+    output.screenshot(path=ARTIFACTS / f"{frontend.slug}-light-answer.png")
+
+
+def test_a_tool_round_shows_its_text_whole_and_the_call(frontend: Frontend) -> None:
+    from playwright.sync_api import expect
+
+    frontend.server.tool_calls.append(("lookup", {"query": "prices"}))
+    output = frontend.run_cell(2).locator(".jp-OutputArea")
+    expect(output.locator("summary")).to_have_text("🔧 lookup(query='prices') → result")
+    expect(output).to_contain_text("I'll use the tool lookup.")  # the text before the call, whole
+    expect(output).to_contain_text("out tokens")
+    first, second = frontend.server.message_requests[-2:]
+    assert [tool["name"] for tool in first.body["tools"]] == ["lookup"]
+    assert second.messages[-1]["content"][0]["content"] == "found: prices"
+
+
+def test_the_panel_shows_math_and_prices_and_stop_keeps_what_arrived(frontend: Frontend) -> None:
+    from playwright.sync_api import expect
+
+    frontend.run_cell(3)
+    expect(frontend.panel).to_be_visible()
+    expect(frontend.page.locator(".claude-chat-transcript")).to_be_hidden()  # for the notebook as saved
+    frontend.ask("Explain left and inner joins [[markdown]]")
+    answer = frontend.last_answer()
+    expect(answer.locator("mjx-container").first).to_be_attached()
+    expect(answer).to_contain_text("A coffee costs $5 and a sandwich $10.")
+    expect(frontend.status()).to_contain_text("out tokens")
+    frontend.wait_until_idle()
+    frontend.panel.screenshot(path=ARTIFACTS / f"{frontend.slug}-light-panel.png")
+
+    frontend.server.fail(delay=0.05)
+    frontend.ask("Tell me a long story [[words=600]]", press_enter=False)
+    expect(frontend.last_answer()).to_contain_text("stream tokens arrive")
+    frontend.panel.locator("button.claude-chat-stop").click()
+    expect(frontend.status()).to_contain_text("stopped; the partial answer above is kept")
+    kept = frontend.last_answer().inner_text()
+    assert 0 < len(kept) < len(frontend.server.message_requests[-1].answer or "") / 2
+    frontend.wait_until_idle()
+    frontend.page.screenshot(path=ARTIFACTS / f"{frontend.slug}-light.png")
+    transcript = frontend.saved_transcript()
+    assert "You: Explain left and inner joins [[markdown]]\n\nClaude: ## Left join vs inner join" in transcript
+    assert f"You: Tell me a long story [[words=600]]\n\nClaude: {kept.strip()[:40]}" in transcript  # the latest, cut off
+
+
+def test_code_blocks_and_tables_in_the_panel_look_as_in_a_cell_in_light_and_dark(frontend: Frontend) -> None:
+    """In the dark theme every code line in the panel had a black band (the code's background
+    was not its block's), and the panel's tables were centred with right-aligned cells."""
+    for theme in ("JupyterLab Light", "JupyterLab Dark"):
+        frontend.theme(theme)
+        looks = frontend.styles()
+        panel, cell = looks["panel"], looks["cell"]
+        assert panel["code"] == panel["pre"], (theme, looks)
+        assert (panel["cell"], panel["heading"], panel["table"]) == (cell["cell"], cell["heading"], cell["table"]), (theme, looks)
+    frontend.panel.scroll_into_view_if_needed()
+    frontend.panel.screenshot(path=ARTIFACTS / f"{frontend.slug}-dark-panel.png")
+    frontend.page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea").screenshot(path=ARTIFACTS / f"{frontend.slug}-dark-answer.png")
+    frontend.page.screenshot(path=ARTIFACTS / f"{frontend.slug}-dark.png")

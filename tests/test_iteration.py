@@ -102,7 +102,10 @@ def test_compare_asks_every_model_at_once_and_leaves_the_conversation_alone(kern
     assert server.max_concurrent >= 3  # the three streams overlapped
     assert all(r.prompts() == ["first", "Which is best? [[words=40]]"] for r in asked)
     final = result.displays()[0]["data"]
-    assert final["text/html"].count('class="cm-col"') == 3 and "total" in final["text/plain"] and "≈ $" in final["text/plain"]
+    assert set(final) == {"text/markdown", "text/plain"}  # no text/html: nbconvert's Markdown export would prefer it
+    assert final["text/markdown"].count('class="cm-col"') == 3 and "<style" not in final["text/markdown"]
+    assert final["text/markdown"].count("≈ $") == 3  # each column's cost alone in its block: a plain dollar
+    assert "total" in final["text/plain"] and "≈ $" in final["text/plain"]
     for r in asked:
         assert r.answer.split()[0] in final["text/plain"]
     kernel.run("%claude after")

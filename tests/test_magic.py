@@ -53,7 +53,7 @@ def test_answer_streams_into_one_display_and_ends_as_the_whole_markdown(kernel: 
     assert answer["data"]["text/plain"] == sent.answer
     assert answer["data"]["text/markdown"] == display_markdown(sent.answer)
     assert "## Left join vs inner join" in answer["data"]["text/markdown"]
-    assert "A coffee costs \\\\$5 and a sandwich \\\\$10." in answer["data"]["text/markdown"]
+    assert "A coffee costs <span>&#36;</span>5 and a sandwich <span>&#36;</span>10." in answer["data"]["text/markdown"]
     assert "$n_{left}$" in answer["data"]["text/markdown"]
     footer = result.markdown()[-1]
     assert "claude-sonnet-5-5" in footer and "out tokens" in footer and "first token" in footer

@@ -10,6 +10,7 @@ import pytest
 from claude_magic.testing.answers import RICH_MARKDOWN
 from claude_magic.ui.render import protect_dollars, replace_math
 from claude_magic.ui.safe_html import highlight_css, to_html
+from claude_magic.ui.safe_markdown import LITERAL_DOLLAR, Markup
 
 
 @pytest.mark.parametrize(
@@ -94,7 +95,7 @@ def test_replace_math_names_each_kind_and_leaves_code_alone() -> None:
     seen: list[tuple[str, str]] = []
     replace_math("$x$ $$y$$ \\$ costs $5.\n`$z$`\n```\n$w$\n```", lambda kind, text: seen.append((kind, text)) or text)
     assert seen == [("inline", "$x$"), ("display", "$$y$$"), ("escaped", "\\$"), ("dollar", "$")]
-    assert protect_dollars("$x$ costs $5") == "$x$ costs \\\\$5"
+    assert protect_dollars("$x$ costs $5") == ["$x$ costs ", Markup(LITERAL_DOLLAR), "5"]
 
 
 def test_highlighting_follows_the_themes_editor_colours() -> None:

@@ -11,26 +11,34 @@ from claude_magic.ui.render import (
     close_open_fence,
     display_markdown,
     markdown_bundle,
-    protect_dollars,
 )
+from claude_magic.ui.safe_markdown import LITERAL_DOLLAR
+
+S = LITERAL_DOLLAR
 
 
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("A coffee costs $5 and a sandwich $10.", "A coffee costs \\\\$5 and a sandwich \\\\$10."),
+        ("A coffee costs $5 and a sandwich $10.", f"A coffee costs {S}5 and a sandwich {S}10."),
+        ("A coffee costs $5.", "A coffee costs $5."),  # alone in its block: nothing can pair with it
+        ("A coffee costs $5.\n\nA sandwich $10.", "A coffee costs $5.\n\nA sandwich $10."),
+        ("A coffee costs $5.\nA sandwich $10.", f"A coffee costs {S}5.\nA sandwich {S}10."),
+        ("| a | $1 |\n|---|---|\n| b | $2 |", f"| a | {S}1 |\n|---|---|\n| b | {S}2 |"),
         ("inline $x^2$ and display $$\\frac{a}{b}$$", "inline $x^2$ and display $$\\frac{a}{b}$$"),
-        ("costs $5, and $x$ is odd", "costs \\\\$5, and $x$ is odd"),
+        ("costs $5, and $x$ is odd", f"costs {S}5, and $x$ is odd"),
+        ("costs $5, and \\\\(x\\\\) is odd", f"costs {S}5, and \\\\(x\\\\) is odd"),
         ("`echo $HOME` keeps $y$", "`echo $HOME` keeps $y$"),
-        ("```bash\necho $PATH $5\n```\nprice $3", "```bash\necho $PATH $5\n```\nprice \\\\$3"),
-        ("already escaped \\$5", "already escaped \\\\$5"),
+        ("```bash\necho $PATH $5\n```\nprice $3", f"```bash\necho $PATH $5\n```\nprice {S}3"),
+        ("already escaped \\$5", "already escaped $5"),
+        ("escaped \\$5 and $6", f"escaped {S}5 and {S}6"),
         ("$n_{left}$ rows", "$n_{left}$ rows"),
         ("no dollars at all", "no dollars at all"),
-        ("between $1 and $2$", "between \\\\$1 and $2$"),
+        ("between $1 and $2$", f"between {S}1 and $2$"),
     ],
 )
-def test_dollar_amounts_are_escaped_and_math_is_kept(text: str, shown: str) -> None:
-    assert protect_dollars(text) == shown
+def test_a_dollar_that_is_not_math_reads_as_a_dollar_and_math_is_kept(text: str, shown: str) -> None:
+    assert display_markdown(text) == shown
 
 
 @pytest.mark.parametrize(
@@ -48,8 +56,8 @@ def test_an_unclosed_fence_is_closed_for_display(text: str, shown: str) -> None:
 
 
 def test_the_bundle_keeps_the_exact_text_as_plain() -> None:
-    bundle = markdown_bundle("price $5\n```py\nx = 1")
-    assert bundle == {"text/plain": "price $5\n```py\nx = 1", "text/markdown": "price \\\\$5\n```py\nx = 1\n```"}
+    bundle = markdown_bundle("price $5 or $6\n```py\nx = 1")
+    assert bundle == {"text/plain": "price $5 or $6\n```py\nx = 1", "text/markdown": f"price {S}5 or {S}6\n```py\nx = 1\n```"}
     assert display_markdown("done") == "done"
 
 

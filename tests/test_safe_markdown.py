@@ -119,7 +119,7 @@ class Page(HTMLParser):
 
 
 SAFE_TAGS = frozenset(
-    ["p", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "code", "pre", "a", "img", "ul", "ol", "li", "blockquote", "hr", "br", "table", "thead", "tbody", "tr", "th", "td", "s", "del"]
+    ["p", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "code", "pre", "a", "img", "ul", "ol", "li", "blockquote", "hr", "br", "table", "thead", "tbody", "tr", "th", "td", "s", "del", "span"]
 )
 
 
@@ -208,7 +208,7 @@ def test_markdown_still_renders() -> None:
     assert '<a href="mailto:me@example.com">me@example.com</a>' in rendered
     assert '<img src="https://example.com/p.png" alt="a plot" />' in rendered
     assert "$x \\lt  y$" in rendered and "$$\\frac{a}{b}$$" in rendered  # math for MathJax, < as TeX
-    assert "a coffee costs \\$5 and a sandwich \\$10." in rendered  # prices stay prices
+    assert "a coffee costs <span>$</span>5 and a sandwich <span>$</span>10." in rendered  # prices stay prices
 
 
 def test_plain_answers_are_left_as_they_are() -> None:
@@ -241,7 +241,7 @@ def test_nothing_in_the_thinking_can_run(attack: str) -> None:
 def test_literal_text_can_not_run_and_shows_as_written(attack: str) -> None:
     shown = f"<sub>{literal_markdown(attack)}</sub>"
     assert problems(shown, frozenset({"sub"})) == []
-    assert shown_text(shown).replace("\\$", "$") == attack  # MathJax shows \$ as $
+    assert shown_text(shown) == attack
 
 
 def test_code_spans_and_fences_hold_any_backticks() -> None:
@@ -323,9 +323,9 @@ def test_a_tool_call_from_the_model_shows_as_text(kernel: Any, quiet: StandIn) -
 def test_compared_answers_history_and_usage_stay_text(kernel: Any, quiet: StandIn) -> None:
     quiet.reply(Reply(text=f"{IMG.format('compare')} [x](javascript:void(0))"), times=2)
     compared = kernel.run("%%claude --compare claude-sonnet-5-5,claude-haiku-5-5\nCompare")
-    (grid,) = [d["data"]["text/html"] for d in compared.displays() if "text/html" in d["data"]]
-    assert Page(grid).problems(frozenset({"style", "div"})) == []
-    assert IMG.format("compare") in "".join(Page(grid).text)
+    (grid,) = [d["data"]["text/markdown"] for d in compared.displays() if "cm-grid" in d["data"].get("text/markdown", "")]
+    assert problems(grid, frozenset({"div", "sub"})) == []
+    assert shown_text(grid).count(IMG.format("compare")) == 2
     kernel.run(f"%%claude\nIs {IMG.format('question')} [x](javascript:void(0)) safe? It costs $5 and $10.")
     for command in ("%claude history", "%claude usage"):
         (report,) = kernel.run(command).markdown()

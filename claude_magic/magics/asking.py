@@ -256,13 +256,16 @@ def _open_renderer(magics: ClaudeSettings) -> Renderer:
 def _show_tool_run(run: ToolRun) -> None:
     """A tool call and its result, collapsed, shown as it happens. The name and the arguments
     come from the model: the summary is one escaped line (a blank line would end the HTML
-    block and let Markdown in), the output a fenced block no line of it can close."""
+    block and let Markdown in; a ``$`` in it pairs with nothing), the output a fenced block no
+    line of it can close."""
     from ..ui.render import fenced, show_text
+    from ..ui.safe_markdown import LITERAL_DOLLAR
 
     arguments = ", ".join(f"{k}={v!r}" for k, v in run.arguments.items())
     outcome = "error" if run.is_error else "result"
     summary = " ".join(f"🔧 {run.name}({arguments}) → {outcome}".splitlines())
-    show_text({"text/markdown": f"<details><summary>{html.escape(summary)}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
+    shown = html.escape(summary).replace("$", LITERAL_DOLLAR)
+    show_text({"text/markdown": f"<details><summary>{shown}</summary>\n\n{fenced(run.output)}\n\n</details>", "text/plain": f"{summary}: {run.output}"})
 
 
 def _show_server_call(call: ServerCall) -> None:

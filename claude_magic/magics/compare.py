@@ -2,7 +2,7 @@
 
 Each variant (a model, a value of one setting, or a sample) is a separate request sent with
 the same history, all at once on the async client. The cell stays a plain synchronous magic:
-the requests run on an event loop in a worker thread and the cell's thread draws one HTML
+the requests run on an event loop in a worker thread and the cell's thread draws one Markdown
 display (columns where there is room, stacked otherwise) at a throttled rate. Ctrl-C cancels
 every request and keeps what arrived. Compared answers are not added to the conversation
 until the user keeps one (``%claude keep N``).
@@ -11,7 +11,6 @@ until the user keeps one (``%claude keep N``).
 from __future__ import annotations
 
 import asyncio
-import html
 import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -193,20 +192,27 @@ class _ColumnText:
         self.column.pieces = [text]
 
 
-def bundle(columns: list[Column]) -> dict[str, str]:
-    """The display: an HTML grid of columns (stacked when narrow), and plain text."""
-    from ..ui.safe_html import highlight_css, to_html
+GRID_STYLE = "display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px"
+COLUMN_STYLE = "border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:0 8px;overflow-x:auto"
 
-    cards = "".join(
-        f'<div class="cm-col"><div class="cm-head">{i}. {html.escape(c.label)}</div>'
-        f'<div class="cm-body">{to_html(c.text)}</div><div class="cm-stats">{html.escape(c.stats())}</div></div>'
-        for i, c in enumerate(columns, 1)
-    )
-    style = (
-        "<style>.cm-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px}"
-        ".cm-col{border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:8px;overflow-x:auto}"
-        ".cm-head{font-weight:bold;margin-bottom:4px}.cm-stats{font-size:85%;color:var(--jp-ui-font-color2,#777);margin-top:6px}"
-        f"{highlight_css('.cm-grid')}</style>"
-    )
+
+def bundle(columns: list[Column]) -> dict[str, str]:
+    """The display: Markdown, a grid of columns (stacked when narrow), and plain text.
+
+    Markdown rather than HTML: nbconvert's Markdown export prefers ``text/html`` and would write
+    it (a style sheet and all) into the ``.md``; as Markdown, each answer is exported as written
+    and rendered as a cell's answer is (made safe, prices as prices, math typeset). The grid is
+    two ``<div>`` levels with inline styles, no ``<style>`` element; where styles are stripped
+    (GitHub) the columns stack. Each column's Markdown sits between blank lines, so no block and
+    no math of one answer runs into the next."""
+    from ..ui.render import answer_pieces, literal_markdown
+    from ..ui.safe_markdown import Markup, safe_markdown
+
+    pieces: list[str | Markup] = [Markup(f'<div class="cm-grid" style="{GRID_STYLE}">\n')]
+    for i, column in enumerate(columns, 1):
+        head = literal_markdown(f"{i}. {column.label}", alone=True)
+        pieces += [Markup(f'<div class="cm-col" style="{COLUMN_STYLE}">\n\n**{head}**\n\n'), *answer_pieces(column.text)]
+        pieces.append(Markup(f"\n\n<sub>{literal_markdown(column.stats(), alone=True)}</sub>\n\n</div>\n"))
+    pieces.append(Markup("</div>"))
     plain = "\n\n".join(f"[{i}] {c.label}\n{c.text}\n({c.stats()})" for i, c in enumerate(columns, 1))
-    return {"text/html": f'{style}<div class="cm-grid">{cards}</div>', "text/plain": plain}
+    return {"text/markdown": safe_markdown(*pieces), "text/plain": plain}

@@ -15,6 +15,16 @@ and the answer is shown as safe HTML (:mod:`claude_magic.ui.safe_html`) in an ``
 widget, whose math the frontend typesets. Only ipywidgets, no JavaScript of our own; the look
 comes from JupyterLab's CSS variables, so it follows the light and dark themes.
 
+A notebook saved with a panel keeps the conversation as text for where no widget is shown
+(nbconvert's HTML and Markdown, GitHub, a notebook reopened without its kernel): a transcript
+output under the panel, Markdown made safe as the cell answers are, replaced whenever the
+conversation changes. It is an output of its own because updating the widget's own display
+makes JupyterLab build a new view of the whole panel (``WidgetRenderer.renderModel``) while
+the old one stays attached to the model: a flash, lost focus, and one more view redrawn on
+every later update. Live, the panel's style hides the transcript (VS Code, which renders
+Markdown outputs in a shadow root no page style reaches, shows it). The panel's own display
+keeps the widget view, with a line saying what it is in place of the widget's repr.
+
 An update of the answer must cost the browser the same whatever the length of the history:
 the history opens scrolled to its end and stays there as the answer grows by CSS scroll
 anchoring on an empty last element (``flex-direction: column-reverse`` did it by moving every
@@ -29,6 +39,7 @@ import html
 from collections import Counter
 from collections.abc import Callable, Container, Coroutine
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError
@@ -38,13 +49,17 @@ from ..core.engine import AnswerCutOff, ask_async, cited_offsets
 from ..core.server_tools import DEFAULT_WEB_MAX_USES, web_tools
 from ..core.session import AskOptions, ClaudeSession, thinking_request
 from .citations import Sources
-from .render import ThrottledDisplay
+from .render import ThrottledDisplay, answer_pieces, code_span
 from .safe_html import cited_html, highlight_css
+from .safe_markdown import Markup, safe_markdown
 from .server_calls import panel_html
 from .wording import explain, explain_cut_off, footer, warn
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import ipywidgets
+    from IPython.display import DisplayHandle
 
     from ..api.settings import ClientSettings, Effort
     from ..attach.registry import Attachment
@@ -54,6 +69,9 @@ if TYPE_CHECKING:
 
 SCOPE = "claude-chat"
 """The panel's CSS class; every class it styles starts with it."""
+TRANSCRIPT = f"{SCOPE}-transcript"
+"""The class of the transcript output, which the panel's style hides while it is shown."""
+LABEL = "Claude chat panel"
 PROMPT = "Ask Claude…  (Enter sends)"
 WAITING = "<em>…</em>"
 RECENT_MESSAGES = 20
@@ -108,6 +126,7 @@ def open_panel(session: ClaudeSession, settings: Callable[[], PanelSettings], ke
             "pip install 'ipywidgets<8.1.9' and restart the kernel, or ask in %%claude cells"
         )
     _display(panel.widget, side)
+    panel.show_transcript()
     panel.start()
     return panel
 
@@ -163,6 +182,8 @@ class ChatPanel:
         self._asked: list[dict[str, Any]] | None = None
         self._unrecorded: list[ipywidgets.Widget] = []
         """The messages of the question on its way (or that failed): not in the conversation."""
+        self._transcript: DisplayHandle | None = None
+        self._transcribed: dict[str, str] = {}
 
         self._make_controls()
         self.widget = self._layout()
@@ -209,7 +230,7 @@ class ChatPanel:
             w.HBox([self.question, self.send, self.stop]),
             self.status,
         ]
-        return w.VBox(rows).add_class(SCOPE)
+        return _panel_box()(rows).add_class(SCOPE)
 
     def _greeting(self) -> str:
         earlier = len(self._session.conversation)
@@ -227,6 +248,21 @@ class ChatPanel:
     def _on_text_message(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
         if content.get("event") == "submit":  # Enter in the question box
             self.ask(self.question.value)
+
+    def show_transcript(self) -> None:
+        """Display the transcript under the panel; the panel keeps it up to date."""
+        from IPython.display import display
+
+        self._transcribed = transcript(self._session.conversation.exchanges)
+        self._transcript = display(self._transcribed, raw=True, display_id=True)
+
+    def _update_transcript(self) -> None:
+        if self._transcript is None:
+            return
+        latest = transcript(self._session.conversation.exchanges)
+        if latest != self._transcribed:
+            self._transcribed = latest
+            self._transcript.update(latest, raw=True)
 
     def start(self) -> None:
         """List the models in the background; the picker holds the default until then."""
@@ -387,6 +423,7 @@ class ChatPanel:
             shown[id(exchange)] = known
         self._shown = shown
         self._show_messages()
+        self._update_transcript()
 
     def _adopt(self, exchange: Exchange) -> list[ipywidgets.Widget] | None:
         """The messages already shown for the question just answered, once it is recorded."""
@@ -478,10 +515,11 @@ def _user_message(text: str, labels: list[str]) -> ipywidgets.HTML:
 
 
 def _assistant_message(text: str, *, typeset_math: bool, sources: Sources | None = None) -> ipywidgets.HTMLMath:
+    """An answer with its sources, styled as JupyterLab styles a cell's Markdown answer (its tables included)."""
     import ipywidgets as w
 
     message = w.HTMLMath(cited_html(text, sources or Sources(), typeset_math=typeset_math) or WAITING)
-    return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon")
+    return message.add_class(f"{SCOPE}-assistant").add_class("jp-RenderedHTMLCommon").add_class("jp-RenderedMarkdown")
 
 
 def _tool_message(run: ToolRun) -> ipywidgets.HTML:
@@ -496,10 +534,47 @@ def _tool_message(run: ToolRun) -> ipywidgets.HTML:
 
 def _exchange_messages(exchange: Exchange, *, typeset_math: bool) -> list[ipywidgets.Widget]:
     """A past exchange (perhaps from a cell): the question with its attachments' names, and the answer."""
+    question, labels, answer = _texts(exchange)
+    sources = Sources(cited_offsets(exchange.answer))
+    return [_user_message(question, labels), _assistant_message(answer, typeset_math=typeset_math, sources=sources)]
+
+
+def _texts(exchange: Exchange) -> tuple[str, list[str], str]:
+    """The question's own text, its attachments' names, and the answer's text."""
     texts = [b.get("text", "") for b in exchange.question if b.get("type") == "text"]
     answer = "".join(b.get("text", "") for b in exchange.answer if b.get("type") == "text")
-    sources = Sources(cited_offsets(exchange.answer))
-    return [_user_message(texts[-1] if texts else "", attached_labels(exchange.question[:-1])), _assistant_message(answer, typeset_math=typeset_math, sources=sources)]
+    return texts[-1] if texts else "", attached_labels(exchange.question[:-1]), answer
+
+
+def transcript(exchanges: Sequence[Exchange]) -> dict[str, str]:
+    """The conversation as the panel shows it, as safe Markdown and as plain text. Each
+    question and answer sits between blank lines, so none of their blocks or math runs on."""
+    pieces: list[str | Markup] = [Markup(f'<div class="{TRANSCRIPT}">\n\n**{LABEL}**\n\n')]
+    plain = [LABEL]
+    for exchange in exchanges:
+        question, labels, answer = _texts(exchange)
+        attached = f" · attached: {', '.join(code_span(label.strip('`')) for label in labels)}" if labels else ""
+        pieces += [Markup(f"**You**{attached}\n\n"), *answer_pieces(question), Markup("\n\n**Claude**\n\n"), *answer_pieces(answer), Markup("\n\n")]
+        plain += [f"You: {question}", f"Claude: {answer}"]
+    if not exchanges:
+        pieces.append(Markup("*No questions asked yet.*\n\n"))
+        plain.append("No questions asked yet.")
+    pieces.append(Markup("</div>"))
+    return {"text/markdown": safe_markdown(*pieces), "text/plain": "\n\n".join(plain)}
+
+
+@lru_cache(maxsize=1)
+def _panel_box() -> type[ipywidgets.VBox]:
+    """The panel's outer box: a ``VBox`` whose display, beside the widget view, says what it is
+    (for a frontend that shows no widget) rather than giving its repr, style sheet and all."""
+    import ipywidgets as w
+
+    class PanelBox(w.VBox):
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+            view = super()._repr_mimebundle_(**kwargs)
+            return {**view, "text/plain": LABEL, "text/markdown": f"*{LABEL}: a live view while its kernel runs; its transcript follows.*"}
+
+    return PanelBox
 
 
 def _button(label: str, name: str, **options: Any) -> ipywidgets.Button:
@@ -531,10 +606,12 @@ def _style() -> str:
 {s}-assistant {{ border-left: 3px solid var(--jp-brand-color1, #1976d2); padding-left: 12px; overflow-x: auto; }}
 {s} {s}-assistant pre {{ background: var(--jp-layout-color2, #eee); border-radius: 4px; padding: 6px 10px; margin: 0.6em 0;
   overflow-x: auto; font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }}
-{s}-assistant table {{ border-collapse: collapse; }}
+{s} {s}-assistant pre code {{ background: inherit; }}
+{s} {s}-assistant table {{ border-collapse: collapse; margin-left: 0; margin-right: 0; }}
 {s}-assistant th, {s}-assistant td {{ border: 1px solid var(--jp-border-color2, #e0e0e0); padding: 2px 8px; }}
 {s} .claude-sources {{ font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, #222); }}
 {s}-status {{ color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size1, 13px); }}
 {s}-status{s}-error {{ color: var(--jp-error-color1, #d32f2f); }}
+.{TRANSCRIPT}, .jp-OutputArea-child:has(.{TRANSCRIPT}) {{ display: none; }}
 {highlight_css(s)}
 </style>"""

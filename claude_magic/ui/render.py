@@ -1,4 +1,4 @@
-"""Showing a streaming answer: Markdown fix-ups, a throttled notebook display, a terminal writer.
+r"""Showing a streaming answer: Markdown fix-ups, a throttled notebook display, a terminal writer.
 
 The stream appends text as fast as it arrives; a renderer redraws at most ``refresh_rate``
 times a second, and less often as the answer grows (each redraw costs its full length, in
@@ -8,6 +8,32 @@ length. The final redraw always shows the complete answer.
 Text from the model or the server is shown as text, never as markup: answers and thinking
 go through :func:`safe_markdown.safe_markdown`, data (a model id, a stop reason, a table
 cell) through :func:`literal_markdown` or :func:`code_span`, code through :func:`fenced`.
+
+A dollar that is not math (a price) must read ``$`` wherever a notebook is read, while the
+model's ``$…$`` stays math where the frontend typesets it. How each reader pairs dollars (in
+the Markdown source as written):
+
+- JupyterLab and Notebook 7 (``@jupyterlab/rendermime``, ``renderMarkdown``): ``removeMath``
+  pairs any two ``$`` not parted by a blank line (``\$`` is not one, but marked then turns it
+  into a bare ``$``); MathJax 3 then typesets the page, pairing any two ``$`` within one run of
+  text, a run ending at an element's edge (``processEscapes``: a ``\$`` in the page shows ``$``).
+- nbconvert's HTML: mistune's math plugin pairs ``$…$`` within a paragraph, then MathJax in
+  the page as above. Its Markdown export writes ``text/markdown`` as it is.
+- VS Code: markdown-it (raw HTML on; DOMPurify in untrusted workspaces keeps ``span`` and
+  ``sub``) with ``@vscode/markdown-it-katex``: a ``$`` opens after a blank or a non-word
+  character and closes before one; ``\$`` is a ``$``, ``\\$`` a backslash and a ``$``.
+- GitHub's notebook view: MathJax over the page; GitHub's "Writing mathematical expressions"
+  writes a ``$`` beside math as ``<span>$</span>``, as MathJax's documentation does.
+
+No backslash serves them all: JupyterLab needs ``\\$`` (its Markdown step eats one), which VS
+Code and every Markdown export show as ``\$``. An entity (``&#36;``) hides the dollar from
+each Markdown parser, but it is a ``$`` in the page, which MathJax still pairs; a zero-width
+joiner beside a ``$`` changes no pairing. A ``$`` alone in an element of its own pairs with
+nothing anywhere. So a literal dollar is written :data:`LITERAL_DOLLAR`,
+``<span>&#36;</span>`` (the entity keeps it from ``removeMath`` and mistune, the element from
+MathJax) where another math sign shares its block, and as a plain ``$`` where it is the only
+one (a footer's cost, a lone price in a paragraph): nothing can pair with it there, and a
+Markdown export reads as written. Math is left as the model wrote it.
 
 An answer's final display keeps its provenance in the output's ``metadata``
 (:func:`provenance_metadata`): the complete answer's display in a notebook, and the last
@@ -23,7 +49,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .citations import Sources, marked_pieces, marker, plain_marker, plain_text
-from .safe_markdown import Markup, safe_markdown
+from .safe_markdown import LITERAL_DOLLAR, Markup, safe_markdown
 
 if TYPE_CHECKING:
     from ..core.provenance import Provenance
@@ -60,17 +86,45 @@ def close_open_fence(markdown: str) -> str:
     return f"{markdown}{'' if markdown.endswith(chr(10)) else chr(10)}{open_marker}"
 
 
-def protect_dollars(markdown: str) -> str:
-    r"""Escape the ``$`` signs that are not math, so "$5 and $10" is not typeset by the frontend.
+def protect_dollars(markdown: str) -> list[str | Markup]:
+    """``markdown`` in pieces for :func:`safe_markdown`, each ``$`` that is not math (and each
+    ``\\$``) written as a price (see the module docstring): plain where it is the only math
+    sign in its block, else :data:`LITERAL_DOLLAR`, so "$5 and $10" is not typeset.
 
     Math follows Pandoc's rule: ``$x$`` opens before a non-space, closes after a non-space,
     and is not followed by a digit; ``$$…$$`` is display math. Code is left untouched.
-
-    A price is written ``\\$``: the Markdown renderer turns that into ``\$`` in the page, which
-    MathJax (``processEscapes``) shows as a plain dollar. A single backslash would be eaten by
-    the Markdown step, leaving a bare ``$`` for MathJax to pair with the next one.
     """
-    return replace_math(markdown, lambda kind, text: "\\\\$" if kind in ("dollar", "escaped") else text)
+    if "$" not in markdown:
+        return [markdown]
+    lone = _lone_dollars(markdown)
+    pieces: list[str | Markup] = []
+    done = 0
+    for match in _CODE_OR_MATH.finditer(markdown):
+        if match.lastgroup in ("dollar", "escaped") and match.end() - 1 not in lone:
+            pieces += [markdown[done : match.start()], Markup(LITERAL_DOLLAR)]
+            done = match.end()
+        elif match.lastgroup == "escaped":  # a lone \$: the backslash is not needed
+            pieces.append(markdown[done : match.start()] + "$")
+            done = match.end()
+    return [*pieces, markdown[done:]]
+
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+"""A blank line as CommonMark has it. JupyterLab's ``removeMath`` also takes a line of other
+blanks for one: parting blocks at fewer places leaves fewer dollars plain, never more."""
+_MATH_SIGN = re.compile(r"\$|\\\\[(\[]|\\begin\{")
+r"""What opens or closes math in JupyterLab's ``removeMath`` or MathJax: ``$``, ``\\(``, ``\\[``, ``\begin{``."""
+
+
+def _lone_dollars(markdown: str) -> set[int]:
+    """Where a ``$`` is the only math sign in its block (the text between blank lines)."""
+    lone = set()
+    bounds = [0, *(edge for blank in _BLANK_LINE.finditer(markdown) for edge in blank.span()), len(markdown)]
+    for start, end in zip(bounds[::2], bounds[1::2], strict=True):
+        signs = list(_MATH_SIGN.finditer(markdown, start, end))
+        if len(signs) == 1 and signs[0][0] == "$":
+            lone.add(signs[0].start())
+    return lone
 
 
 def replace_math(markdown: str, replace: Callable[[str, str], str]) -> str:
@@ -87,10 +141,13 @@ def replace_math(markdown: str, replace: Callable[[str, str], str]) -> str:
 
 def display_markdown(text: str) -> str:
     """The Markdown to display for (possibly partial) answer text, safe to render."""
-    return safe_markdown(_fixed(text))
+    return safe_markdown(*answer_pieces(text))
 
 
-def _fixed(text: str) -> str:
+def answer_pieces(text: str) -> list[str | Markup]:
+    """(Possibly partial) answer text as pieces for :func:`safe_markdown` among Markdown of the
+    caller's own: an open code fence closed, prices written as prices. Put it between blank
+    lines, so that none of its blocks or math runs into the caller's."""
     return protect_dollars(close_open_fence(text))
 
 
@@ -102,9 +159,9 @@ def markdown_bundle(text: str, thinking: str = "", sources: Sources | None = Non
         return {"text/markdown": display_markdown(text), "text/plain": text}
     above: list[str | Markup] = []
     if thinking:
-        above = [Markup("<details><summary>Thinking</summary>\n\n"), _fixed(thinking), Markup("\n\n</details>\n\n")]
+        above = [Markup("<details><summary>Thinking</summary>\n\n"), *answer_pieces(thinking), Markup("\n\n</details>\n\n")]
     if not sources:
-        return {"text/markdown": safe_markdown(*above, _fixed(text)), "text/plain": text}
+        return {"text/markdown": safe_markdown(*above, *answer_pieces(text)), "text/plain": text}
     shown = safe_markdown(*above, *_marked(text, sources), Markup(f"\n\n{sources.html()}\n"))
     return {"text/markdown": shown, "text/plain": plain_text(text, sources)}
 
@@ -117,19 +174,28 @@ def _marked(text: str, sources: Sources) -> list[str | Markup]:
     """The answer's Markdown, fixed up as a whole, with each marker as markup of our own at its
     offset: model text pieces between them, made safe by :func:`safe_markdown` with the rest."""
     pieces = marked_pieces(text.replace(_AT_MARKER, "\ufffd"), sources)
-    numbers = [p for p in pieces if not isinstance(p, str)]
-    fixed = _fixed(_AT_MARKER.join(p for p in pieces if isinstance(p, str))).split(_AT_MARKER)
-    return [fixed[0], *(piece for n, part in zip(numbers, fixed[1:]) for piece in (Markup(marker(n)), part))]
+    numbers = iter([p for p in pieces if not isinstance(p, str)])
+    marked: list[str | Markup] = []
+    for piece in answer_pieces(_AT_MARKER.join(p for p in pieces if isinstance(p, str))):
+        first, *rest = [piece] if isinstance(piece, Markup) else piece.split(_AT_MARKER)
+        marked.append(first)
+        for part in rest:
+            marked += [Markup(marker(next(numbers))), part]
+    return marked
 
 
 _LITERAL = re.compile(r"[\\`*_|<>\[\]&]")
 
 
-def literal_markdown(text: str) -> str:
+def literal_markdown(text: str, *, alone: bool = False) -> str:
     """``text`` shown as itself in Markdown, on one line: no emphasis, code, link, HTML, math
-    or table break can start in it (a ``$`` is written as :func:`protect_dollars` does)."""
+    or table break can start in it. A ``$`` is written :data:`LITERAL_DOLLAR`; with ``alone``
+    (the text is a block of its own, as a footer is), a single one stays plain."""
     one_line = re.sub(r"[\r\n\u2028\u2029]", " ", text)
-    return _LITERAL.sub(r"\\\g<0>", one_line).replace("$", "\\\\$")
+    escaped = _LITERAL.sub(r"\\\g<0>", one_line)
+    if alone and len(_MATH_SIGN.findall(escaped)) == 1:
+        return escaped
+    return escaped.replace("$", LITERAL_DOLLAR)
 
 
 def code_span(text: str) -> str:
@@ -306,7 +372,7 @@ def show_footer(line: str, *, in_notebook: bool) -> None:
     if in_notebook:
         from IPython.display import display
 
-        display({"text/markdown": f"<sub>{literal_markdown(line)}</sub>", "text/plain": line}, raw=True)
+        display({"text/markdown": f"<sub>{literal_markdown(line, alone=True)}</sub>", "text/plain": line}, raw=True)
     else:
         print(line)
 

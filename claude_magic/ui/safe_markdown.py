@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
+LITERAL_DOLLAR = "<span>&#36;</span>"
+"""A ``$`` that no frontend reads as math (why: :mod:`claude_magic.ui.render`)."""
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 """URL schemes a link may keep; a URL without a scheme (relative, ``#anchor``) is kept too."""
 
@@ -270,14 +272,15 @@ def _without_quoted_math(text: str, spans: list[tuple[int, int]]) -> tuple[str, 
 
 
 def _no_opener(text: str, spans: Sequence[tuple[int, int]]) -> list[Edit]:
-    r"""Each span's opening delimiter, written so that it shows the same but opens no math:
-    ``$`` as ``\\$`` (as :func:`render.protect_dollars` writes a price), a backslash as ``&#92;``."""
+    """Each span's opening delimiter, written so that it shows the same but opens no math:
+    ``$`` as :data:`LITERAL_DOLLAR` (as :func:`render.protect_dollars` writes a price), a
+    backslash as ``&#92;``."""
     edits = []
     for start, _ in spans:
         opener = _OPENERS.match(text, start)
         assert opener is not None, "a math span starts with its delimiter"
         if opener[0].startswith("$"):
-            edits.append((start, opener.end(), "\\\\$" * len(opener[0])))
+            edits.append((start, opener.end(), _OWN_LT.join(LITERAL_DOLLAR.split("<")) * len(opener[0])))
         else:
             edits.append((start, start + (2 if opener[0].startswith("\\\\") else 1), "&#92;"))
     return edits
