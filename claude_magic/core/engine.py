@@ -49,6 +49,10 @@ class Renderer(Protocol):
     def finish(self, text: str) -> None:
         """The answer is over (complete or not): show ``text``, the whole of it."""
 
+    def waiting(self, waited: float) -> None:
+        """The Jupyter server holds the request back for the rate limit it shares between
+        kernels, ``waited`` seconds so far (said about once a second, before any text)."""
+
 
 @dataclass
 class Answer:
@@ -158,10 +162,13 @@ class Turn:
 
     def show(self, event: StreamEvent) -> None:
         from ..api.client import text_of, thinking_of
+        from ..api.protocol import RateLimitWaitEvent
 
         if self._renderer is None:
             return
-        if thinking := thinking_of(event):
+        if isinstance(event, RateLimitWaitEvent):
+            self._renderer.waiting(event.waited)
+        elif thinking := thinking_of(event):
             self._renderer.feed_thinking(thinking)
         elif text := text_of(event):
             if self.first_token is None:

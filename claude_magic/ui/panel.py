@@ -37,7 +37,7 @@ from ..core.engine import AnswerCutOff, ask_async
 from ..core.session import AskOptions, ClaudeSession, thinking_request
 from .render import ThrottledDisplay
 from .safe_html import highlight_css, to_html
-from .wording import explain, explain_cut_off, footer, warn
+from .wording import explain, explain_cut_off, footer, waiting_line, warn
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -137,6 +137,9 @@ class PanelAnswer(ThrottledDisplay):
 
     def _show(self, text: str) -> None:
         self.message.value = to_html(text, typeset_math=self._typeset_math) or WAITING
+
+    def waiting(self, waited: float) -> None:
+        self.message.value = f"<em>{html.escape(waiting_line(waited))}</em>"
 
 
 class ChatPanel:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .safe_markdown import Markup, safe_markdown
+from .wording import waiting_line
 
 REDRAW_CHARS_PER_SECOND = 100_000
 """Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
@@ -191,6 +192,10 @@ class NotebookAnswer(ThrottledDisplay):
     def _update(self, text: str) -> None:
         self._handle.update(markdown_bundle(text, self.thinking), raw=True)
 
+    def waiting(self, waited: float) -> None:
+        line = waiting_line(waited)
+        self._handle.update({"text/markdown": f"*{line}*", "text/plain": line}, raw=True)
+
 
 class FinalAnswer:
     """No live updates: the complete answer is displayed once, when it ends."""
@@ -209,6 +214,9 @@ class FinalAnswer:
 
         display(markdown_bundle(text, "".join(self._thinking)), raw=True)
 
+    def waiting(self, waited: float) -> None:
+        """Nothing shows before the answer is complete, waiting included (one output per answer)."""
+
 
 class TerminalAnswer:
     """Terminal IPython: the text is written as it arrives."""
@@ -216,8 +224,22 @@ class TerminalAnswer:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
         self._written = 0
+        self._status = 0
+        """Characters of the waiting line on screen, for the answer to write over."""
+
+    def waiting(self, waited: float) -> None:
+        line = waiting_line(waited)
+        self._stream.write(f"\r{line}")
+        self._stream.flush()
+        self._status = len(line)
+
+    def _clear_status(self) -> None:
+        if self._status:
+            self._stream.write(f"\r{' ' * self._status}\r")
+            self._status = 0
 
     def feed(self, text: str) -> None:
+        self._clear_status()
         self._stream.write(text)
         self._stream.flush()
         self._written += len(text)
@@ -226,6 +248,7 @@ class TerminalAnswer:
         """The terminal shows the answer only; thinking stays in the conversation."""
 
     def finish(self, text: str) -> None:
+        self._clear_status()
         if len(text) > self._written:  # text the stream never fed, e.g. from a non-streamed answer
             self._stream.write(text[self._written :])
         self._stream.write("\n")
