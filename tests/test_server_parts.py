@@ -95,12 +95,13 @@ def test_the_usage_of_a_stream_is_read_as_it_passes_in_any_pieces() -> None:
             sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 42}}),
         ]
     )
-    for size in (1, 7, len(stream)):
-        reader = StreamUsage()
-        for start in range(0, len(stream), size):
-            reader.feed(stream[start : start + size])
-        assert reader.model == "claude-haiku-5-5"
-        assert reader.usage == {"input_tokens": 12, "cache_read_input_tokens": 300, "output_tokens": 42}
+    for wire in (stream, stream.replace(b"\n", b"\r\n")):  # the API's line endings, and CRLF
+        for size in (1, 7, len(wire)):
+            reader = StreamUsage()
+            for start in range(0, len(wire), size):
+                reader.feed(wire[start : start + size])
+            assert reader.model == "claude-haiku-5-5"
+            assert reader.usage == {"input_tokens": 12, "cache_read_input_tokens": 300, "output_tokens": 42}
 
 
 def test_a_requests_worst_case_is_the_context_budgets_estimate_and_all_its_max_tokens() -> None:

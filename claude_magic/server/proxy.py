@@ -57,7 +57,7 @@ from ..api.errors import SPEND_LIMIT_REACHED
 from ..api.protocol import RATE_LIMIT_WAIT
 from ..api.retries import retry_delay, server_retry_after, should_retry
 from ..api.settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_REQUEST_BYTES, Credentials
-from ..api.sse import SSEDecoder
+from ..api.sse import ServerSentEvent, SSEDecoder
 from ..core.budget import local_tokens
 from ..core.pricing import cost
 from .kernels import KernelTokens
@@ -143,28 +143,49 @@ class Estimate:
 @dataclass
 class StreamUsage:
     """The model and usage of an event stream, read as its bytes pass: ``message_start``'s snapshot,
-    then each ``message_delta``'s totals (which overwrite, never add)."""
+    then each ``message_delta``'s totals (which overwrite, never add).
+
+    It runs on every chunk the proxy passes on, so it looks at little: the bytes up to the last
+    blank line, for ``message_`` (the events it reads name it; the deltas of an answer rarely do),
+    and decodes only the events that have it. A stream with CR line endings (never the API's) is
+    decoded whole."""
 
     model: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
-    _decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    _tail: bytes = b""
+    """What follows the last blank line seen: the start of an event still on its way."""
+    _decoder: SSEDecoder | None = None
 
     def feed(self, chunk: bytes) -> None:
-        for event in self._decoder.feed(chunk):
-            if event.event in ("message_start", "message_delta"):
-                self._take(event.event, event.data)
-
-    def _take(self, name: str, data: str) -> None:
-        try:
-            payload = json.loads(data)
-        except ValueError:
+        if self._decoder is None and b"\r" in chunk:
+            self._decoder, chunk, self._tail = SSEDecoder(), self._tail + chunk, b""
+        if self._decoder is not None:
+            self._take(self._decoder.feed(chunk))
             return
-        if name == "message_start":
-            message = payload.get("message") or {}
-            self.model = message.get("model") or self.model
-            self.usage = dict(message.get("usage") or {})
-        else:
-            self.usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
+        data = self._tail + chunk if self._tail else chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._tail = data
+            return
+        self._tail = data[end + 2 :]
+        if data.find(b"message_", 0, end) >= 0:
+            blocks = [block + b"\n\n" for block in data[:end].split(b"\n\n") if b"message_" in block]
+            self._take(SSEDecoder().feed(b"".join(blocks)))
+
+    def _take(self, events: list[ServerSentEvent]) -> None:
+        for event in events:
+            if event.event not in ("message_start", "message_delta"):
+                continue
+            try:
+                payload = json.loads(event.data)
+            except ValueError:
+                continue
+            if event.event == "message_start":
+                message = payload.get("message") or {}
+                self.model = message.get("model") or self.model
+                self.usage = dict(message.get("usage") or {})
+            else:
+                self.usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
 
 
 @dataclass
