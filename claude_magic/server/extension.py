@@ -150,7 +150,7 @@ class ClaudeServer(ExtensionApp):
             )
             return
         held = mask_secret(credentials.api_key or credentials.auth_token)
-        offline = " (a server on this machine: the offline stand-in?)" if _is_local(upstream) else ""
+        offline = " (on this machine: the offline stand-in, or a gateway of yours)" if _is_local(upstream) else ""
         self.log.info("claude-magic: the server holds the API key %s; kernels reach %s%s through its proxy", held, upstream, offline)
 
     def kernel_proxy_url(self) -> str | None:
