@@ -9,6 +9,7 @@ reached the stand-in, and what the proxy answers to requests made by hand.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sqlite3
@@ -97,6 +98,36 @@ def test_kernels_have_no_key_and_their_answers_stream_through_the_proxy(server: 
     assert KEY not in result.everything()
 
 
+def test_a_terminal_the_server_starts_has_no_key_either(server: JupyterServer) -> None:
+    shown = asyncio.run(terminal_output(server, """printf 'key:%s:\\n' "${ANTHROPIC_API_KEY:-none}" """, "key:none:"))
+    assert KEY not in shown and "key:none:" in shown, shown
+
+
+async def terminal_output(server: JupyterServer, command: str, expected: str) -> str:
+    """What a terminal of the server shows after ``command`` (until ``expected`` shows, 20 s at most)."""
+    from tornado.websocket import websocket_connect
+
+    name = server.api("POST", "/api/terminals")["name"]
+    socket_url = server.url.replace("http://", "ws://") + f"/terminals/websocket/{name}?token={server.token}"
+    connection = await websocket_connect(socket_url)
+    connection.write_message(json.dumps(["stdin", command + "\r"]))
+    shown, deadline = "", time.monotonic() + 20
+    try:
+        while expected not in shown and (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await asyncio.wait_for(connection.read_message(), timeout=left)
+            except asyncio.TimeoutError:
+                break
+            if message is None:
+                break
+            kind, *data = json.loads(message)
+            shown += data[0] if kind == "stdout" and data else ""
+    finally:
+        connection.close()
+        server.api("DELETE", f"/api/terminals/{name}")
+    return shown
+
+
 def test_config_says_the_server_holds_the_key_and_a_key_of_ones_own_goes_direct(notebook: tuple[str, object]) -> None:
     _, kernel = notebook
     shown = kernel.run("%claude config").displays()[0]["data"]["text/plain"]  # type: ignore[attr-defined]
@@ -155,6 +186,8 @@ def test_the_key_is_in_no_output_log_row_or_response(server: JupyterServer, stan
         proxy_call(server, "GET", "/v1/models/claude-sonnet-5-5", token),
     ]
     assert [r.status_code for r in responses] == [200, 200, 200, 200]
+    assert responses[0].headers.get_list("content-type") == ["text/event-stream; charset=utf-8"], "one Content-Type, set not added"
+    assert responses[0].headers["request-id"].startswith("req_standin_")
     for result in seen:
         assert KEY not in result.everything()
     for response in responses:
