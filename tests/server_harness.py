@@ -28,6 +28,11 @@ from typing import Any
 from kernel_harness import Kernel
 
 
+UNUSED = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_mathjax", "nbclassic", "voila")
+"""Other installed extensions, off: the server starts in a third of the time (JupyterLab with the
+extension is tested by ``test_browser.py``)."""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -100,7 +105,7 @@ def jupyter_server(base: Path, *, upstream: str, key: str, settings: dict[str, A
     config = state / "config"
     config.mkdir(parents=True)
     (config / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"claude_magic": True}}, "ClaudeServer": settings or {}})
+        json.dumps({"ServerApp": {"jpserver_extensions": {"claude_magic": True, **{name: False for name in UNUSED}}}, "ClaudeServer": settings or {}})
     )
     port, token = free_port(), secrets.token_hex(16)
     env = {
