@@ -216,7 +216,7 @@ def ledger_rows(server: JupyterServer) -> list[dict[str, object]]:
 
 def test_an_upstream_429_holds_every_kernels_next_request_and_the_cell_says_it_waits(server: JupyterServer, stand_in: StandIn, notebook: tuple[str, object], script_kernel: tuple[str, object]) -> None:
     (_, first), (_, second) = notebook, script_kernel
-    stand_in.fail(status=429, retry_after=2)
+    stand_in.fail(status=429, retry_after=3)
     asked = first.submit("%claude --no-history the first kernel asks")  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10
     while not (stand_in.message_requests and stand_in.message_requests[0].ended) and time.monotonic() < deadline:
@@ -228,10 +228,29 @@ def test_an_upstream_429_holds_every_kernels_next_request_and_the_cell_says_it_w
     assert waiting.status == "ok" and answered.status == "ok", (waiting.error, answered.error)
     later = stand_in.message_requests[1:]
     assert len(later) == 2
-    assert all(r.received - limited.received >= 1.9 for r in later), [r.received - limited.received for r in later]
+    assert all(r.received - limited.received >= 2.9 for r in later), [r.received - limited.received for r in later]
     shown = [m["content"]["data"].get("text/plain", "") for m in waiting.messages if m["header"]["msg_type"] in ("display_data", "update_display_data")]
     assert "waiting for the rate limit (1 s)" in shown
     assert "the second kernel asks" in waiting.markdown()[0]
+
+
+def test_a_stream_answered_while_it_waited_is_retried_by_the_proxy_as_the_client_would(stand_in: StandIn, notebook: tuple[str, object], script_kernel: tuple[str, object]) -> None:
+    """Once the kernel has been told to wait, its stream has begun: an overloaded upstream can't be
+    answered with a status its client would retry, so the proxy retries it itself."""
+    (_, first), (_, second) = notebook, script_kernel
+    stand_in.fail(status=429, retry_after=3)
+    stand_in.fail(status=529, times=2)
+    asked = first.submit("%claude --no-history the first kernel asks")  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not (stand_in.message_requests and stand_in.message_requests[0].ended) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    waited = second.run("%%claude --no-history\nthe second kernel waits, then meets an overloaded API")  # type: ignore[attr-defined]
+    assert first.collect(asked).status == "ok"  # type: ignore[attr-defined]
+    assert waited.status == "ok", waited.error
+    assert "the second kernel waits" in waited.markdown()[0]
+    shown = [m["content"]["data"].get("text/plain", "") for m in waited.messages if m["header"]["msg_type"] in ("display_data", "update_display_data")]
+    assert "waiting for the rate limit (1 s)" in shown
+    assert [r.status for r in stand_in.message_requests] == [429, 529, 529, 200, 200]
 
 
 def test_a_spend_cap_is_never_retried_and_says_what_it_is(stand_in: StandIn, notebook: tuple[str, object]) -> None:

@@ -13,13 +13,17 @@ and a token of its own (see :mod:`.kernels`). :class:`APIProxyHandler` takes a r
 
 Before a message is sent the budgets are checked (:meth:`.ledger.Ledger.check`, with the request's
 worst case: its estimated input tokens, by the context budget's estimate, and all of its
-``max_tokens``): a request that could pass one is refused with a 402 whose message is the one line
-that names the budget and what is left, and nothing reaches the upstream. Then it waits for its turn
-under the rate limits every kernel shares (:mod:`.limiter`). A streaming request still queued after a
-second is answered at once with a 200 event stream that says so once a second
+``max_tokens``; the ledger holds it against the budgets until the answer's real cost replaces it): a
+request that could pass one is refused with a 402 whose message is the one line that names the
+budget and what is left, and nothing reaches the upstream. Then it waits for its turn under the
+rate limits every kernel shares (:mod:`.limiter`). A streaming request still queued after a second
+is answered at once with a 200 event stream that says so once a second
 (:data:`~claude_magic.api.protocol.RATE_LIMIT_WAIT` events, which the magic shows as "waiting for the
-rate limit (N s)" and other clients ignore, as they ignore any event they don't know); the upstream's
-events follow, and an upstream error status becomes the API's in-stream ``error`` event.
+rate limit (N s)" and other clients ignore, as they ignore any event they don't know); the
+upstream's events follow. Such a stream can no longer carry an error status, so from then on the
+proxy does what the kernel's client would: it retries what the client would retry (the same rules,
+:mod:`claude_magic.api.retries`, saying it waits meanwhile), and ends the stream with the API's
+in-stream ``error`` event for the rest.
 
 The answer is passed through as the upstream sent it: status, body, ``request-id``, ``retry-after``
 and the ``anthropic-*`` headers unchanged (``Content-Type`` set, never added: a second one would
@@ -269,7 +273,8 @@ class APIProxyHandler(web.RequestHandler):
         self.api_path = "/" + (self.path_args[0] if self.path_args else "")
         self.route = api_route(self.request.method or "", self.api_path)
         if self.route is None:
-            raise Refused(404, f"{self.request.method} is not a route of this proxy: it forwards {', '.join(f'{m} {r}' for m, r in ROUTES)}")
+            forwarded = ", ".join(f"{method} {route}" for method, route in ROUTES)
+            raise Refused(404, f"{self.request.method} {self.api_path} is not a route of this proxy: it forwards {forwarded}")
         length = int(self.request.headers.get("Content-Length") or 0)
         if length > self.proxy.max_request_bytes:
             raise Refused(413, f"the request is {length:,} bytes; this proxy takes at most {self.proxy.max_request_bytes:,}")
@@ -306,10 +311,12 @@ class APIProxyHandler(web.RequestHandler):
             self._work.cancel()
 
     def refuse(self, refused: Refused) -> None:
-        """Answer with the API's error envelope; the client must not retry it."""
+        """Answer with the API's error envelope; the client must not retry a refusal (a 4xx), and
+        retries an unreachable upstream (502) as it would retry the API."""
         self.set_status(refused.status)
         self.set_header("Content-Type", "application/json")
-        self.set_header("x-should-retry", "false")
+        if refused.status < 500:
+            self.set_header("x-should-retry", "false")
         self.finish(json.dumps(envelope(refused.error_type, refused.message)))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
