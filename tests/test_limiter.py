@@ -107,6 +107,23 @@ def test_headers_counting_less_room_than_ours_take_effect_until_their_reset() ->
     assert 0.3 <= waited < 2.0, waited  # until the upstream's reset, not our 4 s window
 
 
+def test_newer_headers_replace_older_ones_even_for_a_request_already_waiting() -> None:
+    async def scenario() -> float:
+        limiter = RateLimiter(Limits(10, PLENTY, PLENTY, window=4.0))
+        grant = await limiter.acquire("a", 1, 1)
+        exhausted = {"anthropic-ratelimit-requests-remaining": "0"}
+        limiter.observe({**exhausted, "anthropic-ratelimit-requests-reset": reset_in(3.0)}, grant=grant)
+        asked = time.monotonic()
+        waiting = asyncio.create_task(limiter.acquire("b", 1, 1))
+        await asyncio.sleep(0.05)
+        limiter.observe({**exhausted, "anthropic-ratelimit-requests-reset": reset_in(0.3)}, grant=grant)
+        await waiting
+        return time.monotonic() - asked
+
+    waited = asyncio.run(scenario())
+    assert 0.3 <= waited < 1.5, waited  # the newer reset, not the 3 s one it replaced
+
+
 def test_the_stricter_view_wins_dimension_by_dimension() -> None:
     clock = FakeClock()
     limiter = RateLimiter(Limits(50, 40_000, 40_000), clock)
