@@ -339,6 +339,7 @@ class Relay:
         """The kernel has been answered 200 with an event stream already (see :meth:`_tell_waiting`):
         from then on the proxy retries what the kernel's client would have (as it would)."""
         self.arrived = time.monotonic()
+        self.attempt = 0
         self.may_retry = False
         self.grant: Grant | None = None
         """The message's turn under the rate limits (None for the other routes)."""
@@ -366,9 +367,9 @@ class Relay:
         self.model = estimate.model
         notebook = await self.proxy.notebook_of(self.kernel)
         streaming = body.get("stream") is True
-        for attempt in range(DEFAULT_MAX_RETRIES + 1):
+        for self.attempt in range(DEFAULT_MAX_RETRIES + 1):
             self.retry_in = None
-            await self._attempt(estimate, notebook, streaming, may_retry=attempt < DEFAULT_MAX_RETRIES)
+            await self._attempt(estimate, notebook, streaming, may_retry=self.attempt < DEFAULT_MAX_RETRIES)
             if self.retry_in is None:
                 return
             await self._wait_telling(self.retry_in)
@@ -467,6 +468,9 @@ class Relay:
             response = await client.send(upstream, stream=True)
         except httpx.TransportError as exc:
             self.status = 0
+            if self.committed and self.may_retry:  # as the client retries a connection that failed
+                self.retry_in = retry_delay({}, self.attempt)
+                return
             raise Refused(502, f"the Jupyter server could not reach {self.proxy.upstream_url} ({type(exc).__name__})", error_type="api_error") from None
         try:
             self.status, self.request_id = response.status_code, response.headers.get("request-id")
@@ -524,7 +528,7 @@ class Relay:
         client would (:mod:`claude_magic.api.retries`); None when it would not retry."""
         if _spend_cap(body) or not should_retry(response.status_code, response.headers):
             return None
-        delay = retry_delay(response.headers, 0)
+        delay = retry_delay(response.headers, self.attempt)
         return delay if delay <= MAX_RETRY_WAIT else None
 
     def _after_rate_limit(self, response: httpx.Response, body: Any) -> dict[str, str]:
