@@ -282,6 +282,7 @@ def test_stop_mid_answer_closes_the_upstream_within_a_second(server: JupyterServ
     while request.ended is None and time.monotonic() - stopped < 5:
         time.sleep(0.01)
     assert request.ended is not None and request.ended - stopped < 1.0, "the upstream stream was still open a second after Stop"
+    print(f"\nthe upstream request closed {request.ended - stopped:.3f} s after the interrupt")
     assert "interrupted; the partial answer above is kept" in result.error["traceback"][0]
     assert 0 < len(result.markdown()[0]) < len(request.answer or "")
 
