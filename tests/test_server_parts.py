@@ -5,6 +5,8 @@ real Jupyter server, is tested in ``test_server_extension.py``.)"""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -111,3 +113,21 @@ def test_a_requests_worst_case_is_the_context_budgets_estimate_and_all_its_max_t
     assert estimate.output_tokens == 2048
     assert estimate.usd == cost("claude-sonnet-5-5", {"input_tokens": estimate.input_tokens, "output_tokens": 2048})
     assert Estimate.of({"model": "no-such-model", "max_tokens": "many", "messages": "not a list"}) == Estimate("no-such-model", 0, 0, 0.0)
+
+
+def test_the_key_comes_from_config_a_key_file_or_the_environment_which_loses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from claude_magic.server.extension import ClaudeServer
+
+    def taken(**settings: str) -> tuple[str | None, str | None]:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-environment")
+        monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "a-bearer-token")
+        credentials = ClaudeServer(**settings)._take_key()
+        assert "ANTHROPIC_API_KEY" not in os.environ and "ANTHROPIC_AUTH_TOKEN" not in os.environ
+        return credentials.api_key, credentials.auth_token
+
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-ant-from-a-file\n")
+    assert taken() == ("sk-ant-from-the-environment", "a-bearer-token")
+    assert taken(api_key_file=str(key_file)) == ("sk-ant-from-a-file", None)
+    assert taken(api_key="sk-ant-from-config", api_key_file=str(key_file)) == ("sk-ant-from-config", None)
+    assert taken(api_key_file=str(tmp_path / "missing")) == (None, None)

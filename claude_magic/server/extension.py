@@ -62,7 +62,7 @@ class ClaudeServer(ExtensionApp):
         "", help="How kernels reach this server's proxy (default: http://127.0.0.1:<port><base_url>claude-magic)."
     ).tag(config=True)
     load_magic = Bool(True, help="Load %claude in every Python kernel the server starts (no %load_ext needed).").tag(config=True)
-    tier = Enum(list(TIERS), "free", help="The API rate-limit tier the limits start from; the API's own headers correct them.").tag(
+    tier = Enum(list(TIERS), "free", help="The API rate-limit tier the limits start from; lower limits in the API's headers take over.").tag(
         config=True
     )
     requests_per_minute = Int(None, allow_none=True, help="Requests a minute for all kernels together (default: the tier's).").tag(
@@ -121,6 +121,7 @@ class ClaudeServer(ExtensionApp):
 
     async def stop_extension(self) -> None:
         await self.proxy.close()
+        self.proxy.ledger.close()
 
     # --- the key --------------------------------------------------------------------------------
 
