@@ -68,7 +68,11 @@ def server_usage_report(summary: dict[str, Any]) -> dict[str, str]:
     rows = [_ledger_row("today", today), _ledger_row("this month", month)]
     rows += [_ledger_row(f"notebook {group.get('notebook') or '(no notebook)'}", group) for group in summary.get("by_notebook") or []]
     rows += [_ledger_row(f"model {group.get('model') or '?'}", group) for group in summary.get("by_model") or []]
-    budgets = [f"{name} budget ${period['budget_usd']:,.2f}, ${period.get('left_usd') or 0:,.2f} left" for name, period in (("daily", today), ("monthly", month)) if period.get("budget_usd") is not None]
+    budgets = [
+        f"{name} budget ${period['budget_usd']:,.2f}, ${period.get('left_usd') or 0:,.2f} left"
+        for name, period in (("daily", today), ("monthly", month))
+        if period.get("budget_usd") is not None
+    ]
     note = f"Every kernel of this Jupyter server (notebooks and models: this month; days and months in {zone}). "
     note += f"{'; '.join(budgets)}. " if budgets else ""
     note += "Costs are estimates, in USD."
