@@ -100,6 +100,8 @@ def test_a_request_that_could_pass_the_budget_is_refused_in_one_line_and_not_sen
     assert "this request could cost about $0.08, so it was not sent (402 billing_error)" in line, line
     assert len(refused.error["traceback"]) == 1
     assert len(stand_in.message_requests) == 1, "the refused request reached the upstream"
+    usage = kernel.run("%claude usage --all").displays()[0]["data"]["text/plain"]
+    assert "daily budget $0.05, $0.0" in usage and "left" in usage
 
 
 def arrivals(stand_in: StandIn) -> str:
