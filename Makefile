@@ -22,12 +22,14 @@ $(TOOLS)/.installed: Makefile
 	$(TOOLS)/bin/python -m pip install --quiet import-linter==2.17
 	touch $@
 
-## lab: JupyterLab on notebooks/; without ANTHROPIC_API_KEY, against the offline stand-in
+## lab: JupyterLab on notebooks/, its server extension holding the key (no kernel sees it);
+## without ANTHROPIC_API_KEY, the server's upstream is the offline stand-in
 lab: $(STAMP)
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
+		echo "claude-magic: the Jupyter server holds ANTHROPIC_API_KEY; its kernels reach Claude through it"; \
 		exec $(LAB); \
 	else \
-		echo "claude-magic: ANTHROPIC_API_KEY is not set: answers come from the offline stand-in (set it to ask Claude)"; \
+		echo "claude-magic: ANTHROPIC_API_KEY is not set: the Jupyter server's upstream is the offline stand-in (set it to ask Claude)"; \
 		exec $(PY) -m claude_magic.testing run -- $(LAB); \
 	fi
 
@@ -68,6 +70,8 @@ bench: $(STAMP)
 	$(PY) bench/limiter.py
 	$(PY) bench/first_answer.py
 	$(PY) bench/replay.py
+	$(PY) bench/proxy.py
+	$(PY) bench/kernel_start.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) dist build *.egg-info .pytest_cache

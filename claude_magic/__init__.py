@@ -14,18 +14,29 @@ __all__ = ["__version__", "chat", "load_ipython_extension", "unload_ipython_exte
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%claude`` and ``%%claude`` (called by ``%load_ext claude_magic``)."""
+    """Register ``%claude`` and ``%%claude`` (called by ``%load_ext claude_magic``); nothing when
+    they are registered already (a Jupyter server with the extension loads them at start)."""
     from .magics import ClaudeMagics
 
-    ipython.register_magics(ClaudeMagics)
+    if ClaudeMagics.__name__ not in ipython.magics_manager.registry:
+        ipython.register_magics(ClaudeMagics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     from .magics import ClaudeMagics
 
-    magics = ipython.magics_manager.registry.get(ClaudeMagics.__name__)
+    magics = ipython.magics_manager.registry.pop(ClaudeMagics.__name__, None)
     if magics is not None:
         magics.close()
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The Jupyter server extension (``jupyter server extension list`` shows it): it holds the API
+    key, proxies the kernels' requests, shares the rate limits and keeps the ledger; see
+    :mod:`claude_magic.server`. Imported only by a Jupyter server, never by a kernel."""
+    from .server.extension import ClaudeServer
+
+    return [{"module": "claude_magic.server.extension", "app": ClaudeServer}]
 
 
 def chat(side: bool = False) -> None:

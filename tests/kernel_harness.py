@@ -79,18 +79,35 @@ class Kernel:
                 environment.pop(name, None)
             else:
                 environment[name] = value
-        self.manager = KernelManager(kernel_name="python3")
+        self.manager: KernelManager | None = KernelManager(kernel_name="python3")
         if launcher:  # jupyter_client makes "python" this interpreter only in first place: do it here
             spec = self.manager.kernel_spec
             spec.argv[:] = [*launcher, sys.executable, *spec.argv[1:]]
         self.manager.start_kernel(env=environment)
-        self.client = self.manager.client()
-        self.client.start_channels()
+        self._connect(self.manager.client())
+
+    def _connect(self, client: Any, *, heartbeat: bool = True) -> None:
+        self.client = client
+        self.client.start_channels(hb=heartbeat)
         self.client.wait_for_ready(timeout=60)
+
+    @classmethod
+    def attached(cls, connection_file: str) -> Kernel:
+        """A kernel someone else started (a Jupyter server), reached through its connection file;
+        closing it closes only the connection."""
+        from jupyter_client import BlockingKernelClient
+
+        kernel = cls.__new__(cls)
+        kernel.manager = None
+        client = BlockingKernelClient(connection_file=connection_file)
+        client.load_connection_file()
+        kernel._connect(client, heartbeat=False)  # its server watches it; a client's heartbeat can miss the start
+        return kernel
 
     def close(self) -> None:
         self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+        if self.manager is not None:
+            self.manager.shutdown_kernel(now=True)
 
     def __enter__(self) -> Kernel:
         return self
@@ -145,6 +162,7 @@ class Kernel:
         return request["content"]["prompt"], self.collect(msg_id, timeout=timeout)
 
     def interrupt(self) -> None:
+        assert self.manager is not None, "a kernel of a Jupyter server is interrupted through the server"
         self.manager.interrupt_kernel()
 
 

@@ -2,7 +2,9 @@
 
 One JupyterLab server (random port on 127.0.0.1, a token, a temporary root) and one page for
 the module: cells are run from the UI (Shift+Enter) and the panel's widgets are used as a
-user would, then the DOM and the stand-in's recorded requests are checked. Screenshots go
+user would, then the DOM and the stand-in's recorded requests are checked. The server runs
+claude-magic's extension, as an installed package enables it: it holds the key, and the kernel
+JupyterLab starts asks through its proxy. Screenshots go
 to ``tests/artifacts/``. Without Debian's ``chromium`` or the ``playwright`` package the tests
 are skipped, and the terminal summary says so loudly (see ``conftest.py``).
 """
@@ -221,6 +223,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory, server: StandIn) -> Iterator[L
     (root / "chat.ipynb").write_text(json.dumps(_notebook(CELLS)))
     (root / "markup.ipynb").write_text(json.dumps(_notebook(MARKUP_CELLS)))
     _write_settings(state / "settings")
+    (state / "config").mkdir(parents=True)
+    extension = {"ServerApp": {"jpserver_extensions": {"claude_magic": True}}, "ClaudeServer": {"tier": "pro"}}
+    (state / "config" / "jupyter_server_config.json").write_text(json.dumps(extension))
     port, token = _free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -309,6 +314,19 @@ def test_a_question_streams_into_a_rendered_answer(chat: Chat) -> None:
     assert chat.panel.locator(".claude-chat-user").last.inner_text() == "Explain left and inner joins [[markdown]]"
     assert chat.server.message_requests[-1].body["stream"] is True
     chat.shot("browser-answer")
+
+
+def test_the_kernel_jupyterlab_started_has_no_key_and_asks_through_the_server(chat: Chat) -> None:
+    from playwright.sync_api import expect
+
+    cell = _scratch_cell(chat, "import os\nprint('ANTHROPIC_API_KEY' in os.environ, os.environ['ANTHROPIC_BASE_URL'] == os.environ['CLAUDE_MAGIC_PROXY'])")
+    expect(cell.locator(".jp-OutputArea")).to_contain_text("False True")
+    _delete_cell(chat, cell)
+    chat.ask("Who holds the key?")
+    expect(chat.status()).to_contain_text("out tokens")
+    chat.wait_until_idle()
+    sent = chat.server.message_requests[-1]
+    assert sent.headers["x-api-key"] == KEY and "authorization" not in sent.headers
 
 
 def test_stop_ends_a_slow_answer_at_once_and_keeps_what_arrived(chat: Chat) -> None:

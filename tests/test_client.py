@@ -528,6 +528,14 @@ def test_should_retry_false_stops_retries(server: StandIn, flavour: str) -> None
     assert len(server.message_requests) == 1
 
 
+def test_a_spend_cap_is_never_retried_even_when_the_server_says_it_may_be(server: StandIn, flavour: str) -> None:
+    server.fail(status=429, error_code="enforced_spend_limit_reached", should_retry=True, retry_after_ms=FAST_RETRY_MS, times=3)
+    outcome = stream(flavour, settings_for(server.base_url, max_retries=2), request())
+    assert type(outcome.error) is RateLimitError and outcome.error.error_code == "enforced_spend_limit_reached"
+    assert not outcome.error.retryable
+    assert len(server.message_requests) == 1
+
+
 def test_should_retry_true_retries_a_400(server: StandIn) -> None:
     server.fail(status=400, should_retry=True, retry_after_ms=FAST_RETRY_MS)
     assert stream_sync(settings_for(server.base_url, max_retries=2), request()).error is None

@@ -126,6 +126,22 @@ def test_a_cached_answer_needs_no_request_and_costs_nothing() -> None:
     assert len(api.bodies) == 1 and second.usage.requests == 0
 
 
+def test_while_the_jupyter_servers_proxy_queues_the_request_the_answer_says_it_waits() -> None:
+    waits = [f"event: claude_magic_rate_limit_wait\ndata: {json.dumps({'type': 'claude_magic_rate_limit_wait', 'waited': n})}\n\n".encode() for n in (1.0, 2.1)]
+    api = API(b"".join(waits) + sse({"type": "text", "text": "After the wait."}))
+    shown: list[str] = []
+
+    class Waiting(Shown):
+        def waiting(self, waited: float) -> None:
+            shown.append(f"waiting {waited:g}")
+
+        def feed(self, text: str) -> None:
+            shown.append(text)
+
+    answer = engine.ask(session_for(api), question("hi"), AskOptions(model="claude-sonnet-5-5", max_tokens=50), SETTINGS, Waiting)
+    assert answer.text == "After the wait." and shown == ["waiting 1", "waiting 2.1", "After the wait."]
+
+
 def test_a_proxy_that_holds_the_key_needs_no_credentials() -> None:
     class NoKey(httpx.Auth):
         def auth_flow(self, request: httpx.Request) -> Any:

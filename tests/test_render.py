@@ -122,3 +122,29 @@ def test_terminal_answer_writes_as_it_arrives(capsys: pytest.CaptureFixture[str]
     answer.feed("lo")
     answer.finish("Hello")
     assert capsys.readouterr().out == "lo\n"
+
+
+def test_a_terminal_answer_says_it_waits_for_the_rate_limit_then_writes_over_it() -> None:
+    import io
+
+    out = io.StringIO()
+    answer = TerminalAnswer(out)
+    answer.waiting(1.2)
+    answer.waiting(2.0)
+    answer.feed("Hello")
+    answer.finish("Hello")
+    line = "waiting for the rate limit (2 s)"
+    assert out.getvalue() == f"\rwaiting for the rate limit (1 s)\r{line}\r{' ' * len(line)}\rHello\n"
+
+
+def test_the_panel_says_it_waits_for_the_rate_limit_until_the_answer_starts() -> None:
+    import ipywidgets
+
+    from claude_magic.ui.panel import PanelAnswer
+
+    message = ipywidgets.HTMLMath("")
+    answer = PanelAnswer(message, refresh_rate=100)
+    answer.waiting(3.4)
+    assert message.value == "<em>waiting for the rate limit (3 s)</em>"
+    answer.feed("The answer")
+    assert "The answer" in message.value and "waiting" not in message.value

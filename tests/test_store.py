@@ -237,3 +237,49 @@ def test_a_restored_exchange_is_restored_for_every_reader_of_the_log(tmp_path: P
     restored = Conversation.open(NOTEBOOK, tmp_path)
     assert questions(restored) == questions(live) == ["a again", "b"]
     assert [s.exchange.question[-1]["text"] for s in restored.set_aside] == ["a"]
+
+
+# --- a notebook that moves takes its conversation along ---------------------------------------
+
+MOVED = "/home/user/analysis/final report.ipynb"
+
+
+def test_a_moved_notebooks_conversation_follows_it_and_its_kernels_follow_too(tmp_path: Path) -> None:
+    from claude_magic.core.store import kept_notebooks, move_conversation
+
+    running = Conversation.open(NOTEBOOK, tmp_path)  # a kernel on the notebook, before and after the move
+    running.record(exchange("first", CellRun("a", 1, 1)))
+    running.clear()
+    running.record(exchange("second", CellRun("b", 2, 2)))
+    old = ConversationStore(NOTEBOOK, tmp_path)
+
+    moved = move_conversation(NOTEBOOK, MOVED, tmp_path)
+
+    new = ConversationStore(MOVED, tmp_path)
+    assert moved == new.path and not old.path.exists() and old.archived() == []
+    assert len(new.archived()) == 1 and "first" in new.archived()[0].read_text()  # the archives went along
+    assert lines(new)[-1]["event"] == "moved" and lines(new)[-1]["notebook"] == MOVED
+    running.record(exchange("third", CellRun("c", 3, 3)))  # the kernel still named the old path
+    assert running.store is not None and running.store.notebook == MOVED
+    assert not old.path.exists(), "the kernel started a new log under the old name"
+    assert questions(Conversation.open(MOVED, tmp_path)) == ["second", "third"]
+    assert kept_notebooks(tmp_path) == [MOVED]
+
+    fresh = Conversation.open(NOTEBOOK, tmp_path)  # a new notebook under the old name starts anew
+    assert questions(fresh) == []
+    fresh.record(exchange("unrelated", CellRun("d", 1, 1)))
+    assert questions(Conversation.open(MOVED, tmp_path)) == ["second", "third"]
+    assert sorted(kept_notebooks(tmp_path)) == sorted([NOTEBOOK, MOVED])
+
+
+def test_moving_onto_a_kept_conversation_archives_that_one_and_a_notebook_without_one_moves_nothing(tmp_path: Path) -> None:
+    from claude_magic.core.store import move_conversation
+
+    Conversation.open(NOTEBOOK, tmp_path).record(exchange("mine"))
+    Conversation.open(MOVED, tmp_path).record(exchange("stale, from a notebook deleted outside Jupyter"))
+    move_conversation(NOTEBOOK, MOVED, tmp_path)
+    assert questions(Conversation.open(MOVED, tmp_path)) == ["mine"]
+    assert "stale" in ConversationStore(MOVED, tmp_path).archived()[0].read_text()
+
+    assert move_conversation("/nowhere/never.ipynb", "/nowhere/else.ipynb", tmp_path) is None
+    assert not list((tmp_path / "conversations").glob(f"{log_name('/nowhere/never.ipynb')}*"))  # no lock file either

@@ -1,9 +1,11 @@
-"""The built wheel, installed into a fresh venv with no checkout on the path, works in a new kernel."""
+"""The built wheel, installed into a fresh venv with no checkout on the path, works in a new kernel,
+and Jupyter Server finds its extension enabled there."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -35,11 +37,12 @@ print(json.dumps({"answer": answer, "shown": shown, "module": notebook.cells[2].
 '''
 
 
-def run(*command: str | Path, cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+def run(*command: str | Path, cwd: Path, stderr: bool = False) -> str:
+    """``command``'s output (with ``stderr``: both streams, without colours), checked to succeed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_CONFIG_DIR", "JUPYTER_PATH")}
     done = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr) if stderr else done.stdout
 
 
 def test_the_wheel_installs_into_a_fresh_venv_and_answers_in_a_new_kernel(tmp_path: Path) -> None:
@@ -55,7 +58,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_answers_in_a_new_kernel(tmp_pa
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
-    run(python, "-m", "pip", "install", "--quiet", wheel, "ipykernel", "nbclient", "nbformat", cwd=tmp_path)
+    run(python, "-m", "pip", "install", "--quiet", wheel, "ipykernel", "nbclient", "nbformat", "jupyter_server", cwd=tmp_path)
     result = json.loads(run(python, "-c", RUN_NOTEBOOK, cwd=tmp_path).strip().splitlines()[-1])
     assert result["module"].startswith(str(venv)), result["module"]
     assert result["shown"][0] == result["answer"] and "Hello from the wheel" in result["answer"]
+
+    assert "etc/jupyter/jupyter_server_config.d/claude_magic.json" in "\n".join(packaged), "the wheel's shared data"
+    listed = run(venv / "bin" / "jupyter", "server", "extension", "list", cwd=tmp_path, stderr=True)
+    assert re.search(rf"Config dir: {re.escape(str(venv))}/etc/jupyter\n\s+claude_magic .*enabled", listed), listed
+    assert re.search(r"claude_magic \S+ .*OK", listed), listed

@@ -292,12 +292,15 @@ class _ClientBase:
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             raise self._unexpected(response, "an event stream")
 
-    def _wait_before_retry(self, retries_taken: int, response: httpx.Response | None) -> float | None:
-        """Seconds to wait before another attempt, or None when this failure is final."""
+    def _wait_before_retry(self, retries_taken: int, response: httpx.Response | None, error: ClaudeError) -> float | None:
+        """Seconds to wait before another attempt, or None when this failure is final (a spend
+        cap's 429 always is: no retry can help it)."""
         if retries_taken >= self.settings.max_retries:
             return None
         if response is None:
             return retry_delay({}, retries_taken)
+        if isinstance(error, APIError) and not error.retryable:
+            return None
         if not should_retry(response.status_code, response.headers):
             return None
         delay = retry_delay(response.headers, retries_taken)
@@ -326,7 +329,8 @@ class _StreamBase:
                 raise StreamInterrupted(f"malformed {sse.event or 'unnamed'} event in the stream: {exc.errors()[0]['msg']}") from None
             self.accumulator.add(event)
             if isinstance(event, ErrorEvent):
-                raise api_error(None, {"error": event.error.model_dump()}, request_id=self.request_id, secrets=self._secrets)
+                envelope = {"error": event.error.model_dump(), "request_id": (event.model_extra or {}).get("request_id")}
+                raise api_error(None, envelope, request_id=self.request_id, secrets=self._secrets)
             yield event
 
     def _check_complete(self) -> None:
@@ -430,7 +434,7 @@ class Client(_ClientBase):
                     return response
                 response.close()
                 error = self._error_from(response)
-            delay = self._wait_before_retry(retries_taken, response)
+            delay = self._wait_before_retry(retries_taken, response, error)
             if delay is None:
                 raise error
             time.sleep(delay)
@@ -462,6 +466,18 @@ class Client(_ClientBase):
     def count_tokens(self, request: MessageRequest) -> int:
         response = self._send("POST", "/v1/messages/count_tokens", content=RequestBody(self.count_tokens_body(request)))
         return self._parse(TokenCount, response).input_tokens
+
+    def server_usage(self) -> dict[str, Any]:
+        """What every kernel of the Jupyter server whose proxy this client goes through spent
+        (``GET {base_url}/usage``: its ledger's summary)."""
+        response = self._send("GET", "/usage")
+        try:
+            summary = response.json()
+        except ValueError:
+            summary = None
+        if not isinstance(summary, dict):
+            raise self._unexpected(response, "the Jupyter server's usage")
+        return summary
 
 
 class AsyncClient(_ClientBase):
@@ -515,7 +531,7 @@ class AsyncClient(_ClientBase):
                     return response
                 await response.aclose()
                 error = self._error_from(response)
-            delay = self._wait_before_retry(retries_taken, response)
+            delay = self._wait_before_retry(retries_taken, response, error)
             if delay is None:
                 raise error
             await asyncio.sleep(delay)

@@ -9,6 +9,7 @@
  └── ``APIError``                 the API answered with its error envelope
       ├── ``BadRequestError``          400 invalid_request_error
       ├── ``AuthenticationError``      401 authentication_error
+      ├── ``BillingError``             402 billing_error (a Jupyter server's budget, too)
       ├── ``PermissionDeniedError``    403 permission_error
       ├── ``NotFoundError``            404 not_found_error
       ├── ``RequestTooLargeError``     413 request_too_large
@@ -24,6 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+SPEND_LIMIT_REACHED = "enforced_spend_limit_reached"
+"""``details.error_code`` of the 429 that says the organisation's monthly spend cap is reached:
+not a rate limit, so waiting a little doesn't help, and it is never retried."""
+NEVER_RETRIED = frozenset({SPEND_LIMIT_REACHED})
 
 
 class ClaudeError(Exception):
@@ -67,6 +73,7 @@ class APIError(ClaudeError):
         error_type: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -75,6 +82,13 @@ class APIError(ClaudeError):
             self.error_type = error_type
         self.request_id = request_id
         self.retry_after = retry_after
+        self.error_code = error_code
+        """``details.error_code`` of the envelope, where the API says more than the type."""
+
+    @property
+    def retryable(self) -> bool:
+        """False for the errors no retry can help, whatever their status says."""
+        return self.error_code not in NEVER_RETRIED
 
     def __str__(self) -> str:
         status = f"{self.status_code} " if self.status_code else ""
@@ -94,6 +108,13 @@ class AuthenticationError(APIError):
 
     http_status = 401
     error_type = "authentication_error"
+
+
+class BillingError(APIError):
+    """402: a billing problem; also a Jupyter server's budget refusing a request."""
+
+    http_status = 402
+    error_type = "billing_error"
 
 
 class PermissionDeniedError(APIError):
@@ -143,6 +164,7 @@ _BY_TYPE: dict[str, type[APIError]] = {
     for cls in (
         BadRequestError,
         AuthenticationError,
+        BillingError,
         PermissionDeniedError,
         NotFoundError,
         RequestTooLargeError,
@@ -164,10 +186,13 @@ def api_error(
 ) -> APIError:
     """The exception for an error envelope (or a body that is not one)."""
     error = body.get("error") if isinstance(body, dict) else None
+    error_code = None
     if isinstance(error, dict):
         error_type = str(error.get("type") or "api_error")
         message = str(error.get("message") or "")
         request_id = request_id or (body.get("request_id") if isinstance(body, dict) else None)
+        details = error.get("details")
+        error_code = str(details["error_code"]) if isinstance(details, dict) and details.get("error_code") else None
     else:
         error_type = None
         message = str(body)[:300] if body else "no error details in the response"
@@ -178,6 +203,7 @@ def api_error(
         error_type=error_type,
         request_id=request_id,
         retry_after=retry_after,
+        error_code=error_code,
     )
 
 

@@ -263,6 +263,20 @@ class ErrorEvent(WireModel):
     error: ErrorBody
 
 
+RATE_LIMIT_WAIT = "claude_magic_rate_limit_wait"
+"""The event claude-magic's Jupyter server sends (the API never does) while a streaming request
+waits its turn under the rate limits it shares between kernels: see :class:`RateLimitWaitEvent`."""
+
+
+class RateLimitWaitEvent(WireModel):
+    """The request is queued for the rate limit, ``waited`` seconds so far. The Jupyter server's
+    proxy sends it about once a second from the first second on, before the API's own events;
+    a client that does not know it ignores it, as the API asks of unknown events."""
+
+    type: Literal["claude_magic_rate_limit_wait"]
+    waited: float
+
+
 class OtherEvent(WireModel):
     """An event type this package does not know; kept, never fatal."""
 
@@ -278,6 +292,7 @@ StreamEvent = (
     | MessageStopEvent
     | PingEvent
     | ErrorEvent
+    | RateLimitWaitEvent
     | OtherEvent
 )
 

@@ -75,6 +75,17 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+JUPYTER_PROXY_ENV = "CLAUDE_MAGIC_PROXY"
+"""Set by claude-magic's Jupyter server extension in each kernel it starts: the URL of its proxy,
+which holds the API key (the kernel gets the same URL as ``ANTHROPIC_BASE_URL`` and a token of
+its own as ``ANTHROPIC_AUTH_TOKEN``)."""
+
+
+def jupyter_proxy() -> str | None:
+    """The Jupyter server's proxy this kernel was started with, if any."""
+    return _env(JUPYTER_PROXY_ENV)
+
+
 @dataclass(frozen=True)
 class Credentials:
     """How requests authenticate: an API key (``x-api-key``) or a bearer token."""
@@ -118,6 +129,14 @@ class ClientSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retry_wait: float = 60.0
     """Longest ``retry-after`` we sleep through; a longer one is reported instead."""
+
+    @property
+    def key_held_by_server(self) -> bool:
+        """Requests go through the Jupyter server's proxy, which holds the key: this kernel has
+        only a token of its own for it (see :data:`JUPYTER_PROXY_ENV`)."""
+        proxy = jupyter_proxy()
+        credentials = self.credentials
+        return proxy is not None and self.base_url == proxy and not credentials.api_key and bool(credentials.auth_token)
 
 
 class SecretStr(str):

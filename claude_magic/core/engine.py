@@ -69,6 +69,10 @@ class Renderer(Protocol):
     def finish(self, text: str) -> None:
         """The answer is over (complete or not): show ``text``, the whole of it."""
 
+    def waiting(self, waited: float) -> None:
+        """The Jupyter server holds the request back for the rate limit it shares between
+        kernels, ``waited`` seconds so far (said about once a second, before any text)."""
+
 
 @runtime_checkable
 class ShowsProvenance(Protocol):
@@ -259,9 +263,12 @@ class Turn:
         """Show what ``event`` adds: thinking, text, and when a block ends, a cited text's
         citations or a server tool's call and result."""
         from ..api.client import text_of, thinking_of
-        from ..api.protocol import ContentBlockStopEvent
+        from ..api.protocol import ContentBlockStopEvent, RateLimitWaitEvent
 
-        if thinking := thinking_of(event):
+        if isinstance(event, RateLimitWaitEvent):
+            if renderer := self._showing():
+                renderer.waiting(event.waited)
+        elif thinking := thinking_of(event):
             if renderer := self._showing():
                 renderer.feed_thinking(thinking)
         elif text := text_of(event):

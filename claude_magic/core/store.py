@@ -21,6 +21,15 @@ so keeping up costs the new bytes, not the log's size. The log only grows, so an
 offset names it for good; a reset moves the log to the archive, and a follower whose file is
 gone starts again from the new log.
 
+A notebook renamed or moved takes its conversation along (:func:`move_conversation`, which the
+Jupyter server extension calls on the contents service's rename events): under both logs' locks
+the log is renamed (the same file, so offsets and cursors stay good), a ``moved`` event is
+appended, its archives follow, and a note is left where it was
+(``conversations/<notebook>-<hash>.moved.json``: the new notebook and the file's identity). A
+kernel still following the old log finds the note, under the lock, and follows the file to its
+new place; only a reader of that very file follows a note, so a new notebook given the old name
+starts a conversation of its own.
+
 The store knows nothing of exchanges; :mod:`claude_magic.conversation` decides what the
 events mean. Its problems are reported through ``notice`` (one line on stderr unless its
 owner says otherwise): they never stop a question from being answered.
@@ -52,6 +61,11 @@ FORMAT = 2
 Each event is read by its shape, so a log started in format 1 goes on in format 2."""
 LOCK_TIMEOUT = 10.0
 """Seconds to wait for another kernel's write before giving up (a write takes milliseconds)."""
+
+MOVED_NOTE = ".moved.json"
+"""Left where a log was by :func:`move_conversation`: where it went."""
+MOST_MOVES = 50
+"""Notes a reader follows in one go (a notebook renamed this often between two questions)."""
 
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "application/pdf": "pdf"}
 MISSING_IMAGE = "[an image that is no longer in claude-magic's store]"
@@ -165,10 +179,8 @@ class ConversationStore:
     """One notebook's log (and its archives) under ``root``."""
 
     def __init__(self, notebook: str, root: Path | None = None, notice: Notice = on_stderr) -> None:
-        self.notebook = notebook
         self.root = root if root is not None else home()
-        self.name = log_name(notebook)
-        self.path = self.root / "conversations" / f"{self.name}.jsonl"
+        self._name_for(notebook)
         self.images = ImageStore(self.root / "images")
         self.notice = notice
         """Where problems are reported (damaged lines, missing images): set by the store's owner."""
@@ -178,6 +190,16 @@ class ConversationStore:
 
     def __repr__(self) -> str:
         return f"ConversationStore({self.path})"
+
+    def _name_for(self, notebook: str) -> None:
+        self.notebook = notebook
+        self.name = log_name(notebook)
+        self.path = self.root / "conversations" / f"{self.name}.jsonl"
+
+    @property
+    def moved_note(self) -> Path:
+        """Where :func:`move_conversation` says where this notebook's log went."""
+        return self.path.with_name(f"{self.name}{MOVED_NOTE}")
 
     # --- the lock -------------------------------------------------------------------------
 
@@ -299,15 +321,18 @@ class ConversationStore:
         cursor = cursor or Cursor()
         gone = Tail([], Cursor(), restarted=cursor.file is not None)
         try:
-            if not self.path.exists():  # nothing to lock for: no folder or lock file is made to read nothing
+            if cursor.file is None and not self.path.exists():  # nothing to lock for: no folder or lock file is made to read nothing
                 return gone
-            with self._reading(), open(self.path, "rb") as file:
-                status = os.fstat(file.fileno())
-                identity = (status.st_dev, status.st_ino)
-                same = cursor.file == identity and cursor.offset <= status.st_size
-                start = cursor.offset if same else 0
-                file.seek(start)
-                data = file.read()
+            with self._reading():
+                if cursor.file is not None:
+                    self._follow_move(cursor.file)
+                with open(self.path, "rb") as file:
+                    status = os.fstat(file.fileno())
+                    identity = (status.st_dev, status.st_ino)
+                    same = cursor.file == identity and cursor.offset <= status.st_size
+                    start = cursor.offset if same else 0
+                    file.seek(start)
+                    data = file.read()
         except FileNotFoundError:
             return gone
         except OSError as exc:
@@ -316,6 +341,23 @@ class ConversationStore:
         if with_images:
             events = [(offset, self._internalise(event)) for offset, event in events]
         return Tail(events, Cursor(identity, end), restarted=cursor.file is not None and not same)
+
+    def _follow_move(self, file: Identity) -> None:
+        """The log ``file`` this reader follows was moved with its notebook: read it where it went
+        (see :func:`move_conversation`). Called holding the lock, so a move is never seen half done;
+        the new log's lock is taken before the old one's is let go."""
+        for _ in range(MOST_MOVES):
+            if _identity(self.path) == file:
+                return
+            note = _read_note(self.moved_note)
+            if note is None or note.get("file") != list(file or ()) or not isinstance(note.get("notebook"), str):
+                return
+            held, self._holding.file_lock = self._holding.file_lock, None
+            self._name_for(note["notebook"])
+            if self._holding.depth:
+                self._acquire()
+                if held is not None:
+                    held.release()
 
     def archived(self) -> list[Path]:
         """This notebook's archived conversations, oldest first."""
@@ -396,6 +438,71 @@ class _Holding:
     guard: threading.RLock = field(default_factory=threading.RLock)
     depth: int = 0
     file_lock: Any = None
+
+
+def move_conversation(old: str, new: str, root: Path | None = None) -> Path | None:
+    """Notebook ``old`` is now ``new`` (renamed or moved): its conversation goes with it, archives
+    included, and kernels reading the old log follow it (see the module's docstring). A log already
+    kept for ``new`` is archived first, never lost. Returns the log's new path, or None when
+    ``old`` had no log."""
+    source, target = ConversationStore(old, root), ConversationStore(new, root)
+    if not source.path.exists() and not source.archived():  # nothing kept: no lock (file) either
+        return None
+    moved = None
+    with source.locked(), target.locked():
+        file = _identity(source.path)
+        if file is not None:
+            if target.path.exists():
+                target.archive()
+            os.replace(source.path, target.path)
+            target.moved_note.unlink(missing_ok=True)
+            write_atomically(source.moved_note, json.dumps({"notebook": new, "file": list(file)}).encode())
+            target.append({"event": "moved", "from": old, "notebook": new})
+            moved = target.path
+    for archived in source.archived():
+        os.replace(archived, archived.with_name(target.name + archived.name[len(source.name) :]))
+    return moved
+
+
+def kept_notebooks(root: Path | None = None) -> list[str]:
+    """Every notebook whose conversation is kept under ``root`` (by the name its log last took)."""
+    folder = (root if root is not None else home()) / "conversations"
+    return [notebook for log in sorted(folder.glob("*.jsonl")) if (notebook := _notebook_of(log)) is not None]
+
+
+def _notebook_of(log: Path) -> str | None:
+    """The notebook a log is for: its header's, unless a ``moved`` event says otherwise since."""
+    notebook = None
+    try:
+        with open(log, "rb") as file:
+            for line in file:
+                if notebook is not None and b'"event":"moved"' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and event.get("event") in ("start", "moved") and isinstance(event.get("notebook"), str):
+                    notebook = event["notebook"]
+    except OSError:
+        return None
+    return notebook
+
+
+def _identity(path: Path) -> Identity:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
+
+
+def _read_note(path: Path) -> dict[str, Any] | None:
+    try:
+        note = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) else None
 
 
 def _line_number(path: Path, offset: int) -> int:

@@ -293,10 +293,10 @@ def _compare(magics: ClaudeSettings, args: Any, question: list[dict[str, Any]], 
     columns = compare.variants(options, args.compare, args.sweep, args.samples, magics.namespace)
     _approve_all(magics, [magics.session.build_request(question, c.options, magics.cell) for c in columns], yes=args.yes)
     handle = display({"text/plain": "…"}, raw=True, display_id=True)
-    drawn: list[int] = []
+    drawn: list[tuple[int, str | None]] = []
 
     def draw(current: list[compare.Column]) -> None:
-        state = [len(c.pieces) + (c.total is not None) + (c.error is not None) for c in current]
+        state = [(len(c.pieces) + (c.total is not None) + (c.error is not None), c.waiting) for c in current]
         if state != drawn:
             drawn[:] = state
             handle.update(compare.bundle(current), raw=True)

@@ -129,8 +129,10 @@ def _setting_value(magics: ClaudeSettings, name: str) -> str:
     from ..api.settings import mask_secret
 
     if name == "api_key":
-        credentials = magics.client_settings().credentials
-        return mask_secret(credentials.api_key or credentials.auth_token)
+        settings = magics.client_settings()
+        if settings.key_held_by_server:
+            return "(held by the Jupyter server)"
+        return mask_secret(settings.credentials.api_key or settings.credentials.auth_token)
     if name == "base_url":
         return magics.client_settings().base_url
     if name == "replay" and magics.replay is None:
@@ -249,12 +251,21 @@ def export(magics: ClaudeSettings, path: str) -> None:
     print(f"Exported {len(conversation)} turns to {written}")
 
 
-@command("usage", "tokens and estimated cost: this session and the notebook")
-def show_usage(magics: ClaudeSettings) -> None:
+@command("usage", "tokens and estimated cost: this session and the notebook (--all: every kernel of the Jupyter server)", flags=("--all",))
+def show_usage(magics: ClaudeSettings, *flags: str) -> None:
     from ..ui.render import show_text
-    from .reports import usage_report
+    from .reports import server_usage_report, usage_report
 
-    show_text(usage_report(magics.session.usage, magics.session.conversation))
+    if "--all" not in flags:
+        show_text(usage_report(magics.session.usage, magics.session.conversation))
+        return
+    settings = magics.client_settings()
+    if not settings.key_held_by_server:
+        raise ClaudeMagicError(
+            "%claude usage --all: this kernel's key is not held by a Jupyter server with claude-magic's extension, "
+            "so there are no server-wide figures; %claude usage shows this session's and the notebook's"
+        )
+    show_text(server_usage_report(magics.session.client(settings).server_usage()))
 
 
 @command(

@@ -46,6 +46,8 @@ class Column:
     first_token: float | None = None
     total: float | None = None
     error: str | None = None
+    waiting: str | None = None
+    """The Jupyter server holds the request for the rate limit: the line that says so."""
 
     @property
     def text(self) -> str:
@@ -61,7 +63,7 @@ class Column:
         if self.error:
             return self.error
         if self.total is None:
-            return "streaming…"
+            return self.waiting if self.waiting and not self.pieces else "streaming…"
         spent = cost(self.model or self.options.model, self.usage)
         parts = [
             f"{self.usage.get('input_tokens', 0):,} in · {self.usage.get('output_tokens', 0):,} out",
@@ -190,6 +192,11 @@ class _ColumnText:
 
     def finish(self, text: str) -> None:
         self.column.pieces = [text]
+
+    def waiting(self, waited: float) -> None:
+        from ..ui.wording import waiting_line
+
+        self.column.waiting = waiting_line(waited)
 
 
 GRID_STYLE = "display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px"

@@ -96,6 +96,36 @@ def provenance_report(provenance: Provenance, which: str) -> dict[str, str]:
     return _bundle(f"What produced {which}", ("field", "value"), rows, empty="")
 
 
+def server_usage_report(summary: dict[str, Any]) -> dict[str, str]:
+    """``%claude usage --all``: what the Jupyter server's ledger counts for all its kernels: today,
+    this month, and this month by notebook and by model (the server's figures, shown as text)."""
+    zone = str(summary.get("timezone") or "UTC")
+    today, month = summary.get("today") or {}, summary.get("month") or {}
+    rows = [_ledger_row("today", today), _ledger_row("this month", month)]
+    rows += [_ledger_row(f"notebook {group.get('notebook') or '(no notebook)'}", group) for group in summary.get("by_notebook") or []]
+    rows += [_ledger_row(f"model {group.get('model') or '?'}", group) for group in summary.get("by_model") or []]
+    budgets = [
+        f"{name} budget ${period['budget_usd']:,.2f}, ${period.get('left_usd') or 0:,.2f} left"
+        for name, period in (("daily", today), ("monthly", month))
+        if period.get("budget_usd") is not None
+    ]
+    note = f"Every kernel of this Jupyter server (notebooks and models: this month; days and months in {zone}). "
+    note += f"{'; '.join(budgets)}. " if budgets else ""
+    note += "Costs are estimates, in USD."
+    columns = ("", "requests", "input", "cache write", "cache read", "output", "est. cost")
+    return _bundle(note, columns, rows, empty="")
+
+
+def _ledger_row(label: str, figures: dict[str, Any]) -> tuple[str, ...]:
+    from ..core.pricing import format_cost
+
+    tokens = figures.get("tokens") or {}
+    unpriced = int(figures.get("unpriced_requests") or 0)
+    spent = format_cost(float(figures.get("cost_usd") or 0.0)) + (f" (+{unpriced} unpriced)" if unpriced else "")
+    counts = (figures.get("requests"), tokens.get("input"), tokens.get("cache_write"), tokens.get("cache_read"), tokens.get("output"))
+    return (label, *(f"{int(count or 0):,}" for count in counts), spent)
+
+
 def session_only(conversation: Conversation) -> str:
     """Why the conversation is not kept: the notebook's log could not be read, or no notebook was named."""
     if conversation.unsaved:

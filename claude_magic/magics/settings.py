@@ -30,6 +30,7 @@ from ..api.settings import (
     Credentials,
     SecretStr,
     as_effort,
+    jupyter_proxy,
 )
 from ..attach.notebook import NotebookContext, running_cell_number
 from ..attach.registry import DEFAULT_ATTACHMENT_CHARS
@@ -231,6 +232,8 @@ class ClaudeSettings(Magics):
         environment, or the default."""
         variable = _ENVIRONMENT_DEFAULTS.get(name)
         unset = variable is not None and getattr(self, name) is None  # the key and the URL: read from the environment
+        if unset and name in ("api_key", "base_url") and self.client_settings().key_held_by_server:
+            return "the Jupyter server (claude_magic extension)"
         if not unset and name in self._set_since:
             return "%config"
         if not unset and name in self._from_config_files:
@@ -257,7 +260,7 @@ class ClaudeSettings(Magics):
         credentials = Credentials(api_key=str(self.api_key)) if self.api_key else env
         return ClientSettings(
             credentials=credentials,
-            base_url=self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+            base_url=self._base_url(credentials),
             api_version=self.api_version,
             max_retries=self.max_retries,
             timeout=self.timeout,
@@ -270,6 +273,17 @@ class ClaudeSettings(Magics):
             return bool(self.replay)
         settings = self.client_settings()
         return not settings.credentials.present and not (self.base_url or os.environ.get("ANTHROPIC_BASE_URL"))
+
+    def _base_url(self, credentials: Credentials) -> str:
+        """%config, then ``ANTHROPIC_BASE_URL``, then the API's. A kernel started by the Jupyter
+        server extension has its proxy there: a key of the user's own goes to the API directly,
+        as it would without the extension."""
+        if self.base_url:
+            return str(self.base_url)
+        configured = os.environ.get("ANTHROPIC_BASE_URL")
+        if configured and not (credentials.api_key and configured == jupyter_proxy()):
+            return configured
+        return DEFAULT_BASE_URL
 
     def panel_settings(self) -> PanelSettings:
         """The settings as they are now, for the chat panel (which asks for them at each question)."""

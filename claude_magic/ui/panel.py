@@ -53,7 +53,7 @@ from .render import ThrottledDisplay, answer_pieces, code_span
 from .safe_html import cited_html, highlight_css
 from .safe_markdown import Markup, safe_markdown
 from .server_calls import panel_html
-from .wording import explain, explain_cut_off, footer, warn
+from .wording import explain, explain_cut_off, footer, waiting_line, warn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -166,6 +166,9 @@ class PanelAnswer(ThrottledDisplay):
 
     def _show(self, text: str) -> None:
         self.message.value = cited_html(text, self.sources, typeset_math=self._typeset_math) or WAITING
+
+    def waiting(self, waited: float) -> None:
+        self.message.value = f"<em>{html.escape(waiting_line(waited))}</em>"
 
 
 class ChatPanel:

@@ -53,6 +53,7 @@ from .safe_markdown import LITERAL_DOLLAR, Markup, safe_markdown
 
 if TYPE_CHECKING:
     from ..core.provenance import Provenance
+from .wording import waiting_line
 
 REDRAW_CHARS_PER_SECOND = 100_000
 """Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
@@ -302,6 +303,10 @@ class NotebookAnswer(ThrottledDisplay):
         self._metadata = provenance_metadata(provenance)
         self.finish(text)
 
+    def waiting(self, waited: float) -> None:
+        line = waiting_line(waited)
+        self._handle.update({"text/markdown": f"*{line}*", "text/plain": line}, raw=True)
+
 
 class FinalAnswer:
     """No live updates: the complete answer is displayed once, when it ends."""
@@ -330,6 +335,9 @@ class FinalAnswer:
 
         display(markdown_bundle(text, "".join(self._thinking), self.sources), metadata=metadata, raw=True)
 
+    def waiting(self, waited: float) -> None:
+        """Nothing shows before the answer is complete, waiting included (one output per answer)."""
+
 
 class TerminalAnswer:
     """Terminal IPython: the text is written as it arrives."""
@@ -338,8 +346,22 @@ class TerminalAnswer:
         self._stream = stream or sys.stdout
         self._written = 0
         self.sources = Sources()
+        self._status = 0
+        """Characters of the waiting line on screen, for the answer to write over."""
+
+    def waiting(self, waited: float) -> None:
+        line = waiting_line(waited)
+        self._stream.write(f"\r{line}")
+        self._stream.flush()
+        self._status = len(line)
+
+    def _clear_status(self) -> None:
+        if self._status:
+            self._stream.write(f"\r{' ' * self._status}\r")
+            self._status = 0
 
     def feed(self, text: str) -> None:
+        self._clear_status()
         self._stream.write(text)
         self._stream.flush()
         self._written += len(text)
@@ -354,6 +376,7 @@ class TerminalAnswer:
             self._stream.write(f" {plain_marker([number])}")
 
     def finish(self, text: str) -> None:
+        self._clear_status()
         if not self._written:  # an answer that did not stream (from the answer cache): all of it at once
             self._stream.write(f"{plain_text(text, self.sources)}\n")
             self._stream.flush()

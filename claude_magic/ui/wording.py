@@ -11,10 +11,12 @@ import time
 from typing import TYPE_CHECKING
 
 from ..api.errors import (
+    SPEND_LIMIT_REACHED,
     APIConnectionError,
     APIError,
     AuthenticationError,
     BadRequestError,
+    BillingError,
     ClaudeError,
     NotFoundError,
     OverloadedError,
@@ -102,6 +104,13 @@ def explain(error: ClaudeError, settings: ClientSettings) -> str:
         return f"this key may not do that (403 {error.message}){_request(error)}"
     if isinstance(error, NotFoundError):
         return f"not found (404 {error.message}); check the model id: %claude models lists those your key can use{_request(error)}"
+    if isinstance(error, APIError) and error.error_code == SPEND_LIMIT_REACHED:
+        return (
+            f"the organisation's monthly spend limit is reached (429 {SPEND_LIMIT_REACHED}: {error.message}); "
+            f"not retried: it lifts when the limit is raised in the Anthropic Console, or next month{_request(error)}"
+        )
+    if isinstance(error, BillingError):
+        return f"{error.message} (402 billing_error){_request(error)}"
     if isinstance(error, (RateLimitError, OverloadedError)) and error.status_code is not None:
         what = "rate limited (429)" if isinstance(error, RateLimitError) else "the API is overloaded (529)"
         wait = f"; the API asks to wait {error.retry_after:.0f} s" if error.retry_after else "; wait a little and run the cell again"
@@ -118,6 +127,11 @@ def explain(error: ClaudeError, settings: ClientSettings) -> str:
     if isinstance(error, APIConnectionError):
         return f"{error}; check ANTHROPIC_BASE_URL and the network"
     return str(error)
+
+
+def waiting_line(waited: float) -> str:
+    """What a question queued by the Jupyter server for the shared rate limit shows meanwhile."""
+    return f"waiting for the rate limit ({waited:.0f} s)"
 
 
 def calls_not_run_note(calls: list[str], options: AskOptions) -> str:
