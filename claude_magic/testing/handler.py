@@ -76,6 +76,10 @@ class Handler(BaseHTTPRequestHandler):
             if route is None:
                 raise APIFailure(404, f"{method} {url.path} is not a route of this API")
             check_auth(headers, self.stand_in.api_key)
+            if route == "/v1/messages" and (wait := self.stand_in._over_limit(self.recorded.received)) is not None:
+                retry_after = {"retry-after": f"{max(wait, 0.0):.3f}"}
+                self._send_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit", retry_after)
+                return
             self.fault = self.stand_in._next_fault(route)
             if self.fault.stall:
                 time.sleep(self.fault.stall)
@@ -87,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(failure.status, failure.error_type, failure.message)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            self.recorded.ended = time.monotonic()
 
     def _read_body(self, length: int) -> Any:
         if length > MAX_REQUEST_BYTES:
@@ -103,6 +109,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload: Any, extra_headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
+        self.recorded.status = status
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -112,9 +119,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, status: int, error_type: str, message: str, extra_headers: dict[str, str] | None = None) -> None:
+    def _send_error(
+        self, status: int, error_type: str, message: str, extra_headers: dict[str, str] | None = None, error_code: str | None = None
+    ) -> None:
         """The error envelope, with the API's own verdict on retrying (``extra_headers`` may override it)."""
-        envelope = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": self.request_id}
+        error: dict[str, Any] = {"type": error_type, "message": message, **({"details": {"error_code": error_code}} if error_code else {})}
+        envelope = {"type": "error", "error": error, "request_id": self.request_id}
         self._send_json(status, envelope, {"x-should-retry": _should_retry(status), **(extra_headers or {})})
 
     # --- routes ------------------------------------------------------------------------------
@@ -201,9 +211,10 @@ class Handler(BaseHTTPRequestHandler):
         if fault.should_retry is not None:
             extra["x-should-retry"] = "true" if fault.should_retry else "false"
         error_type = fault.error_type or STATUS_ERROR_TYPES.get(status, "api_error")
-        self._send_error(status, error_type, fault.message or _reason(status), extra)
+        self._send_error(status, error_type, fault.message or _reason(status), extra, fault.error_code)
 
     def _stream(self, message_id: str, model: str, reply: Generated, usage: dict[str, Any], delay: float) -> None:
+        self.recorded.status = 200
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,8 @@ class Fault:
 
     ``status``: answer with this HTTP error instead (``retry_after`` / ``retry_after_ms`` /
     ``should_retry`` set the matching headers; a ``retry_after`` datetime is sent as an HTTP
-    date). ``error_after`` / ``drop_after``: send that many text deltas, then an ``error``
+    date; ``error_code`` goes in the envelope's ``details``, as the API's spend cap,
+    ``enforced_spend_limit_reached``, does). ``error_after`` / ``drop_after``: send that many text deltas, then an ``error``
     event (of ``error_type``) or drop the connection. ``delay``: seconds between deltas (slow
     tokens). ``stall``: seconds to wait before answering at all (to provoke a client timeout).
     The three stream fields apply to ``/v1/messages`` only.
@@ -37,6 +39,7 @@ class Fault:
     retry_after: float | datetime | None = None
     retry_after_ms: float | None = None
     should_retry: bool | None = None
+    error_code: str | None = None
     error_after: int | None = None
     drop_after: int | None = None
     delay: float | None = None
@@ -72,6 +75,12 @@ class RecordedRequest:
     whose ``body`` is None: the API reads none of it)."""
     digest: str = ""
     """SHA-256 of the body's bytes as sent (to tell byte-identical requests apart from equal ones)."""
+    received: float = field(default_factory=time.monotonic)
+    """When its headers arrived (``time.monotonic``)."""
+    ended: float | None = None
+    """When its answer ended: sent whole, failed, or its client gone (``time.monotonic``)."""
+    status: int | None = None
+    """The status it was answered with."""
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -80,6 +89,17 @@ class RecordedRequest:
     def prompts(self) -> list[str]:
         """The text of every user turn, oldest first."""
         return [text_of_content(m["content"]) for m in self.messages if m.get("role") == "user"]
+
+
+@dataclass(frozen=True)
+class RequestLimit:
+    """A rate limit the stand-in enforces on ``/v1/messages``, as the API does: at most
+    ``requests`` in any ``window`` seconds; over it, a 429 with ``retry-after``. ``slack``: seconds of
+    the window forgiven, for clocks of two processes (a client's limiter and the stand-in)."""
+
+    requests: int
+    window: float = 60.0
+    slack: float = 0.1
 
 
 @dataclass
@@ -113,6 +133,11 @@ class Script:
     _active: int = field(default=0, repr=False)
     max_concurrent: int = field(default=0, repr=False)
     """The most ``/v1/messages`` requests seen in flight at once."""
+    request_limit: RequestLimit | None = None
+    """A rate limit to enforce (see :meth:`limit_requests`); None: none."""
+    rate_limited: int = field(default=0, repr=False)
+    """The 429s the stand-in had to answer because :attr:`request_limit` was exceeded."""
+    _arrivals: deque[float] = field(default_factory=deque, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
 
@@ -144,9 +169,19 @@ class Script:
         with self._lock:
             self._replies.extend([reply or Reply(**fields)] * times)
 
-    def reset(self) -> None:
-        """Forget recorded requests, scripted faults and replies, cached prefixes and added models."""
+    def limit_requests(self, requests: int, window: float = 60.0, slack: float = 0.1) -> None:
+        """Enforce a rate limit on ``/v1/messages`` (see :class:`RequestLimit`), counting from now."""
         with self._lock:
+            self.request_limit = RequestLimit(requests, window, slack)
+            self._arrivals.clear()
+            self.rate_limited = 0
+
+    def reset(self) -> None:
+        """Forget recorded requests, scripted faults and replies, cached prefixes, added models and the rate limit."""
+        with self._lock:
+            self.request_limit = None
+            self._arrivals.clear()
+            self.rate_limited = 0
             self.requests.clear()
             self._faults.clear()
             self._faults_by_call.clear()
@@ -175,6 +210,21 @@ class Script:
                 return self._faults_by_call.pop((route, self._calls[route]))
             queue = self._faults[route]
             return queue.popleft() if queue else Fault()
+
+    def _over_limit(self, now: float) -> float | None:
+        """Seconds until a message request may come, when this one exceeds the rate limit (and
+        is counted as such); None when it may go (and it is counted against the limit)."""
+        with self._lock:
+            limit = self.request_limit
+            if limit is None:
+                return None
+            while self._arrivals and self._arrivals[0] <= now - (limit.window - limit.slack):
+                self._arrivals.popleft()
+            if len(self._arrivals) >= limit.requests:
+                self.rate_limited += 1
+                return self._arrivals[0] + limit.window - limit.slack - now
+            self._arrivals.append(now)
+            return None
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
