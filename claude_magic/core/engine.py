@@ -31,7 +31,7 @@ from .session import listed_or_none
 if TYPE_CHECKING:
     from ..api.accumulate import MessageAccumulator
     from ..api.client import AsyncClient, Client
-    from ..api.protocol import MessageRequest, ModelInfo, StreamEvent
+    from ..api.protocol import Message, MessageRequest, ModelInfo, StreamEvent
     from ..api.settings import ClientSettings
     from .session import AskOptions, ClaudeSession, Prepared
     from .tools import ToolRun
@@ -75,6 +75,8 @@ class Answer:
     """The answer's blocks as the conversation keeps them (see :func:`sendable_answer`)."""
     output_estimated: bool = False
     """The output tokens in ``usage`` are estimated from what arrived (the answer was cut off)."""
+    message: Message | None = None
+    """The last round's message as the API sent it, every block kept (a forced tool call too)."""
 
 
 
@@ -248,6 +250,7 @@ class Turn:
             images_left_out=fitted.images_left_out if fitted else 0,
             cached_at=cached_at,
             calls_not_run=calls_not_run,
+            message=message,
         )
         if cached_at is None:  # a cached answer cost nothing this time
             self._tally(answer.usage, separately=not self.record or not self.options.use_history, model=answer.model)
@@ -349,11 +352,13 @@ async def ask_async(
     *,
     record: bool = True,
     approve: Approve | None = None,
+    client: AsyncClient | None = None,
 ) -> Answer:
     """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
-    arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
+    arrived. ``record=False``: the answer joins the conversation only if kept (compare).
+    ``client``: ask with this one (a job's own) rather than the session's for this loop."""
     turn = Turn(session, question, options, settings, open_renderer, cell, show_tool_run, record=record, approve=approve)
-    return await _drive_async(turn, session.async_client(settings))
+    return await _drive_async(turn, client or session.async_client(settings))
 
 
 def _drive(turn: Turn, client: Client) -> Answer:

@@ -8,7 +8,7 @@ magic, the chat panel and ``--compare`` share. It knows nothing of magics or wid
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,11 @@ class AskOptions:
     tools: tuple[Tool, ...] = ()
     """Python functions the model may call; the tool loop runs at most ``max_tool_rounds``."""
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+    answer_schema: Mapping[str, Any] | None = None
+    """A JSON schema the answer must follow (as the API takes it: see :mod:`.schemas`), sent as
+    structured outputs (``output_config.format``), or with ``answer_tool`` as the input of a tool
+    the model must call (``tool_choice``), for models that don't take structured outputs."""
+    answer_tool: bool = False
 
 
 @dataclass
@@ -123,6 +128,16 @@ class ClaudeSession:
             client = self._async_clients[loop] = AsyncClient(settings, transport=self.async_transport, auth=self.auth)
         return client
 
+    def job_client(self, settings: ClientSettings, wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None) -> AsyncClient:
+        """A new async client of the running loop for one job, which closes it; ``wrap`` puts a
+        transport of the job's own in front of the session's (pacing under the rate limits)."""
+        import httpx
+
+        from ..api.client import AsyncClient
+
+        inner = self.async_transport or httpx.AsyncHTTPTransport()
+        return AsyncClient(settings, transport=wrap(inner) if wrap is not None else self.async_transport, auth=self.auth)
+
     async def release_async_client(self) -> None:
         """Close the running loop's client: for a loop that is about to close."""
         import asyncio  # loaded already: this runs on an event loop
@@ -162,7 +177,7 @@ class ClaudeSession:
         stable prefix marked for prompt caching. The history is the notebook's as it is now
         (what other kernels recorded is picked up first). No network I/O: a context window not
         yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
-        from ..api.protocol import MessageRequest, OutputConfig
+        from ..api.protocol import MessageRequest
         from . import caching
         from .budget import FALLBACK_CONTEXT_WINDOW, Limit, fit_history, input_limit, measure
         from .image_blocks import drop_repeated_images
@@ -184,9 +199,9 @@ class ClaudeSession:
                 "messages": [*messages, *(steps or [])],
                 "system": system,
                 "temperature": options.temperature,
-                "output_config": OutputConfig(effort=options.effort) if options.effort else None,
+                "output_config": output_config(options),
                 "thinking": options.thinking,
-                **({"tools": [tool.definition() for tool in options.tools]} if options.tools else {}),
+                **tools_offered(options),
             }
         )
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
@@ -231,6 +246,27 @@ class ClaudeSession:
 
             self._answer_cache = AnswerCache()
         return self._answer_cache
+
+
+ANSWER_TOOL = "answer"
+"""The tool a model that doesn't take structured outputs is made to call with its answer."""
+
+
+def output_config(options: AskOptions) -> dict[str, Any] | None:
+    """The request's ``output_config``: the effort, and the answer's schema as structured outputs."""
+    config: dict[str, Any] = {"effort": options.effort} if options.effort else {}
+    if options.answer_schema is not None and not options.answer_tool:
+        config["format"] = {"type": "json_schema", "schema": dict(options.answer_schema)}
+    return config or None
+
+
+def tools_offered(options: AskOptions) -> dict[str, Any]:
+    """The request's ``tools`` (the user's functions, and the answer's tool) and ``tool_choice``."""
+    tools = [tool.definition() for tool in options.tools]
+    if options.answer_schema is None or not options.answer_tool:
+        return {"tools": tools} if tools else {}
+    answer = {"name": ANSWER_TOOL, "description": "Give your answer, in this form.", "input_schema": dict(options.answer_schema)}
+    return {"tools": [*tools, answer], "tool_choice": {"type": "tool", "name": ANSWER_TOOL}}
 
 
 def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens: int) -> dict[str, Any]:

@@ -43,22 +43,22 @@ class CostRange:
         return f"{format_cost(self.least)} to {format_cost(self.most)}"
 
 
-def cost_range(model: str, input_tokens: int, cacheable_tokens: int, max_output: int) -> CostRange:
+def cost_range(model: str, input_tokens: int, cacheable_tokens: int, max_output: int, *, batch: bool = False) -> CostRange:
     """The range of what a request of ``input_tokens`` (``cacheable_tokens`` of them a cacheable
-    prefix) may cost with at most ``max_output`` output tokens."""
+    prefix) may cost with at most ``max_output`` output tokens (``batch``: in a Message Batch)."""
     cacheable = min(cacheable_tokens, input_tokens)
     plain = input_tokens - cacheable
-    least = cost(model, TokenUsage(input=plain, cache_read=cacheable))
-    most = cost(model, TokenUsage(input=plain, cache_write=cacheable, output=max_output))
+    least = cost(model, TokenUsage(input=plain, cache_read=cacheable), batch=batch)
+    most = cost(model, TokenUsage(input=plain, cache_write=cacheable, output=max_output), batch=batch)
     return CostRange(model, input_tokens, cacheable, max_output, least, most)
 
 
-def estimate(model: str, body: Mapping[str, Any], counted: int | None = None) -> CostRange:
+def estimate(model: str, body: Mapping[str, Any], counted: int | None = None, *, batch: bool = False) -> CostRange:
     """The cost range of the request ``body``: its input counted by the server (``counted``), or
-    estimated locally as the context budget estimates it."""
+    estimated locally as the context budget estimates it (``batch``: sent in a Message Batch)."""
     input_tokens = counted if counted is not None else local_tokens(body.get("messages") or [], body.get("system"))
     cacheable = local_tokens(*cacheable_prefix(body))
-    return cost_range(model, input_tokens, cacheable, int(body.get("max_tokens") or 0))
+    return cost_range(model, input_tokens, cacheable, int(body.get("max_tokens") or 0), batch=batch)
 
 
 def cacheable_prefix(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
