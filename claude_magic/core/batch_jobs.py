@@ -235,6 +235,15 @@ class BatchRun:
             return f"{which}: ended, reading the results"
         return f"{which}: {processing:,} requests processing (most batches end within an hour, all within 24 h)"
 
+    def not_ended(self) -> list[str]:
+        """The batches still processing when last looked at."""
+        return [batch_id for batch_id in self.covering if batch_id not in self.state or not self.state[batch_id].ended]
+
+    def leave_waiting(self, batch_id: str, why: str) -> None:
+        """The rows of a batch not ended yet get ``why`` (the job ends without them)."""
+        for key in self.covering[batch_id] & self.job.pending.keys():
+            self.job.settle(key, _unanswered(self.job, why))
+
     def collect(self, draw: Draw) -> None:
         """Read every ended batch's results into the job (each answer kept in the answer cache)."""
         cache = self.job.session.answer_cache

@@ -340,11 +340,13 @@ def _wait_and_collect(magics: ClaudeSettings, run: BatchRun) -> None:
     bar = ProgressBar(magics.in_notebook, magics.live_updates)
     ended = run.wait(bar, magics.batch_poll_seconds)
     run.collect(bar)
+    waiting = run.not_ended()
+    for batch_id in waiting:
+        run.leave_waiting(batch_id, f"in {batch_id}, which has not ended: run this again, or claude_magic.batch_result('{batch_id}'), to get it")
     bar.close(run.job.progress)
-    if not ended:
-        waiting = ", ".join(batch for batch, state in run.state.items() if not state.ended)
-        first = waiting.split(",")[0]
-        note(f"stopped waiting; {waiting} goes on: run this again, or claude_magic.batch_result('{first}'), to get its rows (claude_magic.cancel_batch('{first}') cancels it)")
+    if waiting and not ended:
+        first = waiting[0]
+        note(f"stopped waiting; {', '.join(waiting)} goes on: run this again, or claude_magic.batch_result('{first}'), to get its rows (claude_magic.cancel_batch('{first}') cancels it)")
 
 
 def _job_rows(job: RowsJob) -> dict[str, Any]:
