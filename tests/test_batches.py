@@ -77,10 +77,11 @@ def interrupt_once_submitted(k: Kernel, server: StandIn, cell: str) -> CellResul
 def test_bodies_are_split_within_the_request_count_and_the_bytes() -> None:
     requests = [(f"id{i}", {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x" * 100}]}) for i in range(10)]
     by_count = list(batch_bodies(requests, max_requests=4))
-    assert [ids for ids, _ in by_count] == [["id0", "id1", "id2", "id3"], ["id4", "id5", "id6", "id7"], ["id8", "id9"]]
-    assert [r["custom_id"] for r in json.loads(by_count[1][1])["requests"]] == ["id4", "id5", "id6", "id7"]
+    assert [body.ids for body in by_count] == [["id0", "id1", "id2", "id3"], ["id4", "id5", "id6", "id7"], ["id8", "id9"]]
+    assert [r["custom_id"] for r in json.loads(bytes(by_count[1]))["requests"]] == ["id4", "id5", "id6", "id7"]
+    assert all(len(bytes(body)) == body.length for body in by_count)
     by_bytes = list(batch_bodies(requests, max_bytes=600))
-    assert all(len(body) <= 600 for _, body in by_bytes) and sum(len(ids) for ids, _ in by_bytes) == 10 and len(by_bytes) > 2
+    assert all(len(bytes(body)) <= 600 for body in by_bytes) and sum(len(body.ids) for body in by_bytes) == 10 and len(by_bytes) > 2
     with pytest.raises(ValueError, match="more than a batch may hold"):
         list(batch_bodies(requests, max_bytes=100))
 
@@ -90,7 +91,7 @@ def test_the_client_creates_polls_reads_cancels_and_deletes(server: StandIn) -> 
     settings = ClientSettings(credentials=Credentials(api_key=KEY), base_url=server.base_url)
     with Client(settings) as client:
         batches = Batches(client)
-        ((ids, body),) = batch_bodies([(k, {"model": "claude-haiku-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": k}]}) for k in ("a", "b")])
+        (body,) = batch_bodies([(k, {"model": "claude-haiku-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": k}]}) for k in ("a", "b")])
         batch = batches.create(body)
         assert batch.processing_status == "in_progress" and batch.request_counts.processing == 2
         server.batches.advance(5)
@@ -130,7 +131,7 @@ def test_the_batch_path_submits_survives_a_restart_and_brings_the_results_back(s
         server.batches.advance(60)
         again = restarted.run(JOB)
         assert again.status == "ok", again.outputs
-        assert f"waiting for {batch_id}, submitted earlier" in again.stdout and len(created(server)) == 1  # not submitted twice
+        assert f"50 of these rows are in {batch_id}, submitted earlier: waiting for it" in again.stdout and len(created(server)) == 1  # not submitted twice
         assert value(restarted, "list(result.index) == list(reviews.index)") is True
         assert value(restarted, "bool((result.summary == 'Classify this review: ' + reviews.review).all())") is True
         assert value(restarted, "bool(result.error.isna().all())") is True
@@ -149,14 +150,14 @@ def test_a_canceled_batch_leaves_its_rows_to_the_next_run(server: StandIn, tmp_p
         server.batches.advance(1)
         k.run(f"canceled = claude_magic.batch_result({batch_id!r})")
         assert value(k, "canceled.error.iloc[0]") == "not answered: the batch was canceled; run again to send this row"
-        server.batches.speed = 1e6
+        server.batches.speed = 1000.0
         assert k.run(JOB).status == "ok" and len(created(server)) == 2  # the canceled rows go again
         assert value(k, "bool(result.error.isna().all())") is True
 
 
 @pytest.mark.kernel
 def test_a_job_above_batch_above_rows_goes_as_a_batch_and_the_cell_form_takes_batch(server: StandIn, tmp_path: Path) -> None:
-    server.batches.speed = 1e6
+    server.batches.speed = 1000.0
     with kernel(server, tmp_path) as k:
         k.run("%config ClaudeMagics.batch_above_rows = 15")
         assert k.run("small = claude_magic.map('Say {review}', reviews.head(10))").status == "ok"

@@ -201,3 +201,39 @@ def test_rows_are_paced_under_the_rate_limit_and_draw_no_429(kernel: Kernel, ser
     assert run.status == "ok" and value(kernel, "all(row['error'] is None for row in result)") is True
     assert server.rate_limited == 0 and len(server.message_requests) == 15
     assert time.monotonic() - started > 2.0  # three windows of five
+
+
+def test_every_option_of_a_question_applies_to_each_row(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("def lookup(word: str) -> str:\n    '''Look a word up.'''\n    return word.upper()")
+    run = kernel.run(
+        "result = claude_magic.map('Define {item}', pd.Series(['join', 'merge']), model='claude-opus-5-5', system='Be terse.', "
+        "max_tokens=2000, effort='low', thinking=True, tools=[lookup], usage=True)"
+    )
+    assert run.status == "ok", run.outputs
+    first = [r for r in server.message_requests if r.prompts() == ["Define join"]][0].body
+    assert (first["model"], first["system"], first["max_tokens"]) == ("claude-opus-5-5", "Be terse.", 2000)
+    assert first["output_config"] == {"effort": "low"} and first["thinking"] == {"type": "adaptive"} and first["tools"][0]["name"] == "lookup"
+    assert len(server.message_requests) == 4  # each row: a tool call, then the answer after its result
+    assert value(kernel, "list(result.columns)") == ["answer", "error", "input_tokens", "output_tokens", "cost"]
+    assert value(kernel, "bool((result.input_tokens > 0).all() and (result.cost > 0).all())") is True
+
+
+def test_a_column_of_images_is_attached_to_each_row_and_polars_comes_back_as_polars(kernel: Kernel, server: StandIn) -> None:
+    setup = (
+        "import io, polars as pl\nfrom PIL import Image\n"
+        "def png(colour):\n    buffer = io.BytesIO()\n    Image.new('RGB', (8, 4), colour).save(buffer, 'PNG')\n    return buffer.getvalue()\n"
+        "photos = pl.DataFrame({'name': ['red', 'blue'], 'photo': [png('red'), png('blue')]})"
+    )
+    assert kernel.run(setup).status == "ok"
+    assert kernel.run("result = claude_magic.map('What colour is {name}?', photos, attach=['photo'])").status == "ok"
+    for request in server.message_requests:
+        kinds = [block["type"] for block in request.body["messages"][0]["content"]]
+        assert kinds == ["text", "image", "text"]  # the attachment's label, the image, the question
+    assert value(kernel, "(type(result).__module__.split('.')[0], result.columns)") == ("polars", ["answer", "error"])
+
+
+def test_estimate_with_each_counts_a_sample_and_sends_no_question(kernel: Kernel, server: StandIn) -> None:
+    shown = kernel.run("%%claude --each reviews --estimate -m claude-haiku-5-5\nClassify this review: {review}")
+    text = shown.displays()[-1]["data"]["text/plain"]
+    assert "200 of 200 rows to send (0 answered before or in a batch) · nothing was sent" in text and "Output: up to 1,638,400 tokens" in text
+    assert not server.message_requests and 1 <= len([r for r in server.requests if r.path == "/v1/messages/count_tokens"]) <= 5

@@ -111,7 +111,7 @@ def test_batch_creation_is_validated(http: httpx.Client, body: dict[str, Any], m
 
 
 def test_a_scripted_fault_errors_one_request_of_a_batch(http: httpx.Client, server: StandIn) -> None:
-    server.batches.speed = 1e6
+    server.batches.speed = 1000.0
     server.fail(status=529)
     batch = http.post("/v1/messages/batches", json={"requests": [request("a", "one"), request("b", "two")]}).json()
     lines = http.get(f"/v1/messages/batches/{batch['id']}/results").text.splitlines()

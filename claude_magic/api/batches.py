@@ -10,7 +10,8 @@ request, in no particular order), ``DELETE .../{id}`` deletes an ended one.
 Limits: at most 100,000 requests and 256 MB a batch; each request's ``custom_id`` is 1 to 64 of
 ``[A-Za-z0-9_-]``, unique in its batch. :func:`batch_bodies` splits requests into bodies within
 them, built from each request's JSON as bytes: 100,000 requests held as Python dicts would take
-a few hundred MB, their JSON about 30. Results are read a line at a time.
+a few hundred MB, their JSON about 30, and it is sent from those pieces (never joined into one
+copy). Results are read a line at a time.
 
 Creating a batch is never retried: the API has no idempotency key, and a retry after a response
 that was lost would submit (and bill) the batch twice.
@@ -72,29 +73,49 @@ class BatchPage(WireModel):
     last_id: str | None = None
 
 
-def batch_bodies(
-    requests: Iterable[tuple[str, dict[str, Any]]], max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES
-) -> Iterator[tuple[list[str], bytes]]:
-    """Create bodies for ``requests`` (``custom_id``, message params), each within the limits, with
-    the ``custom_id`` of each request it holds."""
-    head, separator, tail = b'{"requests":[', b",", b"]}"
-    ids: list[str] = []
-    pieces: list[bytes] = []
-    size = len(head) + len(tail)
+class BatchBody:
+    """A create body, ``{"requests": [...]}``, as the JSON of each request: iterate it for its bytes."""
+
+    HEAD, SEPARATOR, TAIL = b'{"requests":[', b",", b"]}"
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.pieces: list[bytes] = []
+        self.length = len(self.HEAD) + len(self.TAIL)
+
+    def fits(self, piece: bytes, max_requests: int, max_bytes: int) -> bool:
+        return not self.pieces or (len(self.pieces) < max_requests and self.length + len(self.SEPARATOR) + len(piece) <= max_bytes)
+
+    def add(self, custom_id: str, piece: bytes) -> None:
+        self.length += len(piece) + (len(self.SEPARATOR) if self.pieces else 0)
+        self.ids.append(custom_id)
+        self.pieces.append(piece)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.HEAD
+        for index, piece in enumerate(self.pieces):
+            yield self.SEPARATOR + piece if index else piece
+        yield self.TAIL
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self)
+
+
+def batch_bodies(requests: Iterable[tuple[str, dict[str, Any]]], max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES) -> Iterator[BatchBody]:
+    """Create bodies for ``requests`` (``custom_id``, message params), each within the limits."""
+    body = BatchBody()
     for custom_id, params in requests:
         if not CUSTOM_ID.fullmatch(custom_id):
             raise ValueError(f"custom_id {custom_id!r}: 1 to 64 letters, digits, _ or -")
         piece = json.dumps({"custom_id": custom_id, "params": params}, ensure_ascii=False, separators=(",", ":")).encode()
-        if len(head) + len(tail) + len(piece) > max_bytes:
+        if BatchBody().length + len(piece) > max_bytes:
             raise ValueError(f"one request of {len(piece):,} bytes is more than a batch may hold ({max_bytes:,})")
-        if pieces and (len(pieces) >= max_requests or size + len(separator) + len(piece) > max_bytes):
-            yield ids, head + separator.join(pieces) + tail
-            ids, pieces, size = [], [], len(head) + len(tail)
-        size += len(piece) + (len(separator) if pieces else 0)
-        ids.append(custom_id)
-        pieces.append(piece)
-    if pieces:
-        yield ids, head + separator.join(pieces) + tail
+        if not body.fits(piece, max_requests, max_bytes):
+            yield body
+            body = BatchBody()
+        body.add(custom_id, piece)
+    if body.pieces:
+        yield body
 
 
 class Batches:
@@ -103,10 +124,11 @@ class Batches:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def create(self, body: bytes) -> MessageBatch:
+    def create(self, body: BatchBody) -> MessageBatch:
         """Submit a body made by :func:`batch_bodies` (sent once: see the module's docstring)."""
         client = self.client
-        request = client.http.build_request("POST", client._url(BATCHES_PATH), content=body, headers=client._headers())
+        headers = {**client._headers(), "content-length": str(body.length)}
+        request = client.http.build_request("POST", client._url(BATCHES_PATH), content=iter(body), headers=headers)
         try:
             response = client.http.send(request)
         except httpx.TransportError as exc:

@@ -7,6 +7,13 @@ goes; each response's ``anthropic-ratelimit-*`` headers correct the limiter; a 4
 holds every request; a request that failed keeps only its request count. Being a transport, it
 paces the client's retries as it paces first attempts.
 
+Requests are also spread evenly: one at most every ``window / requests`` seconds. The window lets a
+whole minute's requests through at once, and the API enforces its limits over shorter spans too
+(a limit of 60 a minute may be held as 1 a second), so a burst at the start of each window would
+draw 429s; spread out, the same number goes in the minute and none arrives in a burst. Turns are
+kept on a schedule (a late wake-up does not push the next turn back), but a stall of the event
+loop lets at most one late request catch up when it ends, not all those it held.
+
 What a request will use is told by whoever sends it, in a context variable (:data:`PACE`): its
 estimated input tokens and its ``max_tokens``, and where the grant goes so that the sender can
 settle it with the real usage once the answer has ended (reading the body here would cost a copy
@@ -15,6 +22,8 @@ of it, and the usage comes at the end of the stream, which the transport does no
 
 from __future__ import annotations
 
+import asyncio
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -48,6 +57,9 @@ class PacedTransport(httpx.AsyncBaseTransport):
         """Requests waiting for room in the rate limits right now (for a progress display)."""
         self.rate_limited = 0
         """429s the upstream answered all the same."""
+        self._next_send = 0.0
+        self._gate = asyncio.Lock()
+        """Requests take their turns one at a time, in order: only the one whose turn is next waits on a timer."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         pace = PACE.get()
@@ -56,6 +68,7 @@ class PacedTransport(httpx.AsyncBaseTransport):
         self.waiting += 1
         try:
             grant = await self.limiter.acquire(self.client, pace.input_tokens, pace.output_tokens)
+            await self._take_turn()
         finally:
             self.waiting -= 1
         try:
@@ -72,6 +85,16 @@ class PacedTransport(httpx.AsyncBaseTransport):
             self.rate_limited += 1
             self.limiter.pause(server_retry_after(response.headers) or 0.0)
         return response
+
+    async def _take_turn(self) -> None:
+        """Wait for this request's turn: ``window / requests`` seconds after the last one's."""
+        async with self._gate:
+            delay = self._next_send - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            limits = self.limiter.snapshot()
+            interval = limits["window"] / max(limits["limits"]["requests"], 1)
+            self._next_send = max(self._next_send, time.monotonic() - interval) + interval
 
     async def aclose(self) -> None:
         await self.inner.aclose()

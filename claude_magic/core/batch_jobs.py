@@ -2,20 +2,21 @@
 results read into the job (half the price of asking row by row, and no rate-limit pressure).
 
 Each request's ``custom_id`` is its key in the answer cache (:func:`.answer_cache.request_key`, 64
-hex digits: exactly what a ``custom_id`` may hold), so a result is matched to its rows, and kept as
-the answer to that exact request: a later run of the same job, batched or not, finds it there.
+hex digits: exactly what a ``custom_id`` may hold), so a result is matched to its rows, and a later
+run of the same job, batched or not, finds the batch that answers each of its requests.
 
 **What is kept** (``$CLAUDE_MAGIC_HOME/batches/<notebook>/``, private files): ``batches.jsonl``, one
 line per event (a batch submitted, its results collected, its results gone), each batch's
 ``custom_id``s (``<id>.keys``), and each job's rows (``<job>.json``: each row's key, the index, the
 schema), so :func:`claude_magic.batch_result` can rebuild a job's result after a restart.
 
-**Running the same job again** sends no request twice: rows answered are in the answer cache, and a
-row already in a batch of this notebook that can still answer it is waited for and read from that
-batch (:meth:`BatchRun.cover`), not submitted again. A batch whose results were collected still
-covers the rows it answered (their answers may have left the cache since); the rows it did not
-answer (errored, canceled, expired) are submitted again by the next run. Usage is logged once per
-batch, when its results are first collected.
+**Running the same job again** sends no request twice: a row already in a batch of this notebook
+that can still answer it is waited for and read from that batch (:meth:`BatchRun.cover`), not sent
+again. The answers stay with the API (29 days), not in the answer cache: 100,000 files written one
+by one would take longer than reading them back. A batch whose results were collected still covers
+the rows it answered; the rows it did not answer (errored, canceled, expired) are sent again by the
+next run, and so are those of a batch whose results are gone. Usage is logged once per batch, when
+its results are first collected.
 """
 
 from __future__ import annotations
@@ -193,12 +194,12 @@ class BatchRun:
         if not keys:
             return []
         self.records.save_job(self.notebook_job, rows)
-        requests = ((key, self.job.request_body(self.job.pending[key])) for key in keys)
+        requests = ((key, self.job.request_body(key)) for key in keys)
         submitted = []
-        for ids, body in batch_bodies(requests):
+        for body in batch_bodies(requests):
             batch = self.batches.create(body)
-            self.records.submitted(batch, ids, self.notebook_job, self.job.options.model, what)
-            self.covering[batch.id] = set(ids)
+            self.records.submitted(batch, body.ids, self.notebook_job, self.job.options.model, what)
+            self.covering[batch.id] = set(body.ids)
             self.state[batch.id] = batch
             submitted.append(batch.id)
         return submitted
@@ -245,12 +246,10 @@ class BatchRun:
             self.job.settle(key, _unanswered(self.job, why))
 
     def collect(self, draw: Draw) -> None:
-        """Read every ended batch's results into the job (each answer kept in the answer cache)."""
-        cache = self.job.session.answer_cache
-        with cache.deferred_eviction():
-            for batch_id, keys in self.covering.items():
-                if batch_id in self.state and self.state[batch_id].ended:
-                    self._collect(batch_id, keys, draw)
+        """Read every ended batch's results into the job."""
+        for batch_id, keys in self.covering.items():
+            if batch_id in self.state and self.state[batch_id].ended:
+                self._collect(batch_id, keys, draw)
 
     def _collect(self, batch_id: str, keys: set[str], draw: Draw) -> None:
         from ..api.errors import NotFoundError
@@ -281,7 +280,6 @@ class BatchRun:
         kind = result.get("type")
         if kind == "succeeded":
             message = result["message"]
-            self.job.session.answer_cache.put(key, message)
             _add_usage(usage.setdefault(str(message.get("model")), {"service_tier": "batch"}), message.get("usage") or {})
             self.job.settle(key, self.job.outcome_of_wire(message))
         elif kind == "errored":

@@ -155,8 +155,9 @@ class RowsJob:
 
     keys: list[str | None] = field(default_factory=list)
     """Each row's request key (None: its question could not be made; see ``row_errors``)."""
-    pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    """The question of each request not answered yet."""
+    pending: dict[str, int] = field(default_factory=dict)
+    """Each request not answered yet, and the first row that asks it (its question is made again
+    when it is sent: 100,000 questions kept would weigh more than the rows they come from)."""
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     row_errors: dict[int, str] = field(default_factory=dict)
     progress: Progress = field(default_factory=lambda: Progress(0))
@@ -171,7 +172,7 @@ class RowsJob:
         client = self.session.client(self.settings)
         keys: list[str | None] = []
         errors: dict[int, str] = {}
-        questions: dict[str, list[dict[str, Any]]] = {}
+        first_rows: dict[str, int] = {}
         for position in range(len(self.rows)):
             try:
                 question = self.make_question(position)
@@ -182,12 +183,12 @@ class RowsJob:
             body = client.message_body(self.session.prepare(question, self.options).request, stream=True)
             key = request_key(body, self.settings.api_version, self.settings.base_url)
             keys.append(key)
-            questions.setdefault(key, question)
-        self.restore(keys, errors, questions)
+            first_rows.setdefault(key, position)
+        self.restore(keys, errors, first_rows)
 
-    def restore(self, keys: list[str | None], row_errors: dict[int, str], questions: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    def restore(self, keys: list[str | None], row_errors: dict[int, str], first_rows: dict[str, int] | None = None) -> None:
         """Take each row's key (None: its question failed, for the reason in ``row_errors``); answer
-        those the cache holds, and keep the others pending (with their ``questions``, when known)."""
+        those the cache holds, and keep the others pending (with the row that asks each, when known)."""
         cache = self.session.answer_cache
         self.keys, self.row_errors = keys, row_errors
         self._rows_of = Counter(key for key in keys if key is not None)
@@ -195,7 +196,7 @@ class RowsJob:
         for key in self._rows_of:
             hit = cache.get(key) if not self.options.fresh else None
             if hit is None:
-                self.pending[key] = (questions or {}).get(key, [])
+                self.pending[key] = (first_rows or {}).get(key, -1)
             else:
                 self.outcomes[key] = outcome = self.outcome_of_wire(hit.message)
                 self.progress.count(outcome, self._rows_of[key], cached=True)
@@ -209,9 +210,13 @@ class RowsJob:
         """The rows these requests answer."""
         return sum(self._rows_of[key] for key in keys)
 
-    def request_body(self, question: list[dict[str, Any]]) -> dict[str, Any]:
-        """The body a row's question is sent with, as a Message Batch takes it (no ``stream``)."""
-        body = self.session.client(self.settings).message_body(self.session.prepare(question, self.options).request, stream=False)
+    def question(self, key: str) -> list[dict[str, Any]]:
+        """The question of a pending request (of the first row that asks it)."""
+        return self.make_question(self.pending[key])
+
+    def request_body(self, key: str) -> dict[str, Any]:
+        """The body a pending request is sent with, as a Message Batch takes it (no ``stream``)."""
+        body = self.session.client(self.settings).message_body(self.session.prepare(self.question(key), self.options).request, stream=False)
         body.pop("stream", None)
         return body
 
@@ -221,16 +226,16 @@ class RowsJob:
         at most ``max_tokens`` of output each."""
         from .spending import CostRange, estimate
 
-        questions = [self.pending[key] for key in keys]
-        if not questions:
+        chosen = list(keys)
+        if not chosen:
             return CostRange(self.options.model, 0, 0, 0, 0.0, 0.0)
-        step = max(len(questions) // SAMPLE_SIZE, 1)
+        step = max(len(chosen) // SAMPLE_SIZE, 1)
         ranges = []
-        for question in questions[::step][:SAMPLE_SIZE]:
-            request = self.session.prepare(question, self.options).request
+        for key in chosen[::step][:SAMPLE_SIZE]:
+            request = self.session.prepare(self.question(key), self.options).request
             counted = _counted_or_none(count_tokens, request)
             ranges.append(estimate(request.model, self.session.client(self.settings).message_body(request, stream=True), counted, batch=batch))
-        return _scaled(ranges, len(questions))
+        return _scaled(ranges, len(chosen))
 
     # --- 2. ask -------------------------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class RowsJob:
             client = self.session.job_client(self.settings, self._paced if self.limiter is not None else None)
             try:
                 with self.session.answer_cache.deferred_eviction():
-                    work = iter(list(self.pending.items()))
+                    work = iter(list(self.pending))
                     tasks.extend(asyncio.ensure_future(self._worker(work, client)) for _ in range(max(self.concurrency, 1)))
                     started.set()
                     await asyncio.gather(*tasks, return_exceptions=True)
@@ -293,9 +298,9 @@ class RowsJob:
         self.progress.waiting = lambda: paced.waiting
         return paced
 
-    async def _worker(self, work: Iterator[tuple[str, list[dict[str, Any]]]], client: AsyncClient) -> None:
-        for key, question in work:
-            outcome = await self._ask_one(question, client)
+    async def _worker(self, work: Iterator[str], client: AsyncClient) -> None:
+        for key in work:
+            outcome = await self._ask_one(self.question(key), client)
             self.settle(key, outcome)
 
     def settle(self, key: str, outcome: Outcome) -> None:

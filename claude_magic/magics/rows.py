@@ -119,17 +119,23 @@ def _map_rows(
         limiter=magics.rows_limiter(),
     )
     job.plan()
-    as_batch = batch if batch is not None else _batch_by_default(magics, job)
+    run = _batch_run(magics, job)
+    as_batch = batch if batch is not None else _batch_by_default(magics, job, run)
     if estimate_only:
-        return _show_estimate(magics, job, batch=as_batch)
-    if not job.pending:
-        if job.progress.from_cache:
-            note(f"{_all(job.progress.from_cache, len(table))} rows were answered before (the answer cache): nothing was sent")
-    else:
-        if as_batch:
-            _as_batches(magics, job, template, yes=yes, send_anyway=send_anyway)
-        else:
-            _row_by_row(magics, job, yes=yes, send_anyway=send_anyway)
+        return _show_estimate(magics, job, run.uncovered, batch=as_batch)
+    if not job.pending and job.progress.from_cache:
+        note(f"{_all(job.progress.from_cache, len(table))} rows were answered before (the answer cache): nothing was sent")
+    if as_batch and run.uncovered:
+        _approve(magics, job, run.uncovered, batch=True, yes=yes, send_anyway=send_anyway)
+    if run.covering:
+        note(f"{job.rows_of(set().union(*run.covering.values())):,} of these rows are in {', '.join(run.covering)}, submitted earlier: waiting for it")
+    if as_batch and run.uncovered:
+        _submit(run, template)
+    waited = True
+    if run.covering:
+        waited = _wait_and_collect(magics, run)
+    if job.pending and not as_batch and (not run.covering or waited):
+        _row_by_row(magics, job, yes=yes, send_anyway=send_anyway)
     if job.progress.failed:
         warn(f"{job.progress.failed:,} of {len(table):,} rows have no answer: the error column says why")
     return job.result(usage=usage)
@@ -252,11 +258,13 @@ def _approve(magics: ClaudeSettings, job: RowsJob, keys: list[str], *, batch: bo
     from ..core.pricing import format_cost
     from ..core.spending import Refused, check_budget
 
+    threshold = magics.confirm_above_usd
+    if magics.budget_usd is None and (yes or threshold is None):
+        return  # nothing to hold the estimate against: no request to count tokens with
     client = magics.session.client(magics.client_settings())
     worst = job.estimate(client.count_tokens, keys=keys, batch=batch)
     try:
         check_budget(magics.budget_usd, magics.notebook_spent(), worst)
-        threshold = magics.confirm_above_usd
         if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
             from ..ui.confirm import confirm_spending
 
@@ -276,16 +284,16 @@ def _input_words(worst: CostRange) -> str:
     return f"about {worst.input_tokens:,} input tokens in all"
 
 
-def _show_estimate(magics: ClaudeSettings, job: RowsJob, *, batch: bool) -> None:
-    """What the job could cost (a sample counted by the server, scaled); nothing is asked."""
+def _show_estimate(magics: ClaudeSettings, job: RowsJob, keys: list[str], *, batch: bool) -> None:
+    """What sending ``keys`` could cost (a sample counted by the server, scaled); nothing is asked."""
     from ..core.pricing import format_cost
     from ..ui.render import literal_markdown, show_text
 
     client = magics.session.client(magics.client_settings())
-    worst = job.estimate(client.count_tokens, keys=list(job.pending), batch=batch)
-    rows = job.pending_rows
+    worst = job.estimate(client.count_tokens, keys=keys, batch=batch)
+    rows = job.rows_of(keys)
     lines = [
-        f"{job.options.model} · {rows:,} of {len(job.rows):,} rows to send ({job.progress.from_cache:,} answered before) · nothing was sent",
+        f"{job.options.model} · {rows:,} of {len(job.rows):,} rows to send ({len(job.rows) - rows:,} answered before or in a batch) · nothing was sent",
         f"Input: about {worst.input_tokens:,} tokens in all (a sample of rows counted by the server where it answers, scaled to all of them).",
         f"Output: up to {worst.max_output:,} tokens ({job.options.max_tokens:,} a row: max_tokens, thinking included).",
         f"Cost: {worst.text}{' as a Message Batch (half price)' if batch else ', row by row'}.",
@@ -311,30 +319,32 @@ def _row_by_row(magics: ClaudeSettings, job: RowsJob, *, yes: bool, send_anyway:
         note(f"interrupted: {job.progress.answered:,} of {job.progress.total:,} rows answered; run it again to send only the {left:,} not yet answered")
 
 
-def _batch_by_default(magics: ClaudeSettings, job: RowsJob) -> bool:
-    threshold = magics.batch_above_rows
-    return threshold is not None and job.pending_rows > threshold
-
-
-def _as_batches(magics: ClaudeSettings, job: RowsJob, template: str, *, yes: bool, send_anyway: str) -> None:
+def _batch_run(magics: ClaudeSettings, job: RowsJob) -> BatchRun:
+    """The job's rows as batches: those of this notebook's batches that hold some of its rows (row
+    by row or not, a row is never sent twice), and new ones when the job goes as a batch."""
     from ..api.batches import Batches
     from ..core.batch_jobs import BatchRecords, BatchRun
 
-    records = BatchRecords.of(magics._notebook_path())
-    run = BatchRun(job, records, Batches(magics.session.client(magics.client_settings())))
+    run = BatchRun(job, BatchRecords.of(magics._notebook_path()), Batches(magics.session.client(magics.client_settings())))
     run.cover()
-    if run.uncovered:
-        _approve(magics, job, run.uncovered, batch=True, yes=yes, send_anyway=send_anyway)
-    if run.covering:
-        note(f"waiting for {', '.join(run.covering)}, submitted earlier, which holds {job.rows_of(set().union(*run.covering.values())):,} of these rows")
+    return run
+
+
+def _batch_by_default(magics: ClaudeSettings, job: RowsJob, run: BatchRun) -> bool:
+    threshold = magics.batch_above_rows
+    return threshold is not None and job.rows_of(run.uncovered) > threshold
+
+
+def _submit(run: BatchRun, template: str) -> None:
+    """New batches for the rows no batch holds yet."""
+    job = run.job
     rows = job.rows_of(run.uncovered)
     submitted = run.submit(" ".join(template.split())[:80], _job_rows(job))
-    if submitted:
-        note(f"submitted {', '.join(submitted)} ({rows:,} rows); if the kernel restarts, run this again, or claude_magic.batch_result('{submitted[0]}')")
-    _wait_and_collect(magics, run)
+    note(f"submitted {', '.join(submitted)} ({rows:,} rows); if the kernel restarts, run this again, or claude_magic.batch_result('{submitted[0]}')")
 
 
-def _wait_and_collect(magics: ClaudeSettings, run: BatchRun) -> None:
+def _wait_and_collect(magics: ClaudeSettings, run: BatchRun) -> bool:
+    """Wait for the run's batches and read their results; False when Ctrl-C stopped the waiting."""
     from ..ui.progress import ProgressBar
 
     bar = ProgressBar(magics.in_notebook, magics.live_updates)
@@ -347,6 +357,7 @@ def _wait_and_collect(magics: ClaudeSettings, run: BatchRun) -> None:
     if waiting and not ended:
         first = waiting[0]
         note(f"stopped waiting; {', '.join(waiting)} goes on: run this again, or claude_magic.batch_result('{first}'), to get its rows (claude_magic.cancel_batch('{first}') cancels it)")
+    return ended
 
 
 def _job_rows(job: RowsJob) -> dict[str, Any]:
