@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(PY) bench/prepare.py
 	$(PY) bench/memory.py
 	$(PY) bench/first_answer.py
+	$(PY) bench/map.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) dist build *.egg-info .pytest_cache

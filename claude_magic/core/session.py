@@ -184,9 +184,9 @@ class ClaudeSession:
 
         history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []
         window = self.windows.of(options.model)
-        fixed = measure([{"role": "user", "content": question}], options.system)
         limit = Limit(input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens))
-        fitted = fit_history(history, fixed, limit, self._cut)
+        # Without history there is nothing to cut, and nothing to measure (a job over rows prepares thousands)
+        fitted = fit_history(history, measure([{"role": "user", "content": question}], options.system), limit, self._cut) if history else Fitted([])
         *sent_history, sent_question = drop_repeated_images([*fitted.messages(), {"role": "user", "content": question}])
         if self.prompt_caching:
             system, messages = caching.mark(options.system, sent_history, sent_question["content"])
