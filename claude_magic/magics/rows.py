@@ -60,6 +60,8 @@ def map_rows(
         return _map_rows(**locals())
     except ClaudeError as error:
         raise ClaudeMagicError(explain(error, magics.client_settings())) from None
+    except KeyboardInterrupt:  # while planning or submitting: asking row by row and waiting take it themselves
+        raise ClaudeMagicError("interrupted before the rows were asked; nothing more was sent") from None
 
 
 EACH_ALONE = {
