@@ -127,17 +127,7 @@ def _map_rows(
         return _show_estimate(magics, job, run.uncovered, batch=as_batch)
     if not job.pending and job.progress.from_cache:
         note(f"{_all(job.progress.from_cache, len(table))} rows were answered before (the answer cache): nothing was sent")
-    if as_batch and run.uncovered:
-        _approve(magics, job, run.uncovered, batch=True, yes=yes, send_anyway=send_anyway)
-    if run.covering:
-        note(f"{job.rows_of(set().union(*run.covering.values())):,} of these rows are in {', '.join(run.covering)}, submitted earlier: waiting for it")
-    if as_batch and run.uncovered:
-        _submit(run, template)
-    waited = True
-    if run.covering:
-        waited = _wait_and_collect(magics, run)
-    if job.pending and not as_batch and (not run.covering or waited):
-        _row_by_row(magics, job, yes=yes, send_anyway=send_anyway)
+    _answer_pending(magics, run, template, as_batch=as_batch, yes=yes, send_anyway=send_anyway)
     if job.progress.failed:
         warn(f"{job.progress.failed:,} of {len(table):,} rows have no answer: the error column says why")
     return job.result(usage=usage)
@@ -307,6 +297,22 @@ def _show_estimate(magics: ClaudeSettings, job: RowsJob, keys: list[str], *, bat
 
 
 # --- asking ---------------------------------------------------------------------------------------
+
+
+def _answer_pending(magics: ClaudeSettings, run: BatchRun, template: str, *, as_batch: bool, yes: bool, send_anyway: str) -> None:
+    """The rows not answered yet: those in earlier batches read from them, the others sent in new
+    batches (``as_batch``) or row by row; what they may cost approved before anything is sent."""
+    job = run.job
+    if as_batch and run.uncovered:
+        _approve(magics, job, run.uncovered, batch=True, yes=yes, send_anyway=send_anyway)
+    if run.covering:
+        note(f"{job.rows_of(set().union(*run.covering.values())):,} of these rows are in {', '.join(run.covering)}, submitted earlier: waiting for it")
+    if as_batch and run.uncovered:
+        _submit(run, template)
+    if run.covering and not _wait_and_collect(magics, run):
+        return  # Ctrl-C: stop here, the batches go on
+    if job.pending and not as_batch:
+        _row_by_row(magics, job, yes=yes, send_anyway=send_anyway)
 
 
 def _row_by_row(magics: ClaudeSettings, job: RowsJob, *, yes: bool, send_anyway: str) -> None:
