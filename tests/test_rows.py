@@ -62,6 +62,7 @@ def one_line(result: CellResult) -> str:
 
 
 def test_200_rows_with_a_schema_land_as_typed_columns_in_input_order(kernel: Kernel, server: StandIn) -> None:
+    kernel.run("%config ClaudeMagics.rate_limits = '60000/100000000/100000000'")  # a request every millisecond at most
     run = kernel.run("result = claude_magic.map('Classify this review: {review}', reviews, schema=Sentiment, model='claude-haiku-5-5')", timeout=120)
     assert run.status == "ok", run.outputs
     assert len(server.message_requests) == 200 and server.max_concurrent > 1
