@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(PY) bench/replay.py
 	$(PY) bench/proxy.py
 	$(PY) bench/kernel_start.py
+	$(PY) bench/map.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) dist build *.egg-info .pytest_cache

@@ -19,17 +19,26 @@ from claude_magic.ui.render import display_markdown
 
 pytestmark = pytest.mark.kernel
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+FOLDER = Path(__file__).parents[1] / "notebooks"
+JOBS = "rows.ipynb"
+"""The notebook whose answers land in result frames, not in displays of their own."""
+NOTEBOOKS = sorted(path for path in FOLDER.glob("*.ipynb") if path.name != JOBS)
+
+
+def executed(path: Path) -> nbformat.NotebookNode:
+    """The notebook run top to bottom; no cell failed that was not meant to."""
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    unexpected = [o for o, cell in ((o, c) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+                  if o.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", [])]
+    assert not unexpected
+    return notebook
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_and_shows_each_answer_whole(path: Path, stand_in: StandIn) -> None:
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    notebook = executed(path)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    unexpected = [o for o, cell in ((o, c) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-                  if o.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", [])]
-    assert not unexpected
     shown = [o.data for o in outputs if o.output_type == "display_data" and str(o.data.get("text/plain", "")).startswith("**Stand-in answer**")]
     sent = [r.answer for r in stand_in.message_requests if r.answer and r.answer.startswith("**Stand-in answer**")]
     assert [s["text/plain"] for s in shown] == sent and sent
@@ -61,3 +70,12 @@ def test_as_nbval_runs_them_each_saved_answer_is_replayed(path: Path) -> None:
     footers = [o.data["text/plain"] for c in notebook.cells if c.cell_type == "code" for o in c.outputs
                if o.output_type == "display_data" and " out tokens · " in str(o.data.get("text/plain", ""))]
     assert footers and all("replayed from the notebook (answered " in f for f in footers)
+
+
+def test_the_rows_notebook_asks_each_row_once(stand_in: StandIn) -> None:
+    """Five rows classified, the re-run sending nothing, five asked from a cell, five in one batch."""
+    executed(FOLDER / JOBS)
+    assert len(stand_in.message_requests) == 10
+    assert sum("output_config" in r.body for r in stand_in.message_requests) == 5
+    (batch,) = [r.body for r in stand_in.requests if r.method == "POST" and r.path == "/v1/messages/batches"]
+    assert len(batch["requests"]) == 5

@@ -587,8 +587,8 @@ def test_faults_by_call_number_count_per_route() -> None:
 
 
 def test_fail_refuses_what_a_route_cannot_do(server: StandIn) -> None:
-    with pytest.raises(ValueError, match="/v1/messages/batches"):
-        server.fail(status=500, route="/v1/messages/batches")
+    with pytest.raises(ValueError, match="/v1/files"):
+        server.fail(status=500, route="/v1/files")
     with pytest.raises(ValueError, match="drop_after"):
         server.fail(drop_after=2, route="/v1/models")
 

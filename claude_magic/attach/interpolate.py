@@ -53,6 +53,18 @@ def interpolate(prompt: str, namespace: Mapping[str, Any], render: Callable[[Any
     return Interpolated(_PATTERN.sub(substitute, prompt), unresolved)
 
 
+def references(prompt: str) -> list[str]:
+    """The ``{reference}``s a prompt holds (not ``{{literal}}`` ones), in order, each once."""
+    found = (match.group("ref") for match in _PATTERN.finditer(prompt) if match.group("ref") is not None)
+    return list(dict.fromkeys(found))
+
+
+def root_name(reference: str) -> str:
+    """The name a reference starts from: ``df`` for ``{df.shape}`` or ``{df['a']}``."""
+    match = re.match(r"\s*([A-Za-z_]\w*)", reference)
+    return match.group(1) if match else reference
+
+
 def _rendered(reference: str, value: Any, render: Callable[[Any], str]) -> str:
     try:
         return render(value)

@@ -7,6 +7,9 @@ request under ``$CLAUDE_MAGIC_HOME/answers``, scrubbed of credentials as the con
 is (:func:`claude_magic.redaction.dumps`). Past ``max_bytes`` the least recently used answers
 are removed (a hit refreshes a file's time).
 
+A job that keeps many answers at once (the rows of :mod:`.rows`) defers eviction to its end
+(:meth:`AnswerCache.deferred_eviction`): each eviction looks at every file.
+
 The cache never costs an answer: one that can't be kept (a read-only home, a full disk) is
 reported in one line, and a hit whose time can't be refreshed is still a hit.
 """
@@ -17,7 +20,8 @@ import hashlib
 import json
 import os
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +55,7 @@ class AnswerCache:
         self.max_bytes = max_bytes
         self.notice = notice or on_stderr
         """Where an answer that could not be kept is reported: set by the cache's owner."""
+        self._deferring = 0
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
@@ -76,7 +81,19 @@ class AnswerCache:
         except OSError as error:
             self.notice(f"this answer was not kept in the answer cache: {plainly(error)}")
             return
-        self._evict()
+        if not self._deferring:
+            self._evict()
+
+    @contextmanager
+    def deferred_eviction(self) -> Iterator[None]:
+        """Keep answers without evicting until the block ends (then evict once)."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if not self._deferring:
+                self._evict()
 
     def _write(self, key: str, message: dict[str, Any]) -> None:
         from ..api.redaction import dumps

@@ -39,7 +39,7 @@ from .session import listed_or_none
 if TYPE_CHECKING:
     from ..api.accumulate import MessageAccumulator
     from ..api.client import AsyncClient, Client
-    from ..api.protocol import MessageRequest, ModelInfo, StreamEvent
+    from ..api.protocol import Message, MessageRequest, ModelInfo, StreamEvent
     from ..api.settings import ClientSettings
     from .server_tools import ServerCall
     from .session import AskOptions, ClaudeSession, Prepared
@@ -116,6 +116,8 @@ class Answer:
     web_fetches: int = 0
     provenance: Provenance | None = None
     """What produced the answer (the original's, for one replayed from the notebook)."""
+    message: Message | None = None
+    """The last round's message as the API sent it, every block kept (a forced tool call too)."""
 
     @property
     def replayed(self) -> bool:
@@ -396,6 +398,7 @@ class Turn:
             images_left_out=fitted.images_left_out if fitted else 0,
             cached_at=cached_at,
             calls_not_run=calls_not_run,
+            message=message,
         )
         answer.provenance = replayed.replayed() if replayed is not None else self._provenance(answer, message.id or None, cached_at)
         self._finish_showing(message.text, answer.provenance)
@@ -561,14 +564,16 @@ async def ask_async(
     approve: Approve | None = None,
     attachments: tuple[Attached, ...] = (),
     show_server_call: ShowServerCall | None = None,
+    client: AsyncClient | None = None,
 ) -> Answer:
     """:func:`ask` on the event loop; cancelling the task stops the answer and keeps what
-    arrived. ``record=False``: the answer joins the conversation only if kept (compare)."""
+    arrived. ``record=False``: the answer joins the conversation only if kept (compare).
+    ``client``: ask with this one (a job's own) rather than the session's for this loop."""
     turn = Turn(
         session, question, options, settings, open_renderer, cell, show_tool_run,
         record=record, approve=approve, attachments=attachments, show_server_call=show_server_call,
     )
-    return await _drive_async(turn, session.async_client(settings))
+    return await _drive_async(turn, client or session.async_client(settings))
 
 
 def _drive(turn: Turn, client: Client) -> Answer:

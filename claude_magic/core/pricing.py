@@ -7,7 +7,8 @@ multipliers (5-minute write 1.25× input, 1-hour write 2×, read 0.1×), and mar
 A model that is not in the table has no price: its cost is "unknown", never a guess.
 
 Cost is computed per request, from that request's usage, because a price can depend on the
-size of the prompt (Haiku 5.5 costs more above 100K prompt tokens).
+size of the prompt (Haiku 5.5 costs more above 100K prompt tokens), and on how it was asked: a
+request of a Message Batch costs half (its usage says ``"service_tier": "batch"``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ PER_MILLION = 1_000_000
 WEB_SEARCH_USD = 10 / 1000
 """A web search the API runs costs $10 per 1,000 searches, on top of the tokens its results take
 (Anthropic's pricing page); a web fetch costs only the tokens of what it fetched."""
+BATCH_DISCOUNT = 0.5
+"""What a Message Batch request costs, as a share of the same request asked alone (every token kind)."""
 
 
 @dataclass(frozen=True)
@@ -144,20 +147,30 @@ class TokenUsage:
         )
 
 
-def cost(model: str, usage: Mapping[str, Any] | TokenUsage) -> float | None:
-    """The estimated cost in USD of one request (its web searches included), or None for a model with no price."""
+def cost(model: str, usage: Mapping[str, Any] | TokenUsage, *, batch: bool | None = None) -> float | None:
+    """The estimated cost in USD of one request (its web searches included), or None for a model
+    with no price. ``batch``: asked in a Message Batch (half price); None: as a response's
+    ``usage`` says."""
     price = price_of(model)
     if price is None:
         return None
+    if batch is None:
+        batch = in_batch(usage)
     tokens = usage if isinstance(usage, TokenUsage) else TokenUsage.from_api(usage)
     rates = price.rates_for(tokens.prompt)
-    return (
+    full = (
         tokens.input * rates.input
         + tokens.output * rates.output
         + tokens.cache_write * rates.cache_write
         + tokens.cache_write_1h * rates.cache_write_1h
         + tokens.cache_read * rates.cache_read
-    ) / PER_MILLION + tokens.web_searches * WEB_SEARCH_USD
+    ) / PER_MILLION
+    return (full * BATCH_DISCOUNT if batch else full) + tokens.web_searches * WEB_SEARCH_USD
+
+
+def in_batch(usage: Mapping[str, Any] | TokenUsage) -> bool:
+    """A response's ``usage`` from a request of a Message Batch (``service_tier``)."""
+    return not isinstance(usage, TokenUsage) and usage.get("service_tier") == "batch"
 
 
 def format_cost(dollars: float | None) -> str:
@@ -183,7 +196,7 @@ class Tally:
         tokens = TokenUsage.from_api(usage)
         self.tokens = self.tokens + tokens
         self.requests += 1
-        spent = cost(model, tokens)
+        spent = cost(model, tokens, batch=in_batch(usage))
         if spent is None:
             self.unpriced.add(model)
         else:

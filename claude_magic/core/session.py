@@ -9,7 +9,7 @@ magic, the chat panel and ``--compare`` share. It knows nothing of magics or wid
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,11 @@ class AskOptions:
     """Remote MCP servers the API may call (``--mcp``)."""
     replay: bool = False
     """Answer a request saved in the notebook's file from there (see :mod:`.replay`)."""
+    answer_schema: Mapping[str, Any] | None = None
+    """A JSON schema the answer must follow (as the API takes it: see :mod:`.schemas`), sent as
+    structured outputs (``output_config.format``), or with ``answer_tool`` as the input of a tool
+    the model must call (``tool_choice``), for models that don't take structured outputs."""
+    answer_tool: bool = False
 
 
 @dataclass
@@ -137,6 +142,16 @@ class ClaudeSession:
             client = self._async_clients[loop] = AsyncClient(settings, transport=self.async_transport, auth=self.auth)
         return client
 
+    def job_client(self, settings: ClientSettings, wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None) -> AsyncClient:
+        """A new async client of the running loop for one job, which closes it; ``wrap`` puts a
+        transport of the job's own in front of the session's (pacing under the rate limits)."""
+        import httpx
+
+        from ..api.client import AsyncClient
+
+        inner = self.async_transport or httpx.AsyncHTTPTransport()
+        return AsyncClient(settings, transport=wrap(inner) if wrap is not None else self.async_transport, auth=self.auth)
+
     async def release_async_client(self) -> None:
         """Close the running loop's client: for a loop that is about to close."""
         import asyncio  # loaded already: this runs on an event loop
@@ -184,16 +199,16 @@ class ClaudeSession:
         stable prefix marked for prompt caching. The history is the notebook's as it is now
         (what other kernels recorded is picked up first). No network I/O: a context window not
         yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
-        from ..api.protocol import MessageRequest, OutputConfig
+        from ..api.protocol import MessageRequest
         from . import caching
         from .budget import FALLBACK_CONTEXT_WINDOW, Limit, fit_history, input_limit, measure
         from .image_blocks import drop_repeated_images
 
         history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []
         window = self.windows.of(options.model)
-        fixed = measure([{"role": "user", "content": question}], options.system)
         limit = Limit(input_limit(self.context_budget, window or FALLBACK_CONTEXT_WINDOW, options.max_tokens))
-        fitted = fit_history(history, fixed, limit, self._cut)
+        # Without history there is nothing to cut, and nothing to measure (a job over rows prepares thousands)
+        fitted = fit_history(history, measure([{"role": "user", "content": question}], options.system), limit, self._cut) if history else Fitted([])
         *sent_history, sent_question = drop_repeated_images([*fitted.messages(), {"role": "user", "content": question}])
         if self.prompt_caching:
             system, messages = caching.mark(options.system, sent_history, sent_question["content"])
@@ -206,9 +221,9 @@ class ClaudeSession:
                 "messages": [*messages, *(steps or [])],
                 "system": system,
                 "temperature": options.temperature,
-                "output_config": OutputConfig(effort=options.effort) if options.effort else None,
+                "output_config": output_config(options),
                 "thinking": options.thinking,
-                **tools_and_servers(options),
+                **tools_offered(options),
             }
         )
         # Only a limit set by the assumed window (not by the budget) is worth checking with the server.
@@ -278,6 +293,29 @@ class ClaudeSession:
         return self._answer_cache
 
 
+ANSWER_TOOL = "answer"
+"""The tool a model that doesn't take structured outputs is made to call with its answer."""
+
+
+def output_config(options: AskOptions) -> dict[str, Any] | None:
+    """The request's ``output_config``: the effort, and the answer's schema as structured outputs."""
+    config: dict[str, Any] = {"effort": options.effort} if options.effort else {}
+    if options.answer_schema is not None and not options.answer_tool:
+        config["format"] = {"type": "json_schema", "schema": dict(options.answer_schema)}
+    return config or None
+
+
+def tools_offered(options: AskOptions) -> dict[str, Any]:
+    """The request's ``tools`` (notebook functions, the API's own tools, each MCP server's
+    toolset, and the answer's tool), ``tool_choice`` and ``mcp_servers``, those it has."""
+    tools = [tool.definition() for tool in options.tools] + list(options.server_tools) + [s.toolset() for s in options.mcp_servers]
+    servers = {"mcp_servers": [server.definition() for server in options.mcp_servers]} if options.mcp_servers else {}
+    if options.answer_schema is None or not options.answer_tool:
+        return {**({"tools": tools} if tools else {}), **servers}
+    answer = {"name": ANSWER_TOOL, "description": "Give your answer, in this form.", "input_schema": dict(options.answer_schema)}
+    return {"tools": [*tools, answer], "tool_choice": {"type": "tool", "name": ANSWER_TOOL}, **servers}
+
+
 def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens: int) -> dict[str, Any]:
     """The ``thinking`` a model takes: adaptive where it can (``budget`` 0), a budget where it
     takes one. Unknown capabilities: send what was asked and let the API say."""
@@ -292,14 +330,6 @@ def thinking_request(model: str, info: ModelInfo | None, budget: int, max_tokens
     if not 1024 <= budget < max_tokens:
         raise ConfigurationError(f"--think {budget}: a thinking budget is at least 1024 tokens and less than --max-tokens ({max_tokens})")
     return {"type": "enabled", "budget_tokens": budget}
-
-
-def tools_and_servers(options: AskOptions) -> dict[str, Any]:
-    """The request's ``tools`` (notebook functions, then the API's own tools, then each MCP
-    server's toolset) and ``mcp_servers``, those it has."""
-    tools = [tool.definition() for tool in options.tools] + list(options.server_tools) + [s.toolset() for s in options.mcp_servers]
-    servers = [server.definition() for server in options.mcp_servers]
-    return {**({"tools": tools} if tools else {}), **({"mcp_servers": servers} if servers else {})}
 
 
 def listed_or_none(list_models: Callable[[], list[ModelInfo]]) -> list[ModelInfo] | None:

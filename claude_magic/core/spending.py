@@ -43,23 +43,24 @@ class CostRange:
         return f"{format_cost(self.least)} to {format_cost(self.most)}"
 
 
-def cost_range(model: str, input_tokens: int, cacheable_tokens: int, max_output: int, max_searches: int = 0) -> CostRange:
+def cost_range(model: str, input_tokens: int, cacheable_tokens: int, max_output: int, max_searches: int = 0, *, batch: bool = False) -> CostRange:
     """The range of what a request of ``input_tokens`` (``cacheable_tokens`` of them a cacheable
-    prefix) may cost with at most ``max_output`` output tokens (and ``max_searches`` web searches)."""
+    prefix) may cost with at most ``max_output`` output tokens and ``max_searches`` web searches
+    (``batch``: in a Message Batch)."""
     cacheable = min(cacheable_tokens, input_tokens)
     plain = input_tokens - cacheable
-    least = cost(model, TokenUsage(input=plain, cache_read=cacheable))
-    most = cost(model, TokenUsage(input=plain, cache_write=cacheable, output=max_output, web_searches=max_searches))
+    least = cost(model, TokenUsage(input=plain, cache_read=cacheable), batch=batch)
+    most = cost(model, TokenUsage(input=plain, cache_write=cacheable, output=max_output, web_searches=max_searches), batch=batch)
     return CostRange(model, input_tokens, cacheable, max_output, least, most)
 
 
-def estimate(model: str, body: Mapping[str, Any], counted: int | None = None) -> CostRange:
+def estimate(model: str, body: Mapping[str, Any], counted: int | None = None, *, batch: bool = False) -> CostRange:
     """The cost range of the request ``body``: its input counted by the server (``counted``), or
-    estimated locally as the context budget estimates it."""
+    estimated locally as the context budget estimates it (``batch``: sent in a Message Batch)."""
     input_tokens = counted if counted is not None else local_tokens(body.get("messages") or [], body.get("system"))
     cacheable = local_tokens(*cacheable_prefix(body))
     searches = sum(int(t.get("max_uses") or 0) for t in body.get("tools") or [] if t.get("name") == "web_search")
-    return cost_range(model, input_tokens, cacheable, int(body.get("max_tokens") or 0), searches)
+    return cost_range(model, input_tokens, cacheable, int(body.get("max_tokens") or 0), searches, batch=batch)
 
 
 def cacheable_prefix(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:

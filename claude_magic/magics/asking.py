@@ -36,6 +36,8 @@ def ask_question(magics: ClaudeSettings, args: Any, prompt: str) -> None:
     from ..attach.interpolate import interpolate
 
     check_option_values(args)
+    if args.each or args.schema or args.batch:
+        return _ask_each(magics, args, prompt)
     namespace = magics.namespace
     if args.template:
         prompt, namespace = _template(magics, args.template, prompt)
@@ -148,6 +150,54 @@ def _named(attachments: list[Attachment]) -> tuple[Attached, ...]:
     from ..core.provenance import Attached
 
     return tuple(Attached.of(a.label.strip("`"), a.kind, a.image.data if a.image else (a.text or "").encode()) for a in attachments)
+
+
+def _ask_each(magics: ClaudeSettings, args: Any, prompt: str) -> None:
+    """``--each ROWS``: the cell is a template asked of every row (see :mod:`.rows`)."""
+    from argparse import Namespace
+
+    from IPython.display import display
+
+    from ..attach.interpolate import Unresolved, lookup
+    from ..core.table import rows_of
+    from ..core.tools import tools_named
+    from .rows import EACH_ALONE, map_rows
+
+    if not args.each:
+        raise UsageError("--schema and --batch go with --each ROWS: the variable holding the rows")
+    if clashing := [option for option, name in EACH_ALONE.items() if getattr(args, name)]:
+        raise UsageError(f"--each can't go with {clashing[0]}: it asks a one-off question of every row (--estimate shows what the job could cost)")
+    try:
+        rows = lookup(args.each, magics.namespace)
+        schema = lookup(args.schema, magics.namespace) if args.schema else None
+    except Unresolved as why:
+        raise UsageError(f"--each {args.each}: {why}") from None
+    names = [n for value in args.attach or [] for n in value.split(",") if n]
+    columns = set(rows_of(rows).names)
+    shared = _attachments(magics, Namespace(**{**vars(args), "attach": [n for n in names if n not in columns]}))
+    result = map_rows(
+        magics,
+        prompt,
+        rows,
+        schema=schema,
+        model=args.model,
+        system=args.system,
+        max_tokens=args.max_tokens,
+        effort=args.effort,
+        thinking=False if args.think is None else (True if args.think == 0 else args.think),
+        tools=tools_named(args.tools or "", magics.namespace),
+        attach=[n for n in names if n in columns],
+        shared=[b for a in shared for b in a.blocks()],
+        batch=True if args.batch else None,
+        estimate_only=args.estimate,
+        yes=args.yes,
+        send_anyway="add --yes",
+    )
+    if result is None:
+        return
+    if args.output:
+        magics.namespace[args.output] = result
+    display(result)
 
 
 # --- answering ----------------------------------------------------------------------------------

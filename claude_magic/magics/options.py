@@ -73,6 +73,15 @@ DECLARATIONS = [
     argument("--compare", metavar="MODELS", help="Ask each of these comma-separated models at once; answers side by side."),
     argument("--sweep", metavar="SETTING=V1,V2", help="Ask once per value of a setting (model, effort, max_tokens, thinking, temperature, or system=LIST_VARIABLE)."),
     argument("-n", "--samples", type=int, metavar="N", help="Draw N answers to the question at once."),
+    argument_group("Over many rows"),
+    argument(
+        "--each",
+        metavar="ROWS",
+        help="Ask the cell of every row of the variable ROWS (a DataFrame: {column}; a Series or a list: {item}); "
+        "the result has a row per row, same order and index (-o NAME keeps it). -a COLUMN attaches each row's value.",
+    ),
+    argument("--schema", metavar="NAME", help="--each: the answer's form, held in the variable NAME (a pydantic model, a TypedDict or a JSON schema): one column per field."),
+    argument("--batch", action="store_true", help="--each: send the rows as a Message Batch (half the price; most batches end within the hour)."),
     argument_group("Output"),
     argument("-o", "--output", metavar="NAME", help="Also store the answer's text in the variable NAME."),
     argument("--code", action="store_true", help="Put the answer's Python code into new cells below (never run)."),

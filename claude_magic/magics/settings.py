@@ -34,17 +34,23 @@ from ..api.settings import (
 )
 from ..attach.notebook import NotebookContext, running_cell_number
 from ..attach.registry import DEFAULT_ATTACHMENT_CHARS
+from ..core.batch_jobs import DEFAULT_BATCH_ABOVE_ROWS
 from ..core.conversation import CellRun, notebook_path
+from ..core.rows import DEFAULT_CONCURRENCY
 from ..core.server_tools import DEFAULT_WEB_MAX_USES
 from ..core.session import DEFAULT_MAX_TOOL_ROUNDS, ClaudeSession
 from ..ui.render import DEFAULT_REFRESH_RATE
 from ..ui.wording import ClaudeMagicError
 
 if TYPE_CHECKING:
+    from ..api.limiter import Limits, RateLimiter
     from ..attach.registry import Attachment
     from ..core.spending import NotebookSpending
     from ..ui.panel import KernelSide, PanelSettings
 
+
+JUPYTER_PROXY_ENV = "CLAUDE_MAGIC_PROXY"
+"""Set in a kernel the Jupyter server extension started: its proxy's URL (which paces every kernel)."""
 
 _ENVIRONMENT_DEFAULTS = {
     "api_key": "ANTHROPIC_API_KEY",
@@ -53,6 +59,21 @@ _ENVIRONMENT_DEFAULTS = {
     "replay": "CLAUDE_MAGIC_REPLAY",
 }
 """Settings that, when not set, are read from the environment (the SDK's variables, and ours)."""
+
+
+def limits_of(text: str) -> Limits:
+    """``rate_limits`` as limits: a tier's, or ``REQUESTS/INPUT/OUTPUT[/WINDOW]``."""
+    from ..api.limiter import Limits
+
+    if "/" not in text:
+        return Limits.for_tier(text.strip())
+    try:
+        numbers = [float(part) for part in text.split("/")]
+    except ValueError:
+        raise ValueError(f"{text!r} is not REQUESTS/INPUT_TOKENS/OUTPUT_TOKENS[/SECONDS]") from None
+    if len(numbers) not in (3, 4):
+        raise ValueError(f"{text!r}: give 3 numbers (requests, input and output tokens a minute), or 4 (and the window)")
+    return Limits(int(numbers[0]), int(numbers[1]), int(numbers[2]), numbers[3] if len(numbers) == 4 else 60.0)
 
 
 @dataclass
@@ -133,6 +154,24 @@ class ClaudeSettings(Magics):
         "there, sending nothing. Default from $CLAUDE_MAGIC_REPLAY (1 or 0), else on when neither a key "
         "nor a base URL is set (a shared notebook re-run without a key).",
     ).tag(config=True)
+    rows_concurrency = Int(
+        DEFAULT_CONCURRENCY, help="claude_magic.map and --each: the most requests a job over rows has in flight at once."
+    ).tag(config=True)
+    rate_limits = Unicode(
+        "pro",
+        help="claude_magic.map and --each, without the Jupyter server's proxy: the rate limits a job paces itself under, "
+        "a tier ('free', 'pro') or REQUESTS/INPUT_TOKENS/OUTPUT_TOKENS a minute ('4000/2000000/400000'; a fourth "
+        "number: a window of that many seconds instead). The anthropic-ratelimit-* headers of each response lower them.",
+    ).tag(config=True)
+    batch_above_rows = Int(
+        DEFAULT_BATCH_ABOVE_ROWS,
+        allow_none=True,
+        help="claude_magic.map and --each: a job with more rows than this to send goes as a Message Batch (half the "
+        "price; most batches end within an hour, all within 24 h) unless batch=False. Unset: only when asked.",
+    ).tag(config=True)
+    batch_poll_seconds = Float(
+        60.0, help="Longest wait, in seconds, between two looks at a Message Batch (the first after 1 s, then twice as long each time)."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -148,6 +187,7 @@ class ClaudeSettings(Magics):
         self._runs = 0
         self.compared: Compared | None = None
         self._spending: NotebookSpending | None = None
+        self._limiters: dict[str, RateLimiter] = {}
         self.notebook = NotebookContext(is_own_error=lambda error: isinstance(error, (ClaudeMagicError, UsageError)))
 
     # --- traits ------------------------------------------------------------------------------
@@ -184,7 +224,7 @@ class ClaudeSettings(Magics):
             servers[name] = {**declared, **token}
         return servers
 
-    @validate("max_tokens", "max_tool_rounds", "web_max_uses")
+    @validate("max_tokens", "max_tool_rounds", "web_max_uses", "rows_concurrency")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"{proposal['trait'].name} must be at least 1, not {proposal['value']}")
@@ -194,6 +234,14 @@ class ClaudeSettings(Magics):
     def _named_model(self, proposal: Any) -> str:
         if not proposal["value"].strip():
             raise TraitError("model can't be empty: name a model (%claude models lists them)")
+        return proposal["value"]  # type: ignore[no-any-return]
+
+    @validate("rate_limits")
+    def _known_limits(self, proposal: Any) -> str:
+        try:
+            limits_of(proposal["value"])
+        except ValueError as error:
+            raise TraitError(f"rate_limits: {error}") from None
         return proposal["value"]  # type: ignore[no-any-return]
 
     @validate("context_budget")
@@ -253,6 +301,19 @@ class ClaudeSettings(Magics):
         if self._spending is None or self._spending.store is not store:
             self._spending = NotebookSpending(store)
         return self._spending.dollars()
+
+    def rows_limiter(self) -> RateLimiter | None:
+        """The limiter jobs over rows pace themselves with, one for the kernel (so that one job
+        after another still keeps to the limits); None when the kernel asks through a Jupyter
+        server's proxy, which paces every kernel itself."""
+        from ..api.limiter import RateLimiter
+
+        proxy = os.environ.get(JUPYTER_PROXY_ENV)
+        if proxy and self.client_settings().base_url.rstrip("/") == proxy.rstrip("/"):
+            return None
+        if self.rate_limits not in self._limiters:
+            self._limiters[self.rate_limits] = RateLimiter(limits_of(self.rate_limits))
+        return self._limiters[self.rate_limits]
 
     def client_settings(self) -> ClientSettings:
         """Effective settings: %config first, then the SDK's environment variables, then defaults."""

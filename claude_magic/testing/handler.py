@@ -10,6 +10,7 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -19,12 +20,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..api.settings import MAX_REQUEST_BYTES
-from .answers import Generated, Part, answer_for, directives, generate, text_of_content, thinking_for
+from .answers import Generated, Part, answer_for, directives, generate, question_of, text_of_content, thinking_for
+from .batches import MAX_BATCH_BYTES, page
 from .cache import input_tokens
 from .rules import STATUS_ERROR_TYPES, APIFailure, check_auth, resolve_model, validate_message_body
 from .script import Fault, RecordedRequest, Reply, Script
 from .server_tools import server_answer
 from .sources import cited_answer
+from .structured import answer_json, check_output_format
 
 
 class Server(ThreadingHTTPServer):
@@ -51,6 +54,8 @@ class Handler(BaseHTTPRequestHandler):
     request_id: str
     fault: Fault
     """The scripted fault for this call (an empty one when none is)."""
+    _pending: list[bytes]
+    """Events (or result lines) waiting to go out in the next chunk."""
     protocol_version = "HTTP/1.1"
     server_version = "claude-magic-stand-in"
 
@@ -65,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -73,8 +81,8 @@ class Handler(BaseHTTPRequestHandler):
         self.recorded = RecordedRequest(method, url.path, parse_qs(url.query), headers, None, size=length)
         self.stand_in._record(self.recorded)
         try:
-            body = self.recorded.body = self._read_body(length)
             route = _route_of(method, url.path.rstrip("/"))
+            body = self.recorded.body = self._read_body(length, MAX_BATCH_BYTES if route == BATCHES else MAX_REQUEST_BYTES)
             if route is None:
                 raise APIFailure(404, f"{method} {url.path} is not a route of this API")
             check_auth(headers, self.stand_in.api_key)
@@ -96,8 +104,8 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self.recorded.ended = time.monotonic()
 
-    def _read_body(self, length: int) -> Any:
-        if length > MAX_REQUEST_BYTES:
+    def _read_body(self, length: int, most: int) -> Any:
+        if length > most:
             self.close_connection = True
             raise APIFailure(413, "Request exceeds the maximum allowed number of bytes.")
         raw = self.rfile.read(length) if length else b""
@@ -132,26 +140,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- routes ------------------------------------------------------------------------------
 
     def models(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        limit = max(1, min(int((query.get("limit") or ["20"])[0]), 1000))
-        catalogue = self.stand_in.models
-        ids = [m["id"] for m in catalogue]
-        start, end = 0, len(ids)
-        if after := _first(query, "after_id"):
-            start = ids.index(after) + 1 if after in ids else len(ids)
-        if before := _first(query, "before_id"):
-            end = ids.index(before) if before in ids else 0
-            start = max(start, end - limit)
-        page = catalogue[start : min(end, start + limit)]
-        has_more = (start + limit < end) if not before else start > 0
-        self._send_json(
-            200,
-            {
-                "data": page,
-                "has_more": has_more,
-                "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None,
-            },
-        )
+        self._send_json(200, page(self.stand_in.models, query))
 
     def model(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         model_id = unquote(self.recorded.path.rstrip("/").rsplit("/", 1)[-1])
@@ -161,11 +150,13 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, model)
 
     def count_tokens(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
-        validate_message_body(body, headers["anthropic-version"], self.stand_in.models, counting=True, betas=headers.get("anthropic-beta", ""))
+        model = validate_message_body(body, headers["anthropic-version"], self.stand_in.models, counting=True, betas=headers.get("anthropic-beta", ""))
+        check_output_format(body, model)
         self._send_json(200, {"input_tokens": input_tokens(body)})
 
     def messages(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
         model = validate_message_body(body, headers["anthropic-version"], self.stand_in.models, betas=headers.get("anthropic-beta", ""))
+        check_output_format(body, model)
         reply, model_id, server_usage = self._reply(body, model["id"])
         self.recorded.answer = "".join(reply.text)
         usage = {**self.stand_in.cache.usage(model["id"], body), "output_tokens": reply.output_tokens, **server_usage}
@@ -184,30 +175,58 @@ class Handler(BaseHTTPRequestHandler):
                 self.stand_in._active -= 1
 
     def _reply(self, body: dict[str, Any], model_id: str) -> tuple[Generated, str, dict[str, Any]]:
-        """The answer to a valid request, generated within its limits (or as scripted with
-        :meth:`Script.reply`), the model id it reports, and the usage of the server tools it ran.
-        A forced tool call comes alone: the API prefills it, so no text precedes it."""
-        tool_use = self.stand_in._tool_use_for(body, self.request_id)
-        scripted = Reply() if tool_use else self.stand_in._next_reply()
-        forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
-        server = None if tool_use or scripted.text is not None else server_answer(body, self.stand_in.web, self.request_id)
-        if tool_use:
-            parts = [Part(block=tool_use)] if forced else [Part(f"I'll use the tool `{tool_use['name']}`."), Part(block=tool_use)]
-        elif scripted.text is not None:
-            parts = [Part(scripted.text)]
-        elif server is not None:
-            parts = server.parts
-        else:
-            parts = cited_answer(body) or [Part(answer_for(body))]
-        thinking = None
-        if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled"):
-            thinking = scripted.thinking if scripted.thinking is not None else thinking_for(body)
-        stop_sequences = body.get("stop_sequences") or ()
-        reply = generate(thinking, parts, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
-        paused = server.stop_reason if server is not None and reply.stop_reason != "max_tokens" else None
-        if (stop_reason := scripted.stop_reason or paused) is not None:
-            reply = replace(reply, stop_reason=stop_reason)
-        return reply, scripted.model or model_id, server.usage if server is not None else {}
+        return reply_to(self.stand_in, body, model_id, self.request_id)
+
+    # --- message batches (see :mod:`.batches`) ---------------------------------------------------
+
+    def create_batch(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        self._send_json(200, self.stand_in.batches.create(body))
+
+    def list_batches(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        batches = self.stand_in.batches
+        shown = [batches.describe(batch, self._batch_answer(headers), self._base_url()) for batch in reversed(list(batches.batches.values()))]
+        self._send_json(200, page(shown, query))
+
+    def retrieve_batch(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        batches = self.stand_in.batches
+        self._send_json(200, batches.describe(batches.get(self._batch_id()), self._batch_answer(headers), self._base_url()))
+
+    def cancel_batch(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        batches = self.stand_in.batches
+        batch = batches.cancel(self._batch_id(), self._batch_answer(headers))
+        self._send_json(200, batches.describe(batch, self._batch_answer(headers), self._base_url()))
+
+    def delete_batch(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        batch_id = self._batch_id()
+        self.stand_in.batches.delete(batch_id, self._batch_answer(headers))
+        self._send_json(200, {"id": batch_id, "type": "message_batch_deleted"})
+
+    def batch_results(self, body: Any, query: dict[str, list[str]], headers: dict[str, str]) -> None:
+        lines = self.stand_in.batches.results(self._batch_id(), self._batch_answer(headers))
+        self.recorded.status = 200
+        self.send_response(200)
+        self.send_header("content-type", "application/binary")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", self.request_id)
+        self.end_headers()
+        self._pending = []
+        for line in lines:
+            self._pending.append(line)
+            if len(self._pending) >= 256:
+                self._send_pending()
+        self._end_chunks()
+
+    def _batch_id(self) -> str:
+        """The batch a route names: the segment after ``/v1/messages/batches/``."""
+        return unquote(self.recorded.path.rstrip("/").split("/")[4])
+
+    def _base_url(self) -> str:
+        return f"http://{self.headers.get('host', '127.0.0.1')}"
+
+    def _batch_answer(self, headers: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """How each request of a batch is answered when it is processed (under this call's API version)."""
+        stand_in, version = self.stand_in, headers["anthropic-version"]
+        return lambda params: batch_result(stand_in, params, version)
 
     def _send_fault_status(self, fault: Fault) -> None:
         status = fault.status or 500
@@ -229,7 +248,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.send_header("request-id", self.request_id)
         self.end_headers()
-        self._pending: list[bytes] = []
+        self._pending = []
         start_usage = {**usage, "output_tokens": min(1, reply.output_tokens)}
         self._event("message_start", {"type": "message_start", "message": _message(message_id, model, [], None, start_usage)})
         first = 0
@@ -332,7 +351,15 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+BATCHES = "/v1/messages/batches"
+
 _ROUTES = {
+    ("POST", BATCHES): Handler.create_batch,
+    ("GET", BATCHES): Handler.list_batches,
+    ("GET", f"{BATCHES}/{{message_batch_id}}"): Handler.retrieve_batch,
+    ("DELETE", f"{BATCHES}/{{message_batch_id}}"): Handler.delete_batch,
+    ("POST", f"{BATCHES}/{{message_batch_id}}/cancel"): Handler.cancel_batch,
+    ("GET", f"{BATCHES}/{{message_batch_id}}/results"): Handler.batch_results,
     ("GET", "/v1/models"): Handler.models,
     ("GET", "/v1/models/{model_id}"): Handler.model,
     ("POST", "/v1/messages"): Handler.messages,
@@ -347,6 +374,60 @@ def _route_of(method: str, path: str) -> str | None:
         if route_method == method and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", route), path):
             return route
     return None
+
+
+def reply_to(stand_in: Script, body: dict[str, Any], model_id: str, request_id: str) -> tuple[Generated, str, dict[str, Any]]:
+    """The answer to a valid request, generated within its limits (or as scripted with
+    :meth:`Script.reply`), the model id it reports, and the usage of the server tools it ran. A
+    forced tool call comes alone: the API prefills it, so no text precedes it. With structured
+    outputs, the text follows the schema."""
+    tool_use = stand_in._tool_use_for(body, request_id)
+    scripted = Reply() if tool_use else stand_in._next_reply()
+    forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+    server = None if tool_use or scripted.text is not None else server_answer(body, stand_in.web, request_id)
+    if tool_use:
+        parts = [Part(block=tool_use)] if forced else [Part(f"I'll use the tool `{tool_use['name']}`."), Part(block=tool_use)]
+    elif scripted.text is not None:
+        parts = [Part(scripted.text)]
+    elif server is not None:
+        parts = server.parts
+    else:
+        parts = cited_answer(body) or [Part(_unscripted_text(body))]
+    thinking = None
+    if (body.get("thinking") or {}).get("type") in ("adaptive", "enabled"):
+        thinking = scripted.thinking if scripted.thinking is not None else thinking_for(body)
+    stop_sequences = body.get("stop_sequences") or ()
+    reply = generate(thinking, parts, max_tokens=body["max_tokens"], stop_sequences=stop_sequences)
+    paused = server.stop_reason if server is not None and reply.stop_reason != "max_tokens" else None
+    if (stop_reason := scripted.stop_reason or paused) is not None:
+        reply = replace(reply, stop_reason=stop_reason)
+    return reply, scripted.model or model_id, server.usage if server is not None else {}
+
+
+def _unscripted_text(body: dict[str, Any]) -> str:
+    form = (body.get("output_config") or {}).get("format")
+    if form:
+        return answer_json(form["schema"], question_of(body["messages"][-1].get("content", "")))
+    return answer_for(body)
+
+
+def batch_result(stand_in: Script, params: dict[str, Any], version: str) -> dict[str, Any]:
+    """A batch request's ``result``: the message a non-streamed call with ``params`` gets (its usage
+    in the batch tier), or ``errored`` with the error that call would get (scripted faults too)."""
+    request_id = stand_in._request_id()
+    try:
+        model = validate_message_body(params, version, stand_in.models)
+        check_output_format(params, model)
+        fault = stand_in._next_fault("/v1/messages")
+        if fault.status is not None:
+            raise APIFailure(fault.status, fault.message or _reason(fault.status), fault.error_type)
+    except APIFailure as failure:
+        error = {"type": failure.error_type, "message": failure.message}
+        return {"type": "errored", "error": {"type": "error", "error": error, "request_id": request_id}}
+    reply, model_id, server_usage = reply_to(stand_in, params, model["id"], request_id)
+    usage = {**stand_in.cache.usage(model["id"], params), "output_tokens": reply.output_tokens, **server_usage, "service_tier": "batch"}
+    message = _message(f"msg_standin_{request_id[-6:]}", model_id, _content(reply), reply.stop_reason, usage, reply.stop_sequence)
+    return {"type": "succeeded", "message": message}
 
 
 def _should_retry(status: int) -> str:
@@ -404,11 +485,6 @@ def _delay(fault: Fault, body: dict[str, Any], default: float) -> float:
 def _thinking_block(thinking: str) -> dict[str, str]:
     signature = "sig_standin_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
     return {"type": "thinking", "thinking": thinking, "signature": signature}
-
-
-def _first(query: dict[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    return values[0] if values else None
 
 
 def _reason(status: int) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 _CURRENT_CAPABILITIES = {
+    "batch": {"supported": True},
+    "structured_outputs": {"supported": True},
     "image_input": {"supported": True},
     "effort": {"supported": True},
     "thinking": {"supported": True, "types": {"adaptive": {"supported": True}, "enabled": {"supported": False}}},
 }
 _LEGACY_CAPABILITIES = {
+    "batch": {"supported": True},
+    "structured_outputs": {"supported": True},
     "image_input": {"supported": True},
     "effort": {"supported": False},
     "thinking": {"supported": True, "types": {"adaptive": {"supported": False}, "enabled": {"supported": True}}},

@@ -12,11 +12,22 @@ from datetime import datetime
 from typing import Any
 
 from .answers import text_of_content
+from .batches import BatchQueue
 from .cache import PromptCache
 from .models import MODELS
 from .server_tools import WebScript
+from .structured import sample_arguments
 
-API_ROUTES = ("/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/v1/models/{model_id}")
+API_ROUTES = (
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/models",
+    "/v1/models/{model_id}",
+    "/v1/messages/batches",
+    "/v1/messages/batches/{message_batch_id}",
+    "/v1/messages/batches/{message_batch_id}/cancel",
+    "/v1/messages/batches/{message_batch_id}/results",
+)
 """The routes the stand-in serves, by the paths the API documents (``{name}``: one path segment)."""
 _STREAM_FAULT_FIELDS = ("error_after", "drop_after", "delay")
 
@@ -130,6 +141,8 @@ class Script:
     web: WebScript = field(default_factory=WebScript, repr=False)
     """What web searches and fetches find, what MCP servers answer, and whether answers that
     ran them pause (see :mod:`.server_tools`)."""
+    batches: BatchQueue = field(default_factory=BatchQueue, repr=False)
+    """Message Batches, and the clock they run on (see :mod:`.batches`)."""
     _faults: defaultdict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque), repr=False)
     _faults_by_call: dict[tuple[str, int], Fault] = field(default_factory=dict, repr=False)
     _calls: Counter[str] = field(default_factory=Counter, repr=False)
@@ -181,7 +194,7 @@ class Script:
             self.rate_limited = 0
 
     def reset(self) -> None:
-        """Forget recorded requests, scripted faults and replies, cached prefixes, added models, the scripted web and the rate limit."""
+        """Forget recorded requests, scripted faults and replies, cached prefixes, added models, the scripted web, batches and the rate limit."""
         with self._lock:
             self.request_limit = None
             self._arrivals.clear()
@@ -193,6 +206,7 @@ class Script:
             self.models[:] = MODELS
             self.web = WebScript()
         self.cache.clear()
+        self.batches.clear()
 
     @property
     def active_streams(self) -> int:
@@ -271,8 +285,3 @@ def _answers_tool_results(body: dict[str, Any]) -> bool:
     return isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
 
 
-def sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for a tool's required parameters: the default, else a simple value of the type."""
-    samples = {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
-    properties = schema.get("properties", {})
-    return {name: properties.get(name, {}).get("default", samples.get(properties.get(name, {}).get("type"), "text")) for name in schema.get("required", [])}
