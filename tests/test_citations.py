@@ -43,7 +43,7 @@ def test_markers_go_where_the_cited_passages_end_and_sources_under_the_answer() 
     ]
     text = "".join(b["text"] for b in content)
     bundle = markdown_bundle(text, sources=Sources(cited_offsets(content)))
-    assert bundle["text/markdown"].startswith("Intro. Revenue grew.<sup>1</sup> Costs fell \\\\$5 and \\\\$10.<sup>2,1</sup>\n\n<div")
+    assert bundle["text/markdown"].startswith("Intro. Revenue grew.<sup>1</sup> Costs fell <span>&#36;</span>5 and <span>&#36;</span>10.<sup>2,1</sup>\n\n<div")
     assert "<li><b>report.pdf</b> · page 2 · “Costs fell.”</li>" in bundle["text/markdown"]
     assert bundle["text/plain"].startswith("Intro. Revenue grew.[1] Costs fell $5 and $10.[2,1]\n\nSources:\n[1] report.pdf, page 1: “Revenue grew 12%.”")
     assert problems(bundle["text/markdown"], OWN_TAGS) == []
