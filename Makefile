@@ -3,15 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
 TOOLS := .venv-tools
 # Jupyter refuses to run as root unless told; machines in containers often are root.
 LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test check test-quick bench notebooks clean
 
-$(STAMP): pyproject.toml
+# make lab installs what JupyterLab and the examples need; make test adds the test tools to it.
+$(LAB_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[lab]'
+	touch $(LAB_STAMP)
+
+$(STAMP): $(LAB_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -24,7 +30,7 @@ $(TOOLS)/.installed: Makefile
 
 ## lab: JupyterLab on notebooks/, its server extension holding the key (no kernel sees it);
 ## without ANTHROPIC_API_KEY, the server's upstream is the offline stand-in
-lab: $(STAMP)
+lab: $(LAB_STAMP)
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
 		echo "claude-magic: the Jupyter server holds ANTHROPIC_API_KEY; its kernels reach Claude through it"; \
 		exec $(LAB); \
