@@ -255,16 +255,11 @@ def _approval(magics: ClaudeSettings, *, yes: bool) -> Approve:
 def approve_cost(magics: ClaudeSettings, requests: list[MessageRequest], *, yes: bool) -> None:
     """Raise :class:`~claude_magic.core.spending.Refused` unless ``requests`` (sent together) may go."""
     from ..core.pricing import format_cost
-    from ..core.spending import check_budget, combined, estimate
+    from ..core.spending import combined, estimate
 
     client = magics.session.client(magics.client_settings())
     worst = combined([estimate(r.model, client.message_body(r, stream=True)) for r in requests])
-    check_budget(magics.budget_usd, magics.notebook_spent(), worst)
-    threshold = magics.confirm_above_usd
-    if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
-        from ..ui.confirm import confirm_spending
-
-        confirm_spending(f"this question could cost up to {format_cost(worst.most)} (with {worst.max_output:,} tokens of output)", threshold)
+    magics.within_caps(worst, f"this question could cost up to {format_cost(worst.most)} (with {worst.max_output:,} tokens of output)", yes=yes)
 
 
 def _approve_all(magics: ClaudeSettings, requests: list[MessageRequest], *, yes: bool) -> None:

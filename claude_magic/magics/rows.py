@@ -248,26 +248,19 @@ def _one_line(error: BaseException, magics: ClaudeSettings) -> str:
 def _approve(magics: ClaudeSettings, job: RowsJob, keys: list[str], *, batch: bool, yes: bool, send_anyway: str) -> None:
     """Refuse (one line, nothing sent) what the notebook's budget or the user does not allow."""
     from ..core.pricing import format_cost
-    from ..core.spending import Refused, check_budget
+    from ..core.spending import Refused
 
-    threshold = magics.confirm_above_usd
-    if magics.budget_usd is None and (yes or threshold is None):
+    if magics.budget_usd is None and (yes or magics.confirm_above_usd is None):
         return  # nothing to hold the estimate against: no request to count tokens with
     client = magics.session.client(magics.client_settings())
     worst = job.estimate(client.count_tokens, keys=keys, batch=batch)
+    how = "as a Message Batch, at half price" if batch else "row by row"
+    what = (
+        f"this job of {job.rows_of(keys):,} rows, asked {how}, could cost up to {format_cost(worst.most)} "
+        f"({worst.max_output // max(len(keys), 1):,} tokens of output a row at most; {_input_words(worst)})"
+    )
     try:
-        check_budget(magics.budget_usd, magics.notebook_spent(), worst)
-        if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
-            from ..ui.confirm import confirm_spending
-
-            rows = job.rows_of(keys)
-            how = "as a Message Batch, at half price" if batch else "row by row"
-            confirm_spending(
-                f"this job of {rows:,} rows, asked {how}, could cost up to {format_cost(worst.most)} "
-                f"({worst.max_output // max(len(keys), 1):,} tokens of output a row at most; {_input_words(worst)})",
-                threshold,
-                send_anyway,
-            )
+        magics.within_caps(worst, what, yes=yes, send_anyway=send_anyway)
     except Refused as refused:
         raise ClaudeMagicError(str(refused)) from None
 

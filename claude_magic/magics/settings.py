@@ -45,7 +45,7 @@ from ..ui.wording import ClaudeMagicError
 if TYPE_CHECKING:
     from ..api.limiter import Limits, RateLimiter
     from ..attach.registry import Attachment
-    from ..core.spending import NotebookSpending
+    from ..core.spending import CostRange, NotebookSpending
     from ..ui.panel import KernelSide, PanelSettings
 
 
@@ -314,6 +314,19 @@ class ClaudeSettings(Magics):
         if self.rate_limits not in self._limiters:
             self._limiters[self.rate_limits] = RateLimiter(limits_of(self.rate_limits))
         return self._limiters[self.rate_limits]
+
+    def within_caps(self, worst: CostRange, what: str, *, yes: bool, send_anyway: str = "add --yes") -> None:
+        """Raise :class:`~claude_magic.core.spending.Refused` unless spending up to ``worst`` is
+        allowed: by this notebook's budget, then, above ``confirm_above_usd`` (and unless ``yes``),
+        by the user, asked about ``what`` ("this question could cost up to $1.20 …")."""
+        from ..core.spending import check_budget
+
+        check_budget(self.budget_usd, self.notebook_spent(), worst)
+        threshold = self.confirm_above_usd
+        if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
+            from ..ui.confirm import confirm_spending
+
+            confirm_spending(what, threshold, send_anyway)
 
     def client_settings(self) -> ClientSettings:
         """Effective settings: %config first, then the SDK's environment variables, then defaults."""
