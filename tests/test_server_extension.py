@@ -271,19 +271,20 @@ def test_a_spend_cap_is_never_retried_and_says_what_it_is(stand_in: StandIn, not
 
 def test_stop_mid_answer_closes_the_upstream_within_a_second(server: JupyterServer, stand_in: StandIn, script_kernel: tuple[str, object]) -> None:
     kernel_id, kernel = script_kernel
+    stand_in.reset()
     asked = kernel.submit("%%claude --no-history\nA long slow story [[delay=0.1]] [[words=300]]")  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 15
-    while not (stand_in.message_requests and stand_in.active_streams) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.5)
+    shown = kernel.collect(asked, until=lambda result: any(result.markdown()), timeout=30)  # type: ignore[attr-defined]
+    (request,) = stand_in.message_requests  # this cell's, streaming: its answer has begun to show
+    time.sleep(0.3)
     server.api("POST", f"/api/kernels/{kernel_id}/interrupt")
-    stopped = time.monotonic()
-    result = kernel.collect(asked)  # type: ignore[attr-defined]
-    request = stand_in.message_requests[-1]
-    while request.ended is None and time.monotonic() - stopped < 5:
+    interrupted = time.monotonic()
+    result = kernel.collect(asked, shown)  # type: ignore[attr-defined]
+    stopped_reading = time.monotonic()  # the cell has ended: its kernel reads the stream no more
+    while request.ended is None and time.monotonic() - stopped_reading < 5:
         time.sleep(0.01)
-    assert request.ended is not None and request.ended - stopped < 1.0, "the upstream stream was still open a second after Stop"
-    print(f"\nthe upstream request closed {request.ended - stopped:.3f} s after the interrupt")
+    assert request.ended is not None, f"the upstream stream was still open 5 s after the kernel stopped reading ({stopped_reading - interrupted:.2f} s after the interrupt)"
+    print(f"\nthe kernel stopped {stopped_reading - interrupted:.3f} s after the interrupt; the upstream request closed {request.ended - interrupted:.3f} s after it")
+    assert request.ended - stopped_reading < 1.0, "the upstream stream was still open a second after the kernel stopped reading"
     assert "interrupted; the partial answer above is kept" in result.error["traceback"][0]
     assert 0 < len(result.markdown()[0]) < len(request.answer or "")
 

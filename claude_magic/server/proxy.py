@@ -235,6 +235,19 @@ class Proxy:
         return {**kept, "accept-encoding": "identity", **self.credentials.headers()}
 
 
+_closing: set[asyncio.Future[None]] = set()
+
+
+async def close_whatever_happens(response: httpx.Response) -> None:
+    """Close an upstream response even if the kernel's hang-up cancels the relay while it closes
+    (tornado signals a closed connection twice: the failed flush, then ``on_connection_close``);
+    a close cut short would leave the upstream streaming to nobody."""
+    closing = asyncio.ensure_future(response.aclose())
+    _closing.add(closing)
+    closing.add_done_callback(_closing.discard)
+    await asyncio.shield(closing)
+
+
 class Refused(Exception):
     """A request the proxy answers itself, with the API's error envelope."""
 
@@ -484,7 +497,7 @@ class Relay:
             else:
                 await self._pass_whole(response)
         finally:
-            await response.aclose()
+            await close_whatever_happens(response)
 
     async def _pass_stream(self, response: httpx.Response) -> None:
         if not self.committed:
