@@ -75,6 +75,7 @@ def test_a_row_per_request_with_tokens_by_kind_its_cost_and_status_kept_in_a_pri
     assert open_ledger(path=path).rows() == [
         {
             "at": "2026-11-05T10:00:00.000000+00:00",
+            "user": "",
             "kernel": "k-1",
             "notebook": "/nb/a.ipynb",
             "model": SONNET,
@@ -284,3 +285,63 @@ def test_budgets_are_dollars_and_a_known_time_zone() -> None:
 def test_the_ledger_lives_in_the_servers_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     assert default_path() == tmp_path / "data" / "claude_magic" / "ledger.sqlite3"
+
+
+# --- a Hub's users ---------------------------------------------------------------------------------
+
+
+def spend_as(ledger: Ledger, user: str, input_tokens: int) -> None:
+    ledger.record(user=user, kernel="k-1", notebook=None, model=SONNET, usage={"input_tokens": input_tokens}, request_id=None, status=200)
+
+
+def test_a_users_budget_counts_that_users_rows_and_in_flight_requests_only(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger(Budgets(daily_usd=1.00), Clock("2026-11-05T10:00:00+00:00"))
+    students = Budgets(daily_usd=0.10)
+    spend_as(ledger, "alice", 40_000)  # $0.08
+    spend_as(ledger, "bob", 200_000)  # $0.40: bob's spending is not alice's
+    held = ledger.check(0.01, user="alice", budgets=students, owner="alice (group students)")
+    with pytest.raises(BudgetExceeded) as refused:
+        ledger.check(0.02, user="alice", budgets=students, owner="alice (group students)")
+    assert str(refused.value) == (
+        "alice (group students)'s daily budget of $0.10 has $0.01 left (it renews at midnight UTC); "
+        "this request could cost about $0.02, so it was not sent"
+    )
+    ledger.check(0.05, user="bob", budgets=Budgets(daily_usd=1.00)).release()  # staff: bob has $0.60 of his own left
+    held.release()
+    with pytest.raises(BudgetExceeded, match="^the daily budget of \\$1.00 has \\$0.52 left"):  # the Hub's own, over everyone
+        ledger.check(0.55, user="bob", budgets=Budgets(daily_usd=5.00))
+    assert ledger.spent("alice", students) == {"today_usd": 0.08, "month_usd": 0.08}
+
+
+def test_spending_by_user_and_by_day_for_the_last_30_days_empty_days_included(open_ledger: OpenLedger) -> None:
+    clock = Clock("2026-11-03T23:30:00+00:00")  # the 4th in Paris
+    ledger = open_ledger(Budgets(timezone="Europe/Paris"), clock)
+    spend_as(ledger, "alice", 50_000)  # $0.10
+    clock.now = datetime.fromisoformat("2026-11-05T10:00:00+00:00")
+    spend_as(ledger, "alice", 5_000)
+    spend_as(ledger, "bob", 100_000)
+    days = ledger.by_day(30)
+    assert len(days) == 30 and days[0]["date"] == "2026-10-07" and days[-1]["date"] == "2026-11-05"
+    by_date = {day["date"]: day for day in days}
+    assert by_date["2026-11-04"] == {"date": "2026-11-04", "cost_usd": 0.1, "requests": 1, "by_user": {"alice": 0.1}}
+    assert by_date["2026-11-05"]["by_user"] == {"alice": 0.01, "bob": 0.2}
+    assert by_date["2026-11-03"]["requests"] == 0
+    users = ledger.by_user()
+    assert [(u["user"], u["month"]["cost_usd"], u["today"]["cost_usd"]) for u in users] == [("bob", 0.2, 0.2), ("alice", 0.11, 0.01)]
+
+
+def test_a_ledger_of_version_1_gains_the_user_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE requests (id INTEGER PRIMARY KEY, at TEXT NOT NULL, kernel TEXT NOT NULL, notebook TEXT, model TEXT NOT NULL, "
+        "input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, "
+        "cache_write_1h_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL, web_search_requests INTEGER NOT NULL, "
+        "web_fetch_requests INTEGER NOT NULL, cost_usd REAL, request_id TEXT, status INTEGER NOT NULL);"
+        "INSERT INTO requests VALUES (1, '2026-11-05T10:00:00.000000+00:00', 'k-0', NULL, 'm', 1, 1, 0, 0, 0, 0, 0, 0.5, NULL, 200);"
+    )
+    old.close()
+    ledger = Ledger(path)
+    spend_as(ledger, "alice", 1)
+    assert [(row["user"], row["kernel"]) for row in ledger.rows()] == [("", "k-0"), ("alice", "k-1")]
+    ledger.close()

@@ -70,6 +70,29 @@ def test_three_clients_queueing_20_each_share_equally_at_the_limit_and_never_ove
     assert busiest <= limit
 
 
+def test_owners_take_turns_before_their_clients_do() -> None:
+    """On a Hub: alice's three kernels together get the turns bob's one kernel gets."""
+
+    async def scenario() -> list[tuple[str, str]]:
+        limiter = RateLimiter(Limits(1, PLENTY, PLENTY, window=0.02))
+        await limiter.acquire("warm-up", 0, 0)
+        served = []
+
+        async def request(owner: str, client: str) -> None:
+            await limiter.acquire(client, 1, 1, owner=owner)
+            served.append((owner, client))
+
+        alice = [request("alice", kernel) for kernel in ("a1", "a2", "a3") for _ in range(4)]
+        await asyncio.gather(*alice, *(request("bob", "b1") for _ in range(12)))
+        return served
+
+    served = asyncio.run(scenario())
+    first_half = Counter(owner for owner, _ in served[:12])
+    assert first_half == {"alice": 6, "bob": 6}, served
+    alices = [client for owner, client in served if owner == "alice"][:6]
+    assert Counter(alices) == {"a1": 2, "a2": 2, "a3": 2}, alices
+
+
 def test_a_pause_holds_every_client_then_lets_them_go() -> None:
     async def scenario() -> tuple[float, list[float]]:
         limiter = RateLimiter(Limits(100, PLENTY, PLENTY, window=WINDOW))

@@ -34,10 +34,13 @@ sets one timer, for the next moment something changes (the oldest reservation ag
 the pause ends), and never polls. Nothing grows with the history: at most one window of
 reservations is kept.
 
-**Fairness: round-robin by client** (kernel). Each client has its own first-in-first-out queue, and
-the clients with waiting requests take turns: the request at the head of the turn goes as soon as it
-fits, and its client moves to the back. Nobody overtakes the head, so a large request is never
-starved by a stream of small ones; a client that queues 20 requests gets one turn in N, not 20.
+**Fairness: round-robin by owner, then by client** (a Hub's users, then each user's kernels; on one
+user's server every client has the same owner). Each client has its own first-in-first-out queue;
+the owners with waiting requests take turns, and within an owner its clients do: the request at the
+head of the turn goes as soon as it fits, then its client moves to the back of its owner's turns and
+its owner to the back of everyone's. Nobody overtakes the head, so a large request is never starved
+by a stream of small ones; a client that queues 20 requests gets one turn in N, not 20, and a user
+with five kernels gets one turn among the users, not five.
 A waiting request that is cancelled (its kernel went away) is dropped where it stands and never
 takes capacity.
 
@@ -142,6 +145,7 @@ class Grant:
 
 @dataclass(eq=False, slots=True)
 class _Waiter:
+    owner: str
     client: str
     amounts: Amounts
     future: asyncio.Future[_Reservation]
@@ -186,7 +190,8 @@ class RateLimiter:
         self._granted_total = [0, 0, 0]
         self._holds = [_Hold(), _Hold(), _Hold()]
         self._paused_until = -math.inf
-        self._queues: OrderedDict[str, deque[_Waiter]] = OrderedDict()
+        self._queues: OrderedDict[str, OrderedDict[str, deque[_Waiter]]] = OrderedDict()
+        """Owner -> client -> waiting requests, each level in turn order."""
         self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -195,7 +200,13 @@ class RateLimiter:
     # --- the proxy's calls ----------------------------------------------------------------------
 
     async def acquire(
-        self, client: str, input_tokens: int, output_tokens: int, on_wait: Callable[[float], None] | None = None
+        self,
+        client: str,
+        input_tokens: int,
+        output_tokens: int,
+        on_wait: Callable[[float], None] | None = None,
+        *,
+        owner: str = "",
     ) -> Grant:
         """Wait for a turn and for room in every limit; then the request holds its reservation.
 
@@ -208,7 +219,7 @@ class RateLimiter:
         self._age(started)
         if not self._waiting and self._may_go(amounts, started):
             return Grant(client, input_tokens, output_tokens, 0.0, self._reserve(amounts, started))
-        waiter = self._enqueue(client, amounts)
+        waiter = self._enqueue(owner, client, amounts)
         self._dispatch()
         try:
             reservation = await self._wait(waiter, started, on_wait)
@@ -326,9 +337,9 @@ class RateLimiter:
 
     # --- the queue ----------------------------------------------------------------------------------
 
-    def _enqueue(self, client: str, amounts: Amounts) -> _Waiter:
-        waiter = _Waiter(client, amounts, asyncio.get_running_loop().create_future())
-        self._queues.setdefault(client, deque()).append(waiter)
+    def _enqueue(self, owner: str, client: str, amounts: Amounts) -> _Waiter:
+        waiter = _Waiter(owner, client, amounts, asyncio.get_running_loop().create_future())
+        self._queues.setdefault(owner, OrderedDict()).setdefault(client, deque()).append(waiter)
         self._waiting += 1
         return waiter
 
@@ -356,23 +367,32 @@ class RateLimiter:
     def _head(self) -> _Waiter | None:
         """The request whose turn it is (cancelled ones are dropped on the way)."""
         while self._queues:
-            client, queue = next(iter(self._queues.items()))
-            while queue and queue[0].gone:
-                queue.popleft()
-            if queue:
-                return queue[0]
-            del self._queues[client]
+            owner, clients = next(iter(self._queues.items()))
+            while clients:
+                client, queue = next(iter(clients.items()))
+                while queue and queue[0].gone:
+                    queue.popleft()
+                if queue:
+                    return queue[0]
+                del clients[client]
+            del self._queues[owner]
         return None
 
     def _next_turn(self) -> None:
-        """The head's client had its turn: it goes to the back of the rotation."""
-        client, queue = next(iter(self._queues.items()))
+        """The head's client had its turn: it goes to the back of its owner's rotation, and its owner
+        to the back of everyone's."""
+        owner, clients = next(iter(self._queues.items()))
+        client, queue = next(iter(clients.items()))
         queue.popleft()
         self._waiting -= 1
         if queue:
-            self._queues.move_to_end(client)
+            clients.move_to_end(client)
         else:
-            del self._queues[client]
+            del clients[client]
+        if clients:
+            self._queues.move_to_end(owner)
+        else:
+            del self._queues[owner]
 
     def _dispatch(self) -> None:
         """Let through every request whose turn it is and that fits; else wake up when that may change."""

@@ -1,6 +1,7 @@
 """The server's ledger: every proxied request's usage and cost in SQLite, and the budgets that refuse one.
 
-One row per request the proxy forwarded: when (UTC), which kernel, which notebook, which model, its
+One row per request the proxy forwarded: when (UTC), whose (the Hub user; empty on a one-user
+server), which kernel, which notebook, which model, its
 tokens by kind (input, output, 5-minute and 1-hour cache writes, cache reads, and the server tools'
 searches and fetches when the usage has them), its estimated cost (``core.pricing``, the same
 figures the kernel's footers show; ``NULL`` for a model with no price), its ``request-id`` and its
@@ -17,7 +18,8 @@ which sorts as it reads, so a day or a month is a range on the ``at`` index in a
 **Budgets** (:class:`Budgets`): optional daily and monthly ceilings in dollars; the day and the
 month begin at midnight in ``Budgets.timezone`` (UTC unless set). :meth:`Ledger.check` refuses a
 request whose estimated cost could take a budget past its ceiling, with one line naming the budget
-and what is left (:class:`BudgetExceeded`).
+and what is left (:class:`BudgetExceeded`). The ledger's own budgets cover every row; a check for a
+``user`` also holds that user's rows to the budgets it is given (a Hub user's, by group).
 
 **Reservations, for requests in flight.** Two requests that each fit alone but not together must
 not both pass, yet neither has a row until it ends. So ``check`` holds the estimate as a
@@ -43,7 +45,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from datetime import time as midnight
 from pathlib import Path
 from typing import Any
@@ -54,11 +56,12 @@ from jupyter_core.paths import jupyter_data_dir
 from ..api.redaction import scrub
 from ..core.pricing import TokenUsage, cost
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
+    user TEXT NOT NULL DEFAULT '',
     kernel TEXT NOT NULL,
     notebook TEXT,
     model TEXT NOT NULL,
@@ -75,8 +78,9 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
 """
+_USER_INDEX = "CREATE INDEX IF NOT EXISTS requests_user_at ON requests (user, at)"
 _COLUMNS = (
-    "at, kernel, notebook, model, input_tokens, output_tokens, cache_write_tokens, cache_write_1h_tokens, "
+    "at, user, kernel, notebook, model, input_tokens, output_tokens, cache_write_tokens, cache_write_1h_tokens, "
     "cache_read_tokens, web_search_requests, web_fetch_requests, cost_usd, request_id, status"
 )
 _TOTALS = (
@@ -130,14 +134,19 @@ def _zone(name: str) -> tzinfo:
 class BudgetExceeded(Exception):
     """A request that could take a budget past its ceiling; ``str()`` is the one line the user reads."""
 
-    def __init__(self, budget: str, ceiling_usd: float, left_usd: float, estimated_usd: float, renews: str) -> None:
+    def __init__(
+        self, budget: str, ceiling_usd: float, left_usd: float, estimated_usd: float, renews: str, *, owner: str = ""
+    ) -> None:
+        """``budget``: "daily" or "monthly"; ``owner``: whose it is ("alice (group students)"), or
+        empty for the server's own."""
         self.budget, self.ceiling_usd, self.left_usd, self.estimated_usd = budget, ceiling_usd, left_usd, estimated_usd
         if left_usd > 0:
             state = f"has {_dollars(left_usd)} left ({renews})"
             cause = f"this request could cost about {_dollars(estimated_usd)}, so it was not sent"
         else:
             state, cause = f"is spent ({renews})", "this request was not sent"
-        super().__init__(f"the {budget} budget of {_dollars(ceiling_usd)} {state}; {cause}")
+        whose = f"{owner}'s {budget} budget" if owner else f"the {budget} budget"
+        super().__init__(f"{whose} of {_dollars(ceiling_usd)} {state}; {cause}")
 
 
 def _dollars(amount: float) -> str:
@@ -166,6 +175,12 @@ class _Period:
     renews: str
 
 
+@dataclass(frozen=True)
+class _Hold:
+    user: str
+    usd: float
+
+
 class Ledger:
     """Rows of usage in SQLite, and the budgets checked against them (see the module's docstring)."""
 
@@ -174,7 +189,7 @@ class Ledger:
         self.budgets = budgets
         self._clock = clock
         self._lock = threading.RLock()
-        self._holds: dict[int, float] = {}
+        self._holds: dict[int, _Hold] = {}
         self._keys = itertools.count()
         self._db = _connect(self.path)
 
@@ -184,45 +199,65 @@ class Ledger:
 
     # --- budgets ------------------------------------------------------------------------------------
 
-    def check(self, estimated_usd: float) -> Reservation:
+    def check(
+        self, estimated_usd: float, *, user: str = "", budgets: Budgets | None = None, owner: str = ""
+    ) -> Reservation:
         """Refuse (:class:`BudgetExceeded`) a request that could pass a budget; else hold its estimate.
 
-        A model with no price has no estimate: pass 0 (its rows cost "unknown" and count against no budget).
+        The ledger's own budgets count every row; ``budgets``, when given, count ``user``'s rows
+        only (``owner`` names them in the refusal). A model with no price has no estimate: pass 0
+        (its rows cost "unknown" and count against no budget).
         """
         estimated = max(float(estimated_usd), 0.0)
+        now = self._now()
         with self._lock:
-            pending = sum(self._holds.values())
-            for period in self._periods(self._now()):
-                if period.ceiling_usd is None:
-                    continue
-                left = period.ceiling_usd - self._spent_since(period.since) - pending
-                if estimated > left + EPSILON_USD:
-                    raise BudgetExceeded(period.budget, period.ceiling_usd, max(left, 0.0), estimated, period.renews)
+            self._refuse_past(self._periods(now, self.budgets), estimated, None, "")
+            if budgets is not None:
+                self._refuse_past(self._periods(now, budgets), estimated, user, owner)
             key = next(self._keys)
-            self._holds[key] = estimated
+            self._holds[key] = _Hold(user, estimated)
         return Reservation(self, key, estimated)
+
+    def _refuse_past(self, periods: tuple[_Period, _Period], estimated: float, user: str | None, owner: str) -> None:
+        pending = self._pending(user)
+        for period in periods:
+            if period.ceiling_usd is None:
+                continue
+            left = period.ceiling_usd - self._spent_since(period.since, user) - pending
+            if estimated > left + EPSILON_USD:
+                raise BudgetExceeded(
+                    period.budget, period.ceiling_usd, max(left, 0.0), estimated, period.renews, owner=owner
+                )
+
+    def _pending(self, user: str | None) -> float:
+        """The estimates of requests in flight (``user``'s, or everyone's)."""
+        return sum(hold.usd for hold in self._holds.values() if user is None or hold.user == user)
 
     def _drop_hold(self, key: int) -> None:
         with self._lock:
             self._holds.pop(key, None)
 
-    def _periods(self, now: datetime) -> tuple[_Period, _Period]:
+    def _periods(self, now: datetime, budgets: Budgets) -> tuple[_Period, _Period]:
         """Today and this month in the budgets' time zone, each from its first instant (in UTC)."""
-        zone = self.budgets.zone
+        zone = budgets.zone
         today = datetime.combine(now.astimezone(zone).date(), midnight(), tzinfo=zone)
-        where = "UTC" if self.budgets.timezone == "UTC" else self.budgets.timezone
+        where = "UTC" if budgets.timezone == "UTC" else budgets.timezone
         return (
-            _Period("daily", self.budgets.daily_usd, today.astimezone(timezone.utc), f"it renews at midnight {where}"),
+            _Period("daily", budgets.daily_usd, today.astimezone(timezone.utc), f"it renews at midnight {where}"),
             _Period(
                 "monthly",
-                self.budgets.monthly_usd,
+                budgets.monthly_usd,
                 today.replace(day=1).astimezone(timezone.utc),
                 f"it renews on the 1st, {where}",
             ),
         )
 
-    def _spent_since(self, since: datetime) -> float:
-        (spent,) = self._db.execute("SELECT TOTAL(cost_usd) FROM requests WHERE at >= ?", (_stamp(since),)).fetchone()
+    def _spent_since(self, since: datetime, user: str | None = None) -> float:
+        if user is None:
+            query, arguments = "SELECT TOTAL(cost_usd) FROM requests WHERE at >= ?", (_stamp(since),)
+        else:
+            query, arguments = "SELECT TOTAL(cost_usd) FROM requests WHERE user = ? AND at >= ?", (user, _stamp(since))
+        (spent,) = self._db.execute(query, arguments).fetchone()
         return float(spent)
 
     def _now(self) -> datetime:
@@ -234,6 +269,7 @@ class Ledger:
     def record(
         self,
         *,
+        user: str = "",
         kernel: str,
         notebook: str | None,
         model: str,
@@ -252,6 +288,7 @@ class Ledger:
         tools = tools if isinstance(tools, Mapping) else {}
         row = (
             _stamp(self._now()),
+            _text(user),
             _text(kernel),
             None if notebook is None else _text(notebook),
             _text(model),
@@ -267,7 +304,7 @@ class Ledger:
             int(status),
         )
         with self._lock:
-            self._db.execute(f"INSERT INTO requests ({_COLUMNS}) VALUES ({', '.join('?' * 14)})", row)
+            self._db.execute(f"INSERT INTO requests ({_COLUMNS}) VALUES ({', '.join('?' * 15)})", row)
             if reservation is not None:
                 reservation.release()
         return spent
@@ -288,16 +325,71 @@ class Ledger:
         ``left_usd`` is what a request could still spend, requests in flight deducted.
         """
         now = self._now()
-        day, month = self._periods(now)
+        day, month = self._periods(now, self.budgets)
         local = now.astimezone(self.budgets.zone)
         with self._lock:
-            pending = sum(self._holds.values())
+            pending = self._pending(None)
             return {
                 "timezone": self.budgets.timezone,
                 "today": {"date": local.date().isoformat(), **self._with_budget(day, pending)},
                 "month": {"month": local.strftime("%Y-%m"), **self._with_budget(month, pending)},
                 "by_notebook": self._grouped("notebook", month.since),
                 "by_model": self._grouped("model", month.since),
+            }
+
+    def by_user(self) -> list[dict[str, Any]]:
+        """Each user's spending today and this month (the month's costliest first); JSON-ready."""
+        day, month = self._periods(self._now(), self.budgets)
+        with self._lock:
+            today = {row["user"]: row for row in self._grouped("user", day.since)}
+            return [
+                {
+                    "user": row["user"],
+                    "month": _without(row, "user"),
+                    "today": _without(today.get(row["user"]) or _totals((0,) * 8), "user"),
+                }
+                for row in self._grouped("user", month.since)
+            ]
+
+    def by_day(self, days: int = 30) -> list[dict[str, Any]]:
+        """The last ``days`` days (today included, in the budgets' time zone), oldest first: each
+        day's cost and requests, in all and by user. Empty days are there too, for a chart."""
+        zone = self.budgets.zone
+        today = self._now().astimezone(zone).date()
+        first = today - timedelta(days=days - 1)
+        since = datetime.combine(first, midnight(), tzinfo=zone)
+        result = {first + timedelta(days=n): {"cost_usd": 0.0, "requests": 0, "by_user": {}} for n in range(days)}
+        query = (
+            "SELECT substr(at, 1, 13), user, TOTAL(cost_usd), COUNT(*) FROM requests WHERE at >= ? "
+            "GROUP BY substr(at, 1, 13), user"
+        )  # by UTC hour, which every time zone's day is made of (whole or half-hour zones alike)
+        with self._lock:
+            hours = self._db.execute(query, (_stamp(since),)).fetchall()
+        for hour, user, spent, requests in hours:
+            day = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(zone).date()
+            if day not in result:
+                continue
+            totals = result[day]
+            totals["cost_usd"] += spent
+            totals["requests"] += requests
+            totals["by_user"][user] = totals["by_user"].get(user, 0.0) + spent
+        return [
+            {
+                "date": day.isoformat(),
+                "cost_usd": round(t["cost_usd"], 6),
+                "requests": t["requests"],
+                "by_user": {u: round(c, 6) for u, c in t["by_user"].items()},
+            }
+            for day, t in result.items()
+        ]
+
+    def spent(self, user: str, budgets: Budgets) -> dict[str, float]:
+        """What ``user`` spent today and this month, by the days and months of ``budgets``."""
+        day, month = self._periods(self._now(), budgets)
+        with self._lock:
+            return {
+                "today_usd": round(self._spent_since(day.since, user), 6),
+                "month_usd": round(self._spent_since(month.since, user), 6),
             }
 
     def _with_budget(self, period: _Period, pending: float) -> dict[str, Any]:
@@ -323,8 +415,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(_SCHEMA)
+    if "user" not in {column[1] for column in db.execute("PRAGMA table_info(requests)")}:  # a ledger of version 1
+        db.execute("ALTER TABLE requests ADD COLUMN user TEXT NOT NULL DEFAULT ''")
+    db.execute(_USER_INDEX)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return db
+
+
+def _without(row: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name != key}
 
 
 def _totals(values: tuple[Any, ...]) -> dict[str, Any]:
