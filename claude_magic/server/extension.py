@@ -3,7 +3,9 @@
 Installing the package enables it (``etc/jupyter/jupyter_server_config.d/claude_magic.json``);
 ``jupyter server extension disable claude_magic`` turns it off. When the server loads it:
 
-1. **Key custody.** The key comes from ``c.ClaudeServer.api_key``, else the file
+1. **Key custody.** On JupyterHub, with ``c.ClaudeServer.hub_service_url`` set (the Hub service of
+   :mod:`claude_magic.hub` holds the key), this server holds no key at all: it forwards to that
+   service with its own Hub token, and its kernels don't inherit that token. Otherwise the key comes from ``c.ClaudeServer.api_key``, else the file
    ``c.ClaudeServer.api_key_file`` names, else ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``,
    sent upstream as a bearer token). Both variables leave the server's own ``os.environ`` at once,
    before any kernel or terminal starts, so none inherits them.
@@ -23,63 +25,57 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Unicode, default
 
-from ..api.limiter import TIERS, Limits, RateLimiter
+from ..api.limiter import Limits, RateLimiter
 from ..api.redaction import remember
-from ..api.settings import DEFAULT_BASE_URL, MAX_REQUEST_BYTES, Credentials, mask_secret
+from ..api.settings import Credentials, mask_secret
 from ..core.store import home
-from .kernels import CREDENTIAL_VARIABLES, KernelLaunch, KernelTokens, route_kernels_through
-from .ledger import Budgets, Ledger
+from .kernels import CREDENTIAL_VARIABLES, HUB_TOKEN_VARIABLES, KernelLaunch, KernelTokens, route_kernels_through
+from .ledger import Ledger
 from .moves import CONTENTS_EVENTS, ConversationMover
-from .proxy import APIProxyHandler, Proxy, UsageHandler
+from .proxy import APIProxyHandler, KernelGate, Proxy, UsageHandler
+from .settings import ProxySettings
 
 PROXY_ROOT = "claude-magic"
 """The extension's routes live under ``{base_url}claude-magic/``."""
+HUB_SERVICE_ENV = "CLAUDE_MAGIC_HUB_SERVICE_URL"
+UNLIMITED = Limits(10**12, 10**12, 10**12)
+"""A server whose upstream is the Hub service leaves the limits to it (one limiter for the whole Hub)."""
 
 
-class ClaudeServer(ExtensionApp):
+class ClaudeServer(ProxySettings, ExtensionApp):
     """claude-magic's Jupyter server extension (see the module's docstring)."""
 
     name = "claude_magic"
     description = "Holds the Anthropic API key for the kernels, shares its rate limits and keeps a ledger of usage."
 
-    api_key = Unicode(
-        None, allow_none=True, help="The Anthropic API key (default: $ANTHROPIC_API_KEY). A key file keeps it out of config files."
-    ).tag(config=True)
-    api_key_file = Unicode("", help="A file holding the API key (its first line), read once at start.").tag(config=True)
-    upstream_url = Unicode(
-        "", help=f"Where the proxy sends requests (default: $ANTHROPIC_BASE_URL, else {DEFAULT_BASE_URL})."
-    ).tag(config=True)
     proxy_url = Unicode(
         "", help="How kernels reach this server's proxy (default: http://127.0.0.1:<port><base_url>claude-magic)."
     ).tag(config=True)
-    load_magic = Bool(True, help="Load %claude in every Python kernel the server starts (no %load_ext needed).").tag(config=True)
-    tier = Enum(list(TIERS), "free", help="The API rate-limit tier the limits start from; lower limits in the API's headers take over.").tag(
+    load_magic = Bool(True, help="Load %claude in every Python kernel the server starts (no %load_ext needed).").tag(
         config=True
     )
-    requests_per_minute = Int(None, allow_none=True, help="Requests a minute for all kernels together (default: the tier's).").tag(
-        config=True
-    )
-    input_tokens_per_minute = Int(None, allow_none=True, help="Input tokens a minute (default: the tier's).").tag(config=True)
-    output_tokens_per_minute = Int(None, allow_none=True, help="Output tokens a minute (default: the tier's).").tag(config=True)
-    rate_window = Float(60.0, help="Seconds the rate limits count over: the API's minute (tests shorten it).").tag(config=True)
-    daily_budget_usd = Float(None, allow_none=True, help="Most estimated USD all kernels may spend in a day; unset: no limit.").tag(
-        config=True
-    )
-    monthly_budget_usd = Float(None, allow_none=True, help="Most estimated USD in a calendar month; unset: no limit.").tag(config=True)
-    budget_timezone = Unicode("UTC", help="Where the budgets' days and months begin at midnight (an IANA name: Europe/Paris).").tag(
-        config=True
-    )
-    ledger_path = Unicode("", help="The usage ledger, an SQLite file (default: ledger.sqlite3 beside the conversations).").tag(config=True)
-    max_request_bytes = Int(MAX_REQUEST_BYTES, help="Largest request body the proxy takes (the API's 32 MB).").tag(config=True)
+    hub_service_url = Unicode(
+        help="On JupyterHub: the claude-magic service's URL with its prefix (http://hub:10101/services/claude-magic), "
+        "which then holds the key, the limits and the budgets; this server sends it its kernels' requests with its own "
+        "Hub token (default: $CLAUDE_MAGIC_HUB_SERVICE_URL)."
+    ).tag(config=True)
+    kernels_keep_hub_token = Bool(
+        False,
+        help="On JupyterHub, let kernels inherit this server's Hub token ($JUPYTERHUB_API_TOKEN); by default they don't, "
+        "so a cell can't reach the Hub service past this server.",
+    ).tag(config=True)
+
+    @default("hub_service_url")
+    def _hub_service_from_environment(self) -> str:
+        return os.environ.get(HUB_SERVICE_ENV, "")
 
     @property
     def _app(self) -> ServerApp:
@@ -87,26 +83,35 @@ class ClaudeServer(ExtensionApp):
         return self.serverapp
 
     def initialize_settings(self) -> None:
-        self.credentials = self._take_key()
+        self.credentials = self._hub_token() if self.hub_service_url else self.take_key(self.log)
         remember(self.credentials.secrets())  # scrubbed from every text the ledger keeps
         self.tokens = KernelTokens()
+        self.gate = KernelGate(
+            self.tokens, kernel_running=lambda kernel: kernel in self._app.kernel_manager, notebook_of=self._notebook_of
+        )
         self.proxy = Proxy(
-            upstream_url=self.upstream_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+            upstream_url=self.hub_service_url or self.upstream(),
             credentials=self.credentials,
-            tokens=self.tokens,
-            limiter=RateLimiter(self._limits()),
-            ledger=Ledger(Path(self.ledger_path) if self.ledger_path else home() / "ledger.sqlite3", self._budgets()),
-            kernel_running=lambda kernel: kernel in self._app.kernel_manager,
-            notebook_of=self._notebook_of,
+            gate=self.gate,
+            limiter=RateLimiter(UNLIMITED if self.hub_service_url else self.limits()),
+            ledger=Ledger(Path(self.ledger_path) if self.ledger_path else home() / "ledger.sqlite3", self.budgets()),
+            tell_upstream_the_caller=bool(self.hub_service_url),
             max_request_bytes=self.max_request_bytes,
             log=self.log,
         )
         self.proxy.open()
         self._say_where_the_key_is()
         if self._app.gateway_config.gateway_enabled:
-            self.log.warning("claude-magic: kernels run behind a gateway, where this server can't give them a way to its proxy")
+            self.log.warning(
+                "claude-magic: kernels run behind a gateway, where this server can't give them a way to its proxy"
+            )
         else:
-            route_kernels_through(self._app.kernel_manager, KernelLaunch(self.tokens, self.kernel_proxy_url, self.load_magic))
+            withheld = CREDENTIAL_VARIABLES + (
+                HUB_TOKEN_VARIABLES if self.hub_service_url and not self.kernels_keep_hub_token else ()
+            )
+            route_kernels_through(
+                self._app.kernel_manager, KernelLaunch(self.tokens, self.kernel_proxy_url, self.load_magic, withheld)
+            )
         self.mover = ConversationMover(self._app.root_dir, log=self.log)
         assert self._app.event_logger is not None, "jupyter_server 2 has an event logger"
         self._app.event_logger.add_listener(schema_id=CONTENTS_EVENTS, listener=self._on_contents_event)
@@ -114,7 +119,7 @@ class ClaudeServer(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend(
             [
-                (url_path_join(PROXY_ROOT, "usage"), UsageHandler, {"proxy": self.proxy}),
+                (url_path_join(PROXY_ROOT, "usage"), UsageHandler, {"proxy": self.proxy, "gate": self.gate}),
                 (url_path_join(PROXY_ROOT, "(.*)"), APIProxyHandler, {"proxy": self.proxy}),
             ]
         )
@@ -125,22 +130,17 @@ class ClaudeServer(ExtensionApp):
 
     # --- the key --------------------------------------------------------------------------------
 
-    def _take_key(self) -> Credentials:
-        """The key, from config, a key file or the environment; the environment's variables go
-        either way, so that no kernel or terminal started from now on inherits them."""
-        from_environment = Credentials.from_env()
+    def _hub_token(self) -> Credentials:
+        """On JupyterHub the Hub service holds the key: this server authenticates to it with its own
+        Hub token, which names its user. A key in this server's environment is dropped all the same."""
         for name in CREDENTIAL_VARIABLES:
             os.environ.pop(name, None)
-        if self.api_key:
-            return Credentials(api_key=self.api_key)
-        if self.api_key_file:
-            try:
-                key = Path(self.api_key_file).expanduser().read_text().strip().splitlines()
-            except OSError as error:
-                self.log.error("claude-magic: the key file %s can't be read (%s)", self.api_key_file, error.strerror or error)
-                return Credentials()
-            return Credentials(api_key=key[0].strip() if key else None)
-        return from_environment
+        token = next((os.environ[name] for name in HUB_TOKEN_VARIABLES if os.environ.get(name)), None)
+        if token is None:
+            self.log.error(
+                "claude-magic: %s is set but this server has no Hub token ($JUPYTERHUB_API_TOKEN)", HUB_SERVICE_ENV
+            )
+        return Credentials(auth_token=token)
 
     def _say_where_the_key_is(self) -> None:
         credentials, upstream = self.credentials, self.proxy.upstream_url
@@ -150,9 +150,20 @@ class ClaudeServer(ExtensionApp):
                 "kernels use keys of their own"
             )
             return
+        if self.hub_service_url:
+            self.log.info(
+                "claude-magic: the JupyterHub service at %s holds the API key; kernels reach it through this server",
+                upstream,
+            )
+            return
         held = mask_secret(credentials.api_key or credentials.auth_token)
         offline = " (on this machine: the offline stand-in, or a gateway of yours)" if _is_local(upstream) else ""
-        self.log.info("claude-magic: the server holds the API key %s; kernels reach %s%s through its proxy", held, upstream, offline)
+        self.log.info(
+            "claude-magic: the server holds the API key %s; kernels reach %s%s through its proxy",
+            held,
+            upstream,
+            offline,
+        )
 
     def kernel_proxy_url(self) -> str | None:
         """Where kernels reach the proxy; None without a key (kernels then start as they would)."""
@@ -162,24 +173,14 @@ class ClaudeServer(ExtensionApp):
             return str(self.proxy_url)
         app = self._app
         if app.sock:
-            self.log.warning("claude-magic: the server listens on a UNIX socket: set c.ClaudeServer.proxy_url for its kernels")
+            self.log.warning(
+                "claude-magic: the server listens on a UNIX socket: set c.ClaudeServer.proxy_url for its kernels"
+            )
             return None
         scheme = "https" if app.certfile else "http"
         return f"{scheme}://{_loopback(app.ip)}:{app.port}{url_path_join(app.base_url, PROXY_ROOT)}"
 
     # --- the rest -------------------------------------------------------------------------------
-
-    def _limits(self) -> Limits:
-        tier = Limits.for_tier(self.tier, self.rate_window)
-        return replace(
-            tier,
-            requests=self.requests_per_minute or tier.requests,
-            input_tokens=self.input_tokens_per_minute or tier.input_tokens,
-            output_tokens=self.output_tokens_per_minute or tier.output_tokens,
-        )
-
-    def _budgets(self) -> Budgets:
-        return Budgets(daily_usd=self.daily_budget_usd, monthly_usd=self.monthly_budget_usd, timezone=self.budget_timezone)
 
     async def _notebook_of(self, kernel: str) -> str | None:
         """The notebook (its contents path) a kernel's session runs, if any."""

@@ -38,6 +38,9 @@ AUTOLOAD_EXTENSION = "claude_magic.autoload"
 in a notebook then does nothing, silently)."""
 CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 """Never passed on to a kernel from the server's environment."""
+HUB_TOKEN_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
+"""A single-user server's Hub token (and its old name): on a Hub whose service holds the key, not
+passed on either, so that a cell can't call the service as its user past the server's proxy."""
 TOKEN_PREFIX = "cmk-"
 
 
@@ -75,13 +78,21 @@ class KernelLaunch:
     """Where kernels reach the proxy (asked at each start: the server's port is known once it
     listens); None when the server holds no key, and kernels start as they would without it."""
     load_magic: bool = True
+    withheld: tuple[str, ...] = CREDENTIAL_VARIABLES
+    """Variables of the server's environment a kernel never gets."""
 
     def arranged(self, kernel_id: str, spec: Any, launch: Mapping[str, Any]) -> dict[str, Any]:
         """``launch`` (the keyword arguments of ``start_kernel``) for kernel ``kernel_id`` of kernel spec ``spec``."""
         arranged = dict(launch)
-        env = {k: v for k, v in (launch.get("env") or os.environ).items() if k not in CREDENTIAL_VARIABLES}
+        env = {k: v for k, v in (launch.get("env") or os.environ).items() if k not in self.withheld}
         if (proxy := self.proxy_url()) is not None:
-            env.update({"ANTHROPIC_BASE_URL": proxy, "ANTHROPIC_AUTH_TOKEN": self.tokens.token(kernel_id), JUPYTER_PROXY_ENV: proxy})
+            env.update(
+                {
+                    "ANTHROPIC_BASE_URL": proxy,
+                    "ANTHROPIC_AUTH_TOKEN": self.tokens.token(kernel_id),
+                    JUPYTER_PROXY_ENV: proxy,
+                }
+            )
         arranged["env"] = env
         if self.load_magic and runs_ipykernel(spec):
             arranged["extra_arguments"] = [*launch.get("extra_arguments", []), f"--ext={AUTOLOAD_EXTENSION}"]
@@ -90,7 +101,9 @@ class KernelLaunch:
 
 def runs_ipykernel(spec: Any) -> bool:
     """A Python kernel that ipykernel runs (the only kind that takes ``--ext``)."""
-    return str(getattr(spec, "language", "")).lower() == "python" and any("ipykernel" in str(arg) for arg in getattr(spec, "argv", []))
+    return str(getattr(spec, "language", "")).lower() == "python" and any(
+        "ipykernel" in str(arg) for arg in getattr(spec, "argv", [])
+    )
 
 
 def route_kernels_through(kernel_manager: Any, launch: KernelLaunch) -> None:

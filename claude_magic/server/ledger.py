@@ -45,7 +45,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from datetime import time as midnight
 from pathlib import Path
 from typing import Any
@@ -254,10 +254,10 @@ class Ledger:
 
     def _spent_since(self, since: datetime, user: str | None = None) -> float:
         if user is None:
-            query, arguments = "SELECT TOTAL(cost_usd) FROM requests WHERE at >= ?", (_stamp(since),)
+            (spent,) = self._db.execute("SELECT TOTAL(cost_usd) FROM requests WHERE at >= ?", (_stamp(since),)).fetchone()
         else:
-            query, arguments = "SELECT TOTAL(cost_usd) FROM requests WHERE user = ? AND at >= ?", (user, _stamp(since))
-        (spent,) = self._db.execute(query, arguments).fetchone()
+            query = "SELECT TOTAL(cost_usd) FROM requests WHERE user = ? AND at >= ?"
+            (spent,) = self._db.execute(query, (user, _stamp(since))).fetchone()
         return float(spent)
 
     def _now(self) -> datetime:
@@ -358,29 +358,28 @@ class Ledger:
         today = self._now().astimezone(zone).date()
         first = today - timedelta(days=days - 1)
         since = datetime.combine(first, midnight(), tzinfo=zone)
-        result = {first + timedelta(days=n): {"cost_usd": 0.0, "requests": 0, "by_user": {}} for n in range(days)}
+        dates = [first + timedelta(days=n) for n in range(days)]
+        costs: dict[date, dict[str, float]] = {day: {} for day in dates}
+        requests: dict[date, int] = dict.fromkeys(dates, 0)
         query = (
             "SELECT substr(at, 1, 13), user, TOTAL(cost_usd), COUNT(*) FROM requests WHERE at >= ? "
             "GROUP BY substr(at, 1, 13), user"
         )  # by UTC hour, which every time zone's day is made of (whole or half-hour zones alike)
         with self._lock:
             hours = self._db.execute(query, (_stamp(since),)).fetchall()
-        for hour, user, spent, requests in hours:
+        for hour, user, spent, count in hours:
             day = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(zone).date()
-            if day not in result:
-                continue
-            totals = result[day]
-            totals["cost_usd"] += spent
-            totals["requests"] += requests
-            totals["by_user"][user] = totals["by_user"].get(user, 0.0) + spent
+            if day in costs:
+                costs[day][user] = costs[day].get(user, 0.0) + spent
+                requests[day] += count
         return [
             {
                 "date": day.isoformat(),
-                "cost_usd": round(t["cost_usd"], 6),
-                "requests": t["requests"],
-                "by_user": {u: round(c, 6) for u, c in t["by_user"].items()},
+                "cost_usd": round(sum(costs[day].values()), 6),
+                "requests": requests[day],
+                "by_user": {user: round(spent, 6) for user, spent in costs[day].items()},
             }
-            for day, t in result.items()
+            for day in dates
         ]
 
     def spent(self, user: str, budgets: Budgets) -> dict[str, float]:

@@ -1,22 +1,30 @@
 """The proxy: each kernel's requests to the Messages API, sent on with the key only the server holds.
 
+One proxy core, two mounts: the Jupyter server extension's (its callers are the server's kernels,
+admitted by :class:`KernelGate`) and the JupyterHub service's (its callers are the Hub's users,
+admitted by ``claude_magic.hub.gate.HubGate``). A mount gives :class:`Proxy` a :class:`Gate`, which
+turns a request into a :class:`Caller` (whose kernel, whose user, which notebook, under which
+:class:`~.policy.Policy`) or refuses it; everything below is the same for both.
+
 A kernel started by this server has ``ANTHROPIC_BASE_URL`` pointing here (``{base_url}claude-magic``)
 and a token of its own (see :mod:`.kernels`). :class:`APIProxyHandler` takes a request only when
 
-- its token (``Authorization: Bearer``, or ``x-api-key``) was made for a kernel running on this
-  server: the key, the server's own token and anything else get a 401;
+- its gate admits it: on a server, its token (``Authorization: Bearer``, or ``x-api-key``) was made
+  for a kernel running on this server (the key, the server's own token and anything else get a
+  401); on a Hub, a user's Hub token with the scope to use the service;
 - it is one of the API's routes the package uses (:data:`ROUTES`: ``POST /v1/messages``,
   ``POST /v1/messages/count_tokens``, ``GET /v1/models``, ``GET /v1/models/{model_id}``): anything
   else is a 404, and the upstream is fixed by the configuration (no other path, host or scheme is
   ever asked: a request's ``Host`` and an absolute request target are never followed);
 - its body fits :attr:`Proxy.max_request_bytes` (the API's 32 MB by default): else a 413, unread.
 
-Before a message is sent the budgets are checked (:meth:`.ledger.Ledger.check`, with the request's
+Before a message is sent, the caller's policy must allow its model (else a 403 naming the policy),
+and the budgets are checked (:meth:`.ledger.Ledger.check`, with the request's
 worst case: its estimated input tokens, by the context budget's estimate, and all of its
 ``max_tokens``; the ledger holds it against the budgets until the answer's real cost replaces it): a
 request that could pass one is refused with a 402 whose message is the one line that names the
 budget and what is left, and nothing reaches the upstream. Then it waits for its turn under the
-rate limits every kernel shares (:mod:`.limiter`). A streaming request still queued after a second
+rate limits every caller shares (:mod:`claude_magic.api.limiter`: round-robin by user, then by kernel). A streaming request still queued after a second
 is answered at once with a 200 event stream that says so once a second
 (:data:`~claude_magic.api.protocol.RATE_LIMIT_WAIT` events, which the magic shows as "waiting for the
 rate limit (N s)" and other clients ignore, as they ignore any event they don't know); the
@@ -33,7 +41,7 @@ any other 429 with ``retry-after`` holds every kernel's next request that long. 
 reading (Stop, an interrupt, a kernel shutdown), tornado tells the handler the connection closed and
 the upstream request is closed at once.
 
-Every message request ends in one row of the ledger: kernel, notebook, model, usage as the upstream
+Every message request ends in one row of the ledger: user, kernel, notebook, model, usage as the upstream
 counted it (read from the stream's ``message_start`` and ``message_delta`` as they pass), request-id
 and status. The key appears in no log line, response or row: it is only ever put in the upstream
 request's auth header.
@@ -48,13 +56,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from tornado.http1connection import HTTP1Connection
+from tornado.httputil import HTTPServerRequest
 from tornado.iostream import StreamClosedError
 
 from ..api.errors import SPEND_LIMIT_REACHED
@@ -67,6 +76,7 @@ from ..core.budget import local_tokens
 from ..core.pricing import cost
 from .kernels import KernelTokens
 from .ledger import BudgetExceeded, Ledger, Reservation
+from .policy import Policy
 
 MESSAGES = "/v1/messages"
 MODEL_ID = r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}"
@@ -81,7 +91,14 @@ MAX_RETRY_WAIT = 60.0
 """Longest ``retry-after`` the proxy waits through for a committed stream (as the client does)."""
 WAIT_NOTICE_INTERVAL = 1.0
 """Seconds a streaming request waits before it is told so, and between two notices."""
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 404: "not_found_error", 405: "not_found_error", 413: "request_too_large"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    404: "not_found_error",
+    405: "not_found_error",
+    413: "request_too_large",
+}
 _SENT_ON = ("content-type", "accept", "user-agent")
 """Request headers sent on besides ``anthropic-*`` and ``x-stainless-*`` (never a cookie, never auth)."""
 _PASSED_BACK = ("content-type", "cache-control", "request-id", "retry-after", "retry-after-ms", "x-should-retry")
@@ -90,7 +107,9 @@ _PASSED_BACK = ("content-type", "cache-control", "request-id", "retry-after", "r
 
 def api_route(method: str, path: str) -> str | None:
     """The route ``METHOD path`` is a call of (as the API documents it), or None."""
-    return next((route for (verb, route), pattern in ROUTES.items() if verb == method and pattern.fullmatch(path)), None)
+    return next(
+        (route for (verb, route), pattern in ROUTES.items() if verb == method and pattern.fullmatch(path)), None
+    )
 
 
 def sent_on(name: str) -> bool:
@@ -135,7 +154,9 @@ class Estimate:
         model = str(body.get("model") or "")
         messages, system = body.get("messages"), body.get("system")
         try:
-            input_tokens = local_tokens(messages if isinstance(messages, list) else [], system if isinstance(system, (str, list)) else None)
+            input_tokens = local_tokens(
+                messages if isinstance(messages, list) else [], system if isinstance(system, (str, list)) else None
+            )
         except (TypeError, AttributeError, ValueError, KeyError):  # not the API's shape: the upstream will say why
             input_tokens = 0
         max_tokens = body.get("max_tokens")
@@ -192,19 +213,65 @@ class StreamUsage:
                 self.usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
 
 
-@dataclass
-class Proxy:
-    """What every proxied request shares: the upstream and its key, the kernels' tokens, the rate
-    limiter and the ledger."""
+CLIENT_HEADER = "x-claude-magic-client"
+"""The kernel a request comes from, as a server that forwards to a Hub service tells it (its users' fair shares)."""
+NOTEBOOK_HEADER = "x-claude-magic-notebook"
+"""The notebook that kernel runs, for the Hub's ledger."""
 
-    upstream_url: str
-    credentials: Credentials
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a request is for: the unit of fairness (``user``, then ``client``), of accounting and of policy."""
+
+    client: str
+    """The kernel (its id), or what stands for it."""
+    user: str = ""
+    """The Hub user; empty on one user's server."""
+    notebook: str | None = None
+    policy: Policy = field(default_factory=Policy)
+
+
+class Gate(Protocol):
+    """What a mount of the proxy decides: who a request is for, or a :class:`Refused`."""
+
+    async def admit(self, request: HTTPServerRequest) -> Caller: ...
+
+
+@dataclass
+class KernelGate:
+    """The Jupyter server's gate: a token this server made for one of its running kernels."""
+
     tokens: KernelTokens
-    limiter: RateLimiter
-    ledger: Ledger
     kernel_running: Callable[[str], bool]
     notebook_of: Callable[[str], Awaitable[str | None]]
     """The API path of the notebook a kernel runs (its session's), if any."""
+
+    def kernel_for(self, headers: Mapping[str, str]) -> str | None:
+        """The running kernel a request's token was made for, if any."""
+        kernel = self.tokens.kernel_of(bearer_token(headers))
+        return kernel if kernel is not None and self.kernel_running(kernel) else None
+
+    async def admit(self, request: HTTPServerRequest) -> Caller:
+        kernel = self.kernel_for(request.headers)
+        if kernel is None:
+            raise Refused(
+                401, "this server's Claude proxy takes only the token of a kernel it started and that is still running"
+            )
+        return Caller(kernel, notebook=await self.notebook_of(kernel))
+
+
+@dataclass
+class Proxy:
+    """What every proxied request shares: the upstream and its key, the gate, the rate limiter and the ledger."""
+
+    upstream_url: str
+    credentials: Credentials
+    gate: Gate
+    limiter: RateLimiter
+    ledger: Ledger
+    tell_upstream_the_caller: bool = False
+    """Send :data:`CLIENT_HEADER` and :data:`NOTEBOOK_HEADER` upstream (a Hub service shares its
+    limits fairly by kernel with them)."""
     max_request_bytes: int = MAX_REQUEST_BYTES
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("claude_magic.server"))
     _client: httpx.AsyncClient | None = None
@@ -214,7 +281,9 @@ class Proxy:
         would otherwise pay for it (TLS contexts) after its turn under the rate limits came."""
         if self._client is None:
             timeout = httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
-            self._client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=200, max_keepalive_connections=20))
+            self._client = httpx.AsyncClient(
+                timeout=timeout, limits=httpx.Limits(max_connections=200, max_keepalive_connections=20)
+            )
         return self._client
 
     async def close(self) -> None:
@@ -222,16 +291,15 @@ class Proxy:
             await self._client.aclose()
             self._client = None
 
-    def kernel_for(self, headers: Mapping[str, str]) -> str | None:
-        """The running kernel a request's token was made for, if any."""
-        kernel = self.tokens.kernel_of(bearer_token(headers))
-        return kernel if kernel is not None and self.kernel_running(kernel) else None
-
     def url(self, path: str, query: str) -> str:
         return self.upstream_url.rstrip("/") + path + (f"?{query}" if query else "")
 
-    def upstream_headers(self, headers: Any) -> dict[str, str]:
+    def upstream_headers(self, headers: Any, caller: Caller) -> dict[str, str]:
         kept = {name: value for name, value in headers.get_all() if sent_on(name)}
+        if self.tell_upstream_the_caller:
+            kept[CLIENT_HEADER] = caller.client
+            if caller.notebook is not None:
+                kept[NOTEBOOK_HEADER] = caller.notebook
         return {**kept, "accept-encoding": "identity", **self.credentials.headers()}
 
 
@@ -266,32 +334,36 @@ class APIProxyHandler(web.RequestHandler):
 
     def initialize(self, proxy: Proxy) -> None:
         self.proxy = proxy
-        self.kernel: str | None = None
+        self.caller: Caller | None = None
         self.route: str | None = None
         self.api_path = ""
         """The path under the proxy's root, as the API names it (``/v1/messages``), once checked."""
         self._body = bytearray()
         self._work: asyncio.Future[None] | None = None
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         try:
+            self.caller = await self.proxy.gate.admit(self.request)
             self._admit()
         except Refused as refused:
             self.refuse(refused)
 
     def _admit(self) -> None:
-        self.kernel = self.proxy.kernel_for(self.request.headers)
-        if self.kernel is None:
-            raise Refused(401, "this server's Claude proxy takes only the token of a kernel it started and that is still running")
         self.api_path = "/" + (self.path_args[0] if self.path_args else "")
         self.route = api_route(self.request.method or "", self.api_path)
         if self.route is None:
             forwarded = ", ".join(f"{method} {route}" for method, route in ROUTES)
-            raise Refused(404, f"{self.request.method} {self.api_path} is not a route of this proxy: it forwards {forwarded}")
+            raise Refused(
+                404, f"{self.request.method} {self.api_path} is not a route of this proxy: it forwards {forwarded}"
+            )
         length = int(self.request.headers.get("Content-Length") or 0)
         if length > self.proxy.max_request_bytes:
-            raise Refused(413, f"the request is {length:,} bytes; this proxy takes at most {self.proxy.max_request_bytes:,}")
-        if isinstance(self.request.connection, HTTP1Connection):  # a body sent in chunks, with no length: the same bound
+            raise Refused(
+                413, f"the request is {length:,} bytes; this proxy takes at most {self.proxy.max_request_bytes:,}"
+            )
+        if isinstance(
+            self.request.connection, HTTP1Connection
+        ):  # a body sent in chunks, with no length: the same bound
             self.request.connection.set_max_body_size(self.proxy.max_request_bytes)
 
     def check_xsrf_cookie(self) -> None:
@@ -310,14 +382,19 @@ class APIProxyHandler(web.RequestHandler):
         await self._forward()
 
     async def _forward(self) -> None:
-        assert self.kernel is not None and self.route is not None
-        relay = Relay(self, self.proxy, self.kernel, self.route, bytes(self._body))
+        assert self.caller is not None and self.route is not None
+        relay = Relay(self, self.proxy, self.caller, self.route, bytes(self._body))
         self._body = bytearray()
         self._work = asyncio.ensure_future(relay.run())
         try:
             await self._work
-        except (asyncio.CancelledError, StreamClosedError):  # the kernel stopped reading: the upstream request is closed
-            self.proxy.log.debug("claude-magic: kernel %s went away; its %s request was closed", self.kernel, self.route)
+        except (
+            asyncio.CancelledError,
+            StreamClosedError,
+        ):  # the kernel stopped reading: the upstream request is closed
+            self.proxy.log.debug(
+                "claude-magic: kernel %s went away; its %s request was closed", self.caller, self.route
+            )
 
     def on_connection_close(self) -> None:
         if self._work is not None:
@@ -346,8 +423,8 @@ class APIProxyHandler(web.RequestHandler):
 class Relay:
     """One request on its way to the upstream and its answer on the way back."""
 
-    def __init__(self, handler: APIProxyHandler, proxy: Proxy, kernel: str, route: str, body: bytes) -> None:
-        self.handler, self.proxy, self.kernel, self.route, self.body = handler, proxy, kernel, route, body
+    def __init__(self, handler: APIProxyHandler, proxy: Proxy, caller: Caller, route: str, body: bytes) -> None:
+        self.handler, self.proxy, self.caller, self.route, self.body = handler, proxy, caller, route, body
         self.committed = False
         """The kernel has been answered 200 with an event stream already (see :meth:`_tell_waiting`):
         from then on the proxy retries what the kernel's client would have (as it would)."""
@@ -378,19 +455,24 @@ class Relay:
         body = self._json_body()
         estimate = Estimate.of(body)
         self.model = estimate.model
-        notebook = await self.proxy.notebook_of(self.kernel)
+        policy = self.caller.policy
+        if not policy.allows(estimate.model):
+            raise Refused(403, policy.refusal(estimate.model, self.caller.user), error_type="permission_error")
         streaming = body.get("stream") is True
         for self.attempt in range(DEFAULT_MAX_RETRIES + 1):
             self.retry_in = None
-            await self._attempt(estimate, notebook, streaming, may_retry=self.attempt < DEFAULT_MAX_RETRIES)
+            await self._attempt(estimate, streaming, may_retry=self.attempt < DEFAULT_MAX_RETRIES)
             if self.retry_in is None:
                 return
             await self._wait_telling(self.retry_in)
 
-    async def _attempt(self, estimate: Estimate, notebook: str | None, streaming: bool, *, may_retry: bool) -> None:
+    async def _attempt(self, estimate: Estimate, streaming: bool, *, may_retry: bool) -> None:
         """Send the message once: the budgets, a turn under the rate limits, the upstream, the ledger."""
+        caller = self.caller
         try:
-            reservation = self.proxy.ledger.check(estimate.usd)
+            reservation = self.proxy.ledger.check(
+                estimate.usd, user=caller.user, budgets=caller.policy.budgets, owner=caller.policy.owner(caller.user)
+            )
         except BudgetExceeded as over:
             raise Refused(402, str(over)) from None
         try:
@@ -402,7 +484,7 @@ class Relay:
         try:
             await self._send("POST")
         finally:
-            self._account(grant, reservation, notebook)
+            self._account(grant, reservation)
 
     def _json_body(self) -> dict[str, Any]:
         try:
@@ -416,7 +498,11 @@ class Relay:
     async def _turn(self, estimate: Estimate, *, streaming: bool) -> Grant:
         """Wait for room under the rate limits; a streaming request waiting more than a second is
         told so, once a second."""
-        waiting = asyncio.ensure_future(self.proxy.limiter.acquire(self.kernel, estimate.input_tokens, estimate.output_tokens))
+        waiting = asyncio.ensure_future(
+            self.proxy.limiter.acquire(
+                self.caller.client, estimate.input_tokens, estimate.output_tokens, owner=self.caller.user
+            )
+        )
         try:
             while True:
                 done, _ = await asyncio.wait({waiting}, timeout=WAIT_NOTICE_INTERVAL)
@@ -444,7 +530,7 @@ class Relay:
             await asyncio.sleep(min(left, WAIT_NOTICE_INTERVAL))
             await self._tell_waiting()
 
-    def _account(self, grant: Grant, reservation: Reservation, notebook: str | None) -> None:
+    def _account(self, grant: Grant, reservation: Reservation) -> None:
         """The request is over: the limiter gets its real usage, the ledger its row (and the
         budgets the real cost in place of the estimate)."""
         limiter = self.proxy.limiter
@@ -456,8 +542,9 @@ class Relay:
         limiter.settle(grant, input_tokens=input_tokens, output_tokens=output_tokens)
         try:
             self.proxy.ledger.record(
-                kernel=self.kernel,
-                notebook=notebook,
+                user=self.caller.user,
+                kernel=self.caller.client,
+                notebook=self.caller.notebook,
                 model=self.model or "",
                 usage=self.usage,
                 request_id=self.request_id,
@@ -466,7 +553,7 @@ class Relay:
             )
         except Exception:
             reservation.release()
-            self.proxy.log.exception("claude-magic: the ledger could not record a request of kernel %s", self.kernel)
+            self.proxy.log.exception("claude-magic: the ledger could not record a request of %s", self.caller)
 
     # --- the upstream ---------------------------------------------------------------------------
 
@@ -474,7 +561,7 @@ class Relay:
         request = self.handler.request
         client = self.proxy.open()
         url = self.proxy.url(self.handler.api_path, request.query)
-        headers = self.proxy.upstream_headers(request.headers)
+        headers = self.proxy.upstream_headers(request.headers, self.caller)
         upstream = client.build_request(method, url, content=self.body if method == "POST" else None, headers=headers)
         sent = time.monotonic()
         try:
@@ -484,12 +571,16 @@ class Relay:
             if self.committed and self.may_retry:  # as the client retries a connection that failed
                 self.retry_in = retry_delay({}, self.attempt)
                 return
-            raise Refused(502, f"the Jupyter server could not reach {self.proxy.upstream_url} ({type(exc).__name__})", error_type="api_error") from None
+            raise Refused(
+                502,
+                f"the Jupyter server could not reach {self.proxy.upstream_url} ({type(exc).__name__})",
+                error_type="api_error",
+            ) from None
         try:
             self.status, self.request_id = response.status_code, response.headers.get("request-id")
             self.proxy.log.debug(
                 "claude-magic: kernel %s %s %s: sent at %.3f, %.3f s after it came; the upstream answered %d in %.3f s",
-                self.kernel, method, self.route, sent, sent - self.arrived, self.status, time.monotonic() - sent,
+                self.caller.client, method, self.route, sent, sent - self.arrived, self.status, time.monotonic() - sent,
             )  # fmt: skip
             self.proxy.limiter.observe(response.headers, grant=self.grant)
             if response.is_success and response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -521,7 +612,9 @@ class Relay:
             extra = self._after_rate_limit(response, body)
         if isinstance(body, dict) and isinstance(body.get("usage"), dict):
             self.usage, self.model = dict(body["usage"]), body.get("model") or self.model
-        if self.committed:  # the kernel has a 200 event stream already: retry as it would have, or end it with the error
+        if (
+            self.committed
+        ):  # the kernel has a 200 event stream already: retry as it would have, or end it with the error
             if self.may_retry and (delay := self._retry_delay(response, body)) is not None:
                 self.retry_in = delay
                 return
@@ -559,10 +652,12 @@ class Relay:
     def _start_event_stream(self, status: int, headers: httpx.Headers | None = None) -> None:
         handler = self.handler
         handler.set_status(status)
-        for name, value in (headers.multi_items() if headers is not None else []):
+        for name, value in headers.multi_items() if headers is not None else []:
             if passed_back(name):
                 handler.set_header(name, value)
-        handler.set_header("Content-Type", headers.get("content-type") if headers is not None else "text/event-stream; charset=utf-8")
+        handler.set_header(
+            "Content-Type", headers.get("content-type") if headers is not None else "text/event-stream; charset=utf-8"
+        )
         handler.set_header("Cache-Control", "no-cache")
         self.committed = True
 
@@ -597,12 +692,12 @@ class UsageHandler(JupyterHandler):
     """``GET {base_url}claude-magic/usage``: the ledger's figures as JSON, for the server's users
     (its own auth) and for its kernels (their token: ``%claude usage --all``)."""
 
-    def initialize(self, proxy: Proxy) -> None:
-        self.proxy = proxy
+    def initialize(self, proxy: Proxy, gate: KernelGate) -> None:
+        self.proxy, self.gate = proxy, gate
 
     @allow_unauthenticated
     def get(self) -> None:
-        if self.current_user is None and self.proxy.kernel_for(self.request.headers) is None:
+        if self.current_user is None and self.gate.kernel_for(self.request.headers) is None:
             raise web.HTTPError(403)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(self.proxy.ledger.summary()))
