@@ -57,6 +57,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -216,7 +217,7 @@ class StreamUsage:
 CLIENT_HEADER = "x-claude-magic-client"
 """The kernel a request comes from, as a server that forwards to a Hub service tells it (its users' fair shares)."""
 NOTEBOOK_HEADER = "x-claude-magic-notebook"
-"""The notebook that kernel runs, for the Hub's ledger."""
+"""The notebook that kernel runs (percent-encoded), for the Hub's ledger."""
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ class Proxy:
         if self.tell_upstream_the_caller:
             kept[CLIENT_HEADER] = caller.client
             if caller.notebook is not None:
-                kept[NOTEBOOK_HEADER] = caller.notebook
+                kept[NOTEBOOK_HEADER] = quote(caller.notebook, safe="/")  # a header is ASCII; a path may not be
         return {**kept, "accept-encoding": "identity", **self.credentials.headers()}
 
 
