@@ -71,7 +71,7 @@ class HubGate:
         if model.get("kind", "user") != "user":
             raise Refused(403, f"only a Hub user's token can ask Claude here, not a {model.get('kind')}'s")
         if not self.auth.check_scopes(self.auth.access_scopes, model):
-            needed = ", ".join(sorted(self.auth.access_scopes))
+            needed = " or ".join(sorted(self.auth.access_scopes, key=len, reverse=True))  # the service's own first
             raise Refused(
                 403,
                 f"this token lacks the scope {needed}: ask the Hub's admin to grant it to your server's token or your role",
