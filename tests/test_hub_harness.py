@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from hub_harness import SERVICE_ACCESS, USERS, Hub, jupyterhub, missing, process_environment
-
 from kernel_harness import Kernel
 
 KEY = "sk-ant-hub-harness-key"
