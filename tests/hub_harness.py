@@ -41,7 +41,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,8 +186,15 @@ class Hub:
 
     # --- users' servers and kernels ---
 
+    def start_servers(self, *users: str) -> None:
+        """Start the users' servers through the Hub (as its home page does), all at once, and wait
+        until they are ready."""
+        _each(self._start_server, users)
+
     def start_server(self, user: str) -> None:
-        """Start ``user``'s server through the Hub (as the Hub's home page does) and wait until it is ready."""
+        self.start_servers(user)
+
+    def _start_server(self, user: str) -> None:
         self.api("POST", f"/users/{quote(user)}/server")
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -199,8 +207,13 @@ class Hub:
             time.sleep(0.2)
         raise HubError(f"{user}'s server was not ready within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
 
-    def stop_server(self, user: str) -> None:
-        self.api("DELETE", f"/users/{quote(user)}/server")
+    def stop_servers(self, *users: str) -> None:
+        """Stop the users' servers through the Hub, all at once (their kernels with them)."""
+        _each(self._stop_server, users)
+
+    def _stop_server(self, user: str) -> None:
+        if self.user(user).get("servers", {}).get(""):
+            self.api("DELETE", f"/users/{quote(user)}/server")
         deadline = time.monotonic() + START_TIMEOUT
         while self.user(user).get("servers", {}).get("") and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -214,7 +227,9 @@ class Hub:
         the decoded answer. Raises on an HTTP error status."""
         if user not in self._user_tokens:
             self._user_tokens[user] = self.token_for(user, note="the harness's calls of the user's server")[0]
-        status, answer = self.request(method, f"{self.server_url(user)}{path}", token=self._user_tokens[user], body=body)
+        status, answer = self.request(
+            method, f"{self.server_url(user)}{path}", token=self._user_tokens[user], body=body
+        )
         if status >= 400:
             raise HubError(f"{method} {self.server_url(user)}{path}: {status} {answer}")
         return answer
@@ -237,18 +252,20 @@ class Hub:
 
     def server_pid(self, user: str) -> int:
         """The process id of ``user``'s server (``jupyterhub-singleuser``), started by the Hub."""
-        return self._one_process(lambda pid, env, argv: env.get("JUPYTERHUB_USER") == user and _is_single_user_server(argv), user)
+        return self._one_process(
+            lambda env, argv: env.get("JUPYTERHUB_USER") == user and _is_single_user_server(argv), user
+        )
 
     def kernel_pid(self, user: str, kernel_id: str) -> int:
         """The process id of a kernel of ``user``'s server (the one given its connection file)."""
         connection_file = str(self.runtime_dir(user) / f"kernel-{kernel_id}.json")
-        return self._one_process(lambda pid, env, argv: connection_file in argv, f"{user}'s kernel {kernel_id}")
+        return self._one_process(lambda env, argv: connection_file in argv, f"{user}'s kernel {kernel_id}")
 
-    def _one_process(self, matches: Any, what: str) -> int:
+    def _one_process(self, matches: Callable[[dict[str, str], list[str]], bool], what: str) -> int:
         found = []
         for pid in _processes_marked(self.marker):
             try:
-                if matches(pid, process_environment(pid), _command_line(pid)):
+                if matches(process_environment(pid), _command_line(pid)):
                     found.append(pid)
             except OSError:
                 continue
@@ -259,6 +276,14 @@ class Hub:
     def _check_alive(self) -> None:
         if self.process.poll() is not None:
             raise HubError(f"jupyterhub exited with {self.process.returncode}:\n{self.log_tail()}")
+
+
+def _each(action: Callable[[str], None], users: tuple[str, ...]) -> None:
+    """``action`` for each user at once (the Hub answers a spawn's request only when the server is up,
+    or after 10 s); the first error raised again."""
+    with ThreadPoolExecutor(max_workers=len(users) or 1) as pool:
+        for done in [pool.submit(action, user) for user in users]:
+            done.result()
 
 
 def _is_single_user_server(argv: list[str]) -> bool:
@@ -316,14 +341,21 @@ def jupyterhub(
             "oauth_no_confirm": True,
         },
         key_file=key_file,
-        user_environment={**passed_on, **marker, "CLAUDE_MAGIC_HUB_SERVICE_URL": service_url, **(user_environment or {})},
+        user_environment={
+            **passed_on,
+            **marker,
+            "CLAUDE_MAGIC_HUB_SERVICE_URL": service_url,
+            **(user_environment or {}),
+        },
         home=base / "home",
         groups=GROUPS if groups is None else groups,
         service_scopes=service_scopes or ["read:users:name", "read:users:groups", "read:groups"],
         tester_token=tester_token,
     )
     (hub_dir / "jupyterhub_config.py").write_text(config)
-    environment = {name: value for name, value in os.environ.items() if not name.startswith(("ANTHROPIC_", "CLAUDE_MAGIC_"))}
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(("ANTHROPIC_", "CLAUDE_MAGIC_"))
+    }
     environment.pop("JPY_SESSION_NAME", None)
     log = hub_dir / "jupyterhub.log"
     with log.open("wb") as output:
@@ -435,7 +467,9 @@ def _wait_for_service(hub: Hub) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise HubError(f"the service {SERVICE} did not answer at {hub.service_url} within {START_TIMEOUT:.0f} s:\n{hub.log_tail()}")
+    raise HubError(
+        f"the service {SERVICE} did not answer at {hub.service_url} within {START_TIMEOUT:.0f} s:\n{hub.log_tail()}"
+    )
 
 
 def _shut_down(hub: Hub) -> None:
@@ -444,11 +478,10 @@ def _shut_down(hub: Hub) -> None:
     for kernel in hub.kernels:
         kernel.client.stop_channels()
     if hub.process.poll() is None:
-        for user in USERS:
-            try:
-                hub.stop_server(user)
-            except (OSError, HubError):
-                pass
+        try:
+            hub.stop_servers(*USERS)
+        except (OSError, HubError):
+            pass
         hub.process.terminate()
         try:
             hub.process.wait(timeout=30)

@@ -28,8 +28,7 @@ pytestmark = [pytest.mark.hub, pytest.mark.skipif(MISSING is not None, reason=f"
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     stand_in = Path(__file__).with_name("hub_service_stand_in.py")
     with jupyterhub(tmp_path_factory.mktemp("hub"), key=KEY, service_command=[sys.executable, str(stand_in)]) as hub:
-        for user in USERS:
-            hub.start_server(user)
+        hub.start_servers(*USERS)
         yield hub
 
 
@@ -66,7 +65,11 @@ def test_a_users_token_reaches_the_service_through_the_hubs_proxy(hub: Hub) -> N
     token, _ = hub.token_for("alice")
     status, answer = hub.request("GET", f"{hub.service_public_url}/v1/models", token=token)
     assert status == 200, answer
-    assert (answer["name"], answer["groups"], answer["path"]) == ("alice", ["staff"], "/services/claude-magic/v1/models")
+    assert (answer["name"], answer["groups"], answer["path"]) == (
+        "alice",
+        ["staff"],
+        "/services/claude-magic/v1/models",
+    )
     assert SERVICE_ACCESS in answer["scopes"]
 
 
