@@ -3,8 +3,8 @@
 :func:`jupyterhub` writes a ``jupyterhub_config.py`` in a temporary folder and starts ``jupyterhub``
 on 127.0.0.1 (free ports for the public proxy, the proxy's API and the Hub), its proxy
 ``configurable-http-proxy`` (from npm: ``make test`` installs it in ``.venv/node``) started by the
-Hub, DEBUG logging to one file (the Hub's own output, and the output of everything it starts: the
-proxy, the managed service and the users' servers). In it:
+Hub, DEBUG logging to a file (the Hub's own output and that of its proxy and the users' servers;
+the service's output goes to a file of its own). In it:
 
 - ``DummyAuthenticator`` (anyone, any password), users ``alice`` and ``bob``, groups ``staff`` =
   [alice] and ``students`` = [bob] (or the caller's);
@@ -93,7 +93,7 @@ def _command_line(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if part]
 
 
-def _processes_marked(marker: str) -> list[int]:
+def processes_marked(marker: str) -> list[int]:
     """The live processes whose environment carries ``MARKER=marker``."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -119,6 +119,9 @@ class Hub:
     what ``CLAUDE_MAGIC_HUB_SERVICE_URL`` holds in the users' servers."""
     tester_token: str
     log: Path
+    """The Hub's log, with the output of its proxy and of the users' servers and kernels."""
+    service_log: Path
+    """The service's output (stdout and stderr)."""
     process: subprocess.Popen[bytes]
     kernels: list[Kernel] = field(default_factory=list)
     _user_tokens: dict[str, str] = field(default_factory=dict)
@@ -141,7 +144,10 @@ class Hub:
         return self.home(user) / ".local" / "share" / "jupyter" / "runtime"
 
     def log_tail(self, size: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-size:] if self.log.exists() else "(no log)"
+        """The end of the Hub's log and of the service's, for an error's message."""
+        return (
+            f"{_tail(self.log, size)}\n--- the service's output ({self.service_log}):\n{_tail(self.service_log, size)}"
+        )
 
     # --- HTTP ---
 
@@ -263,7 +269,7 @@ class Hub:
 
     def _one_process(self, matches: Callable[[dict[str, str], list[str]], bool], what: str) -> int:
         found = []
-        for pid in _processes_marked(self.marker):
+        for pid in processes_marked(self.marker):
             try:
                 if matches(process_environment(pid), _command_line(pid)):
                     found.append(pid)
@@ -318,11 +324,12 @@ def jupyterhub(
     public_url = f"http://127.0.0.1:{free_port()}"
     service_url = f"http://127.0.0.1:{service_port}/services/{SERVICE}"
     tester_token = secrets.token_hex(16)
+    (base / "service").mkdir()
     if service_command is None:
         config_file = base / "service" / "claude_magic_hub_config.py"
-        config_file.parent.mkdir()
         config_file.write_text(service_config)
         service_command = [sys.executable, "-m", "claude_magic.hub", "-f", str(config_file)]
+    service_log = base / "service" / "service.log"
     passed_on = {name: os.environ[name] for name in ("PATH", "PYTHONPATH", "LANG") if name in os.environ}
     marker = {MARKER: str(base)}
     for user in USERS:
@@ -336,7 +343,7 @@ def jupyterhub(
         service={
             "name": SERVICE,
             "url": f"http://127.0.0.1:{service_port}",
-            "command": service_command,
+            "command": _logging_to(service_log, service_command),
             "environment": {**passed_on, **marker, **(service_environment or {})},
             "oauth_no_confirm": True,
         },
@@ -363,13 +370,23 @@ def jupyterhub(
             [sys.executable, "-m", "jupyterhub", "-f", str(hub_dir / "jupyterhub_config.py")],
             cwd=hub_dir, env={**environment, **marker}, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    hub = Hub(base, public_url, service_url, tester_token, log, process)
+    hub = Hub(base, public_url, service_url, tester_token, log, service_log, process)
     try:
         _wait_for_hub(hub)
         _wait_for_service(hub)
         yield hub
     finally:
         _shut_down(hub)
+
+
+def _logging_to(log: Path, command: list[str]) -> list[str]:
+    """``command`` with its output appended to ``log`` (a managed service's output otherwise goes to
+    the Hub's), run in place of the shell that redirects it."""
+    return ["/bin/sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1', "sh", str(log), *command]
+
+
+def _tail(path: Path, size: int) -> str:
+    return path.read_text(errors="replace")[-size:] if path.exists() else "(none)"
 
 
 def _write_server_config(home: Path, settings: dict[str, Any]) -> None:
@@ -458,7 +475,7 @@ def _wait_for_service(hub: Hub) -> None:
     route = f"/services/{SERVICE}/"
     while time.monotonic() < deadline:
         hub._check_alive()
-        if f"Service {SERVICE} exited with status" in hub.log_tail(100_000):
+        if f"Service {SERVICE} exited with status" in _tail(hub.log, 100_000):
             raise HubError(f"the service {SERVICE} exited:\n{hub.log_tail()}")
         try:
             hub.request("GET", f"{hub.service_url}/", token=None)
@@ -493,7 +510,7 @@ def _shut_down(hub: Hub) -> None:
 
 def _kill_marked(marker: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        leftovers = _processes_marked(marker)
+        leftovers = processes_marked(marker)
         for pid in leftovers:
             try:
                 os.kill(pid, sig)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_harness import SERVICE_ACCESS, USERS, Hub, jupyterhub, missing, process_environment
+from hub_harness import SERVICE_ACCESS, USERS, Hub, HubError, jupyterhub, missing, process_environment, processes_marked
 from kernel_harness import Kernel
 
 KEY = "sk-ant-hub-harness-key"
@@ -30,6 +30,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     with jupyterhub(tmp_path_factory.mktemp("hub"), key=KEY, service_command=[sys.executable, str(stand_in)]) as hub:
         hub.start_servers(*USERS)
         yield hub
+    assert processes_marked(hub.marker) == [], "processes of the Hub outlived it"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,9 @@ def test_only_the_service_holds_the_key(hub: Hub, kernels: dict[str, tuple[str, 
             assert KEY not in "".join(f"{name}={value}" for name, value in environment.items())
     assert KEY not in "".join(process_environment(hub.process.pid).values())
     token, _ = hub.token_for("alice")
-    assert hub.request("GET", f"{hub.service_public_url}/", token=token)[1]["holds_key"] is True
+    status, answer = hub.request("GET", f"{hub.service_public_url}/", token=token)
+    assert (status, answer["holds_key"]) == (200, True), answer
+    assert KEY not in hub.log.read_text() + hub.service_log.read_text()
 
 
 def test_a_users_token_reaches_the_service_through_the_hubs_proxy(hub: Hub) -> None:
@@ -89,3 +92,13 @@ def test_a_users_server_token_may_access_the_service(hub: Hub) -> None:
     assert status == 200, model
     assert SERVICE_ACCESS in model["scopes"]
     assert hub.request("GET", f"{hub.service_public_url}/", token=server_token)[1]["name"] == "alice"
+
+
+def test_a_service_that_fails_to_start_is_reported_with_its_output_and_leaves_nothing_running(tmp_path: Path) -> None:
+    failing = [sys.executable, "-c", "raise SystemExit('the service found no config')"]
+    with (
+        pytest.raises(HubError, match="the service found no config"),
+        jupyterhub(tmp_path, key=KEY, service_command=failing),
+    ):
+        pass
+    assert processes_marked(str(tmp_path)) == []
