@@ -246,6 +246,18 @@ class Hub:
         kernel_id = self.server_api(user, "POST", "/api/kernels", {"name": name})["id"]
         return kernel_id, self.connect(user, kernel_id)
 
+    def open_notebook(self, user: str, path: str) -> tuple[str, Kernel]:
+        """The kernel of a notebook of ``user``'s (an empty one written first when ``path`` is new),
+        started as JupyterLab starts one: a session, which passes the notebook's path on."""
+        notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        if not (self.home(user) / path).exists():
+            self.server_api(
+                user, "PUT", f"/api/contents/{path}", {"type": "notebook", "format": "json", "content": notebook}
+            )
+        session = {"path": path, "name": path.rsplit("/", 1)[-1], "type": "notebook", "kernel": {"name": "python3"}}
+        kernel_id = self.server_api(user, "POST", "/api/sessions", session)["kernel"]["id"]
+        return kernel_id, self.connect(user, kernel_id)
+
     def connect(self, user: str, kernel_id: str) -> Kernel:
         """A kernel of ``user``'s server (started by any means), reached through its connection file."""
         connection_file = self.runtime_dir(user) / f"kernel-{kernel_id}.json"

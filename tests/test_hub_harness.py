@@ -45,6 +45,12 @@ def test_each_users_kernel_runs_code_in_that_users_server(hub: Hub, kernels: dic
         assert result.stdout.split() == [user, str(hub.home(user))]
 
 
+def test_a_notebooks_kernel_is_started_as_jupyterlab_starts_it(hub: Hub) -> None:
+    kernel_id, kernel = hub.open_notebook("bob", "analysis.ipynb")
+    assert kernel.run("import os; print(os.environ.get('JPY_SESSION_NAME'))").stdout.strip().endswith("analysis.ipynb")
+    assert process_environment(hub.kernel_pid("bob", kernel_id))["JUPYTERHUB_USER"] == "bob"
+
+
 def test_the_users_are_in_their_groups(hub: Hub) -> None:
     assert hub.user("alice")["groups"] == ["staff"]
     assert hub.user("bob")["groups"] == ["students"]
@@ -56,6 +62,7 @@ def test_only_the_service_holds_the_key(hub: Hub, kernels: dict[str, tuple[str, 
             environment = process_environment(pid)
             assert environment["JUPYTERHUB_USER"] == user
             assert environment["CLAUDE_MAGIC_HUB_SERVICE_URL"] == hub.service_url
+            assert "ANTHROPIC_API_KEY" not in environment
             assert KEY not in "".join(f"{name}={value}" for name, value in environment.items())
     assert KEY not in "".join(process_environment(hub.process.pid).values())
     token, _ = hub.token_for("alice")
