@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAB_STAMP := $(VENV)/.installed-lab
 TOOLS := .venv-tools
+# The Hub tests' proxy (JupyterHub's configurable-http-proxy, from npm), kept inside the venv.
+CHP_STAMP := $(VENV)/node/.installed
 # Jupyter refuses to run as root unless told; machines in containers often are root.
 LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -28,6 +30,10 @@ $(TOOLS)/.installed: Makefile
 	$(TOOLS)/bin/python -m pip install --quiet import-linter==2.17
 	touch $@
 
+$(CHP_STAMP):
+	npm install --prefix $(VENV)/node --no-save --silent configurable-http-proxy
+	touch $@
+
 ## lab: JupyterLab on notebooks/, its server extension holding the key (no kernel sees it);
 ## without ANTHROPIC_API_KEY, the server's upstream is the offline stand-in
 lab: $(LAB_STAMP)
@@ -40,7 +46,7 @@ lab: $(LAB_STAMP)
 	fi
 
 ## test: the checks (layers, lint, types), then the whole suite (real kernels and browsers included)
-test: $(STAMP) check
+test: $(STAMP) $(CHP_STAMP) check
 	$(PY) -m pytest
 
 ## check: the architecture's import contracts, ruff and mypy on the package
@@ -49,9 +55,9 @@ check: $(STAMP) $(TOOLS)/.installed
 	$(VENV)/bin/ruff check claude_magic
 	$(VENV)/bin/mypy
 
-## test-quick: the suite without the slower real-kernel and browser tests
-test-quick: $(STAMP)
-	$(PY) -m pytest -m "not kernel and not browser"
+## test-quick: the suite without the slower real-kernel, browser and JupyterHub tests
+test-quick: $(STAMP) $(CHP_STAMP)
+	$(PY) -m pytest -m "not kernel and not browser and not hub"
 
 ## notebooks: re-run the example notebooks against the stand-in and save their outputs (what nbval compares)
 # Each notebook runs as Jupyter runs it (its kernel told its path), with a fresh home for the conversations.

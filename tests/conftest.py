@@ -229,13 +229,14 @@ def shared_stand_in(_session_stand_in: StandIn, monkeypatch: pytest.MonkeyPatch)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Skipped browser tests get a red line at the end of the run, not only an ``s``."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "browser" in getattr(r, "keywords", {})]
-    if not skipped:
-        return
-    longrepr = skipped[0].longrepr
-    reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
-    terminalreporter.write_sep("!", f"WARNING: {len(skipped)} browser tests were skipped: {reason}", red=True, bold=True)
+    """Skipped browser and JupyterHub tests get a red line at the end of the run, not only an ``s``."""
+    for marker in ("browser", "hub"):
+        skipped = [r for r in terminalreporter.stats.get("skipped", []) if marker in getattr(r, "keywords", {})]
+        if not skipped:
+            continue
+        longrepr = skipped[0].longrepr
+        reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
+        terminalreporter.write_sep("!", f"WARNING: {len(skipped)} {marker} tests were skipped: {reason}", red=True, bold=True)
 
 
 # --- a real kernel with the magics loaded, against a stand-in (test modules set KEY, maybe SETUP) ---
