@@ -12,8 +12,9 @@ the service's output goes to a file of its own). In it:
   server extension, as installed) runs as this OS user with a home of its own under the temporary
   folder, and ``CLAUDE_MAGIC_HUB_SERVICE_URL`` in its environment;
 - the managed service ``claude-magic`` (by default ``python -m claude_magic.hub -f <config>``), the
-  only process given the key (``ANTHROPIC_API_KEY`` in its ``environment``: the Hub's own environment
-  has no key, so nothing it starts can inherit one);
+  only process given the key: a private file whose path is ``CLAUDE_MAGIC_API_KEY_FILE`` in its
+  ``environment`` (JupyterHub stores a service's environment in its database, so the key itself is
+  not put there); the Hub's own environment has no key, so nothing it starts can inherit one;
 - roles: users, and their servers' own tokens (``JUPYTERHUB_API_TOKEN``), may access the service
   (``access:services!service=claude-magic``); the service may read users' names and groups and the
   groups (their properties: budgets, policy); the service ``tester``, with a known token and the
@@ -324,8 +325,8 @@ def jupyterhub(
     """A running JupyterHub in ``base`` (an empty folder), its users' servers not started.
 
     The service ``claude-magic`` runs ``service_command`` (default: ``python -m claude_magic.hub -f
-    <file>``, the file holding ``service_config``) with ``key`` as ``ANTHROPIC_API_KEY`` and
-    ``service_environment`` in its environment, and the scopes ``service_scopes`` (default: read users'
+    <file>``, the file holding ``service_config``) with ``key`` in the file ``CLAUDE_MAGIC_API_KEY_FILE``
+    names and ``service_environment`` in its environment, and the scopes ``service_scopes`` (default: read users'
     names and groups, and groups). The users' servers get ``user_environment`` in theirs, and
     ``server_settings`` as their ``c.ClaudeServer``. ``groups`` is ``c.JupyterHub.load_groups``.
     """
@@ -356,10 +357,14 @@ def jupyterhub(
             "name": SERVICE,
             "url": f"http://127.0.0.1:{service_port}",
             "command": _logging_to(service_log, service_command),
-            "environment": {**passed_on, **marker, **(service_environment or {})},
+            "environment": {
+                **passed_on,
+                **marker,
+                "CLAUDE_MAGIC_API_KEY_FILE": str(key_file),
+                **(service_environment or {}),
+            },
             "oauth_no_confirm": True,
         },
-        key_file=key_file,
         user_environment={
             **passed_on,
             **marker,
@@ -417,7 +422,6 @@ def _hub_config(
     *,
     public_url: str,
     service: dict[str, Any],
-    key_file: Path,
     user_environment: dict[str, str],
     home: Path,
     groups: dict[str, Any],
@@ -460,10 +464,8 @@ def _hub_config(
     }
     lines = [
         '"""Written by tests/hub_harness.py."""',
-        "import pathlib",
         "c = get_config()  # noqa: F821",
         *(f"c.{name} = {value!r}" for name, value in settings.items()),
-        f"c.JupyterHub.services[0]['environment']['ANTHROPIC_API_KEY'] = pathlib.Path({str(key_file)!r}).read_text()",
     ]
     return "\n".join(lines) + "\n"
 

@@ -37,7 +37,7 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(403, {"error": f"the token lacks {sorted(AUTH.access_scopes)}"})
         else:
             body = {"name": user["name"], "groups": user.get("groups"), "scopes": user.get("scopes")}
-            self._answer(200, {**body, "path": self.path, "holds_key": bool(os.environ.get("ANTHROPIC_API_KEY"))})
+            self._answer(200, {**body, "path": self.path, "holds_key": _holds_key()})
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -46,6 +46,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def _holds_key() -> bool:
+    """The key file the Hub's config names for the service is there, and not empty."""
+    path = os.environ.get("CLAUDE_MAGIC_API_KEY_FILE")
+    return bool(path) and os.path.exists(path) and bool(open(path).read().strip())
 
 
 if __name__ == "__main__":

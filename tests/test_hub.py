@@ -112,6 +112,10 @@ def test_both_users_get_answers_and_only_the_service_holds_the_key(
     )
     assert KEY not in shown and "key:none:" in shown, shown
     assert KEY not in (hub.log.read_text() + hub.service_log.read_text())
+    hub_database = hub.base / "hub" / "jupyterhub.sqlite"
+    assert hub_database.exists() and KEY.encode() not in hub_database.read_bytes(), (
+        "the Hub stored the key (a service's environment?)"
+    )
 
 
 def test_config_in_a_kernel_says_the_hub_holds_the_key(kernels: dict[str, tuple[str, Any]]) -> None:

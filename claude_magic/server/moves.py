@@ -61,9 +61,7 @@ class ConversationMover:
 
     def deleted(self, path: str) -> None:
         gone = self.os_path(path)
-        archived = [
-            notebook for notebook in [gone, *self._under(gone)] if ConversationStore(notebook, self.home).archive()
-        ]
+        archived = [notebook for notebook in [gone, *self._under(gone)] if ConversationStore(notebook, self.home).archive()]
         for notebook in archived:
             self.log.info("claude-magic: %s was deleted; its conversation is archived", notebook)
 

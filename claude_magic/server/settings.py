@@ -12,12 +12,14 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from traitlets import Enum, Float, HasTraits, Int, Unicode
+from traitlets import Enum, Float, HasTraits, Int, Unicode, default
 
 from ..api.limiter import TIERS, Limits
 from ..api.settings import DEFAULT_BASE_URL, MAX_REQUEST_BYTES, Credentials
 from .kernels import CREDENTIAL_VARIABLES
 from .ledger import Budgets
+
+KEY_FILE_ENV = "CLAUDE_MAGIC_API_KEY_FILE"
 
 
 class ProxySettings(HasTraits):
@@ -26,7 +28,15 @@ class ProxySettings(HasTraits):
         allow_none=True,
         help="The Anthropic API key (default: $ANTHROPIC_API_KEY). A key file keeps it out of config files.",
     ).tag(config=True)
-    api_key_file = Unicode("", help="A file holding the API key (its first line), read once at start.").tag(config=True)
+    api_key_file = Unicode(
+        help="A file holding the API key (its first line), read once at start (default: $CLAUDE_MAGIC_API_KEY_FILE). "
+        "On JupyterHub, give the service its key this way: a managed service's environment is stored in the Hub's database."
+    ).tag(config=True)
+
+    @default("api_key_file")
+    def _key_file_from_environment(self) -> str:
+        return os.environ.get(KEY_FILE_ENV, "")
+
     upstream_url = Unicode(
         "", help=f"Where the proxy sends requests (default: $ANTHROPIC_BASE_URL, else {DEFAULT_BASE_URL})."
     ).tag(config=True)
