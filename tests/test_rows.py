@@ -121,13 +121,16 @@ def test_an_interrupt_returns_what_was_answered_and_a_rerun_sends_only_the_rest(
         deadline = time.monotonic() + 30
         while sum(1 for r in server.message_requests if r.ended is not None) < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
+        finished = sum(1 for r in server.message_requests if r.ended is not None)
         k.interrupt()
         interrupted = k.collect(msg_id, timeout=30)
         assert interrupted.status == "ok", interrupted.outputs
         assert "interrupted:" in interrupted.stdout and "run it again to send only the" in interrupted.stdout
         unanswered = value(k, f"int((result.error == {INTERRUPTED!r}).sum())")
         answered = value(k, "int(result.answer.notna().sum())")
-        assert 6 <= answered < 40 and answered + unanswered == 40
+        # every answer the stand-in had finished is kept, but those still on their way to the kernel
+        # (at most one a worker) when the interrupt came
+        assert finished - 4 <= answered < 40 and answered + unanswered == 40, (finished, answered)
         first_run = len(server.message_requests)
         k.run(cell, timeout=60)
         assert len(server.message_requests) - first_run == unanswered  # only the rest was sent
