@@ -5,6 +5,7 @@ real Jupyter server, is tested in ``test_server_extension.py``.)"""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -121,7 +122,7 @@ def test_the_key_comes_from_config_a_key_file_or_the_environment_which_loses_it(
     def taken(**settings: str) -> tuple[str | None, str | None]:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-environment")
         monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "a-bearer-token")
-        credentials = ClaudeServer(**settings)._take_key()
+        credentials = ClaudeServer(**settings).take_key(logging.getLogger("test"))
         assert "ANTHROPIC_API_KEY" not in os.environ and "ANTHROPIC_AUTH_TOKEN" not in os.environ
         return credentials.api_key, credentials.auth_token
 
@@ -131,3 +132,5 @@ def test_the_key_comes_from_config_a_key_file_or_the_environment_which_loses_it(
     assert taken(api_key_file=str(key_file)) == ("sk-ant-from-a-file", None)
     assert taken(api_key="sk-ant-from-config", api_key_file=str(key_file)) == ("sk-ant-from-config", None)
     assert taken(api_key_file=str(tmp_path / "missing")) == (None, None)
+    monkeypatch.setenv("CLAUDE_MAGIC_API_KEY_FILE", str(key_file))  # the file's path, as a Hub service is given it
+    assert taken() == ("sk-ant-from-a-file", None)
