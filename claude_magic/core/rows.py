@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError
+from ..defaults import DEFAULT_CONCURRENCY
 from .session import ANSWER_TOOL, AskOptions
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from .spending import CostRange
     from .table import Rows
 
-DEFAULT_CONCURRENCY = 8
 INTERRUPTED = "not answered: interrupted (run it again to send only the rows not yet answered)"
 TEXT_COLUMN = "answer"
 ERROR_COLUMN = "error"
