@@ -119,7 +119,7 @@ def test_ctrl_c_during_a_compare_stops_every_column_at_once_and_keeps_what_arriv
     kernel.interrupt()
     interrupted = time.monotonic()
     result = kernel.collect(msg_id, shown, timeout=30)
-    assert time.monotonic() - interrupted < 2.0, "the columns went on after Ctrl-C"
+    assert time.monotonic() - interrupted < 3.0, "the columns went on after Ctrl-C"
     deadline = time.monotonic() + 2
     while any(r.ended is None for r in server.message_requests) and time.monotonic() < deadline:
         time.sleep(0.02)
