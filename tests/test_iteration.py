@@ -112,6 +112,24 @@ def test_compare_asks_every_model_at_once_and_leaves_the_conversation_alone(kern
     assert server.message_requests[-1].prompts() == ["first", "after"]  # compared answers not added
 
 
+def test_ctrl_c_during_a_compare_stops_every_column_at_once_and_keeps_what_arrived(kernel: Kernel, server: StandIn) -> None:
+    msg_id = kernel.submit("%claude --compare claude-sonnet-5-5,claude-haiku-5-5 A long story [[delay=0.05]] [[words=400]]")
+    shown = kernel.collect(msg_id, until=lambda r: server.active_streams >= 2 and len(r.displays()) > 0, timeout=30)
+    time.sleep(0.5)
+    kernel.interrupt()
+    interrupted = time.monotonic()
+    result = kernel.collect(msg_id, shown, timeout=30)
+    assert time.monotonic() - interrupted < 3.0, "the columns went on after Ctrl-C"
+    deadline = time.monotonic() + 2
+    while any(r.ended is None for r in server.message_requests) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(r.ended is not None for r in server.message_requests), "a column's stream stayed open"
+    final = result.displays()[-1]["data"]["text/plain"]
+    assert final.count("interrupted") == 2, final
+    assert all((r.answer or "?").split()[0] in final for r in server.message_requests)  # each column keeps what arrived
+    assert kernel.run("%claude and after that?").error is None  # the kernel, its loop and its client are fine
+
+
 def test_usage_counts_every_compared_answer_once_kept_or_not(kernel: Kernel, server: StandIn) -> None:
     kernel.run("from claude_magic.core.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
     kernel.run("%claude --compare claude-sonnet-5-5,claude-haiku-5-5 pick one")

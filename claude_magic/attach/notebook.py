@@ -13,9 +13,10 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .registry import Attachment, AttachmentError, bounded
+if TYPE_CHECKING:
+    from .registry import Attachment
 
 KEPT_IMAGES = 20
 SHORT_OUTPUT = 500
@@ -40,6 +41,7 @@ class DisplayedImage:
 
     def attachment(self) -> Attachment:
         from .images import from_bytes
+        from .registry import Attachment
 
         return Attachment(f"displayed by cell [{self.execution_count}]", "plot", image=from_bytes(self.data))
 
@@ -98,6 +100,8 @@ class NotebookContext:
 
     def figures(self, execution_count: int | None) -> list[Attachment]:
         """The most recent displayed image, or every image cell ``execution_count`` displayed."""
+        from .registry import AttachmentError
+
         earlier = [i for i in self.images if i.run != self._run]
         if execution_count is None:
             chosen = earlier[-1:]
@@ -112,6 +116,8 @@ class NotebookContext:
 
     def recent_cells(self, count: int, budget: int) -> Attachment:
         """The source of the last ``count`` executed cells, each with its short text output."""
+        from .registry import Attachment, AttachmentError, bounded
+
         shell = self._shell
         inputs, outputs = shell.history_manager.input_hist_raw, shell.history_manager.output_hist
         last = (running_cell_number(shell) or 0) - 1
@@ -127,6 +133,8 @@ class NotebookContext:
         return Attachment(f"the last {len(numbers)} cells", "notebook cells", text=bounded("\n\n".join(parts), budget))
 
     def error(self, budget: int) -> Attachment:
+        from .registry import Attachment, AttachmentError, bounded
+
         if self.last_error is None:
             raise AttachmentError("--error: no cell has raised an exception in this kernel yet")
         count, source, error = self.last_error

@@ -21,10 +21,8 @@ from typing import Any
 
 from ..api import media
 from ..api.errors import ClaudeError
+from ..defaults import DEFAULT_ATTACHMENT_CHARS
 from . import documents, frames, images
-
-DEFAULT_ATTACHMENT_CHARS = 20_000
-"""Characters one attached object's text may take (a DataFrame summary, a string, …)."""
 
 
 class AttachmentError(ClaudeError):

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from ..api.batches import Batches, MessageBatch
     from .rows import Draw, RowsJob
 
-DEFAULT_BATCH_ABOVE_ROWS = 5_000
-"""Rows to send above which a job goes as a Message Batch unless told otherwise (row by row, 5,000
-rows take about 20 minutes at 8 in flight; a batch, most often less than an hour, at half the price)."""
 FIRST_POLL = 1.0
 """Seconds before the first look at a batch; each later look waits twice as long, up to the most."""
 WAIT_STEP = 0.05

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError
+from ..defaults import DEFAULT_CONCURRENCY
 from .session import ANSWER_TOOL, AskOptions
 
 if TYPE_CHECKING:
-    import asyncio
 
     import httpx
 
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from .spending import CostRange
     from .table import Rows
 
-DEFAULT_CONCURRENCY = 8
 INTERRUPTED = "not answered: interrupted (run it again to send only the rows not yet answered)"
 TEXT_COLUMN = "answer"
 ERROR_COLUMN = "error"
@@ -243,51 +242,24 @@ class RowsJob:
         """Ask every pending request; True when all were asked, False when Ctrl-C stopped the job
         (the unfinished rows stay pending). ``draw`` is called on the caller's thread."""
         import asyncio
-        import threading
+
+        from .background import Spawn, run_while_drawing
 
         if not self.pending:
             return True
-        loop = asyncio.new_event_loop()
-        tasks: list[asyncio.Task[None]] = []
-        started = threading.Event()
 
-        async def ask_every_row() -> None:
+        async def ask_every_row(spawn: Spawn) -> None:
             client = self.session.job_client(self.settings, self._paced if self.limiter is not None else None)
             try:
                 with self.session.answer_cache.deferred_eviction():
                     work = iter(list(self.pending))
-                    tasks.extend(asyncio.ensure_future(self._worker(work, client)) for _ in range(max(self.concurrency, 1)))
-                    started.set()
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                    workers = [spawn(self._worker(work, client)) for _ in range(max(self.concurrency, 1))]
+                    await asyncio.gather(*workers, return_exceptions=True)
             finally:
-                started.set()
                 await client.aclose()
 
-        # Whether the worker ended is its own event's to say: a Ctrl-C that lands in Thread.join can
-        # leave the thread marked as stopped while it still runs (CPython's bpo-45274 handling).
-        ended = threading.Event()
-
-        def work() -> None:
-            try:
-                loop.run_until_complete(ask_every_row())
-            finally:
-                ended.set()
-
-        threading.Thread(target=work, name="claude-rows", daemon=True).start()
-        interrupted = False
-        try:
-            while not ended.wait(POLL_SECONDS):
-                draw(self.progress)
-        except KeyboardInterrupt:
-            interrupted = True
-            started.wait(1)
-            for task in tasks:
-                loop.call_soon_threadsafe(task.cancel)
-            ended.wait(10)
-        finally:
-            if ended.is_set():
-                loop.close()
-        return not interrupted and not self.pending
+        finished = run_while_drawing(ask_every_row, lambda: draw(self.progress), poll=POLL_SECONDS, grace=10, name="claude-rows")
+        return finished and not self.pending
 
     def _paced(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
         """``inner`` pacing message requests under :attr:`limiter` (its waiting requests shown)."""

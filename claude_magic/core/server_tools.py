@@ -23,8 +23,6 @@ from ..api.errors import ConfigurationError
 from ..api.redaction import remember
 from ..api.settings import LEGACY_WEB_FETCH_TOOL, LEGACY_WEB_SEARCH_TOOL, WEB_FETCH_TOOL, WEB_SEARCH_TOOL, SecretStr
 
-DEFAULT_WEB_MAX_USES = 5
-"""Web searches (and, separately, fetches) one request may make (``ClaudeMagics.web_max_uses``)."""
 CALL_TYPES = frozenset({"server_tool_use", "mcp_tool_use"})
 RESULT_TYPES = frozenset({"web_search_tool_result", "web_fetch_tool_result", "mcp_tool_result"})
 _GENERATION = re.compile(r"^claude-(?:[a-z]+-)?(\d+)\b")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError, ConfigurationError
 from ..api.settings import ClientSettings, Effort
-from .budget import ContextWindows, Cut, Fitted
+from ..defaults import DEFAULT_MAX_TOOL_ROUNDS
 from .conversation import CellRun, Conversation
 from .pricing import Tally
 
@@ -27,14 +27,13 @@ if TYPE_CHECKING:
     from ..api.client import AsyncClient, Client
     from ..api.protocol import MessageRequest, ModelInfo
     from .answer_cache import AnswerCache
+    from .budget import ContextWindows, Cut, Fitted
     from .provenance import Provenance
     from .replay import NotebookAnswers
     from .server_tools import MCPServer
     from .tools import Tool
 
 
-DEFAULT_MAX_TOOL_ROUNDS = 8
-"""Most rounds of tool calls before an answer stops (``ClaudeMagics.max_tool_rounds``)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class ClaudeSession:
         """Mark the stable prefix of each request with cache_control (see :mod:`.caching`)."""
         self.context_budget: int | None = None
         """Most input tokens a request may hold; None: the model's context window less max_tokens."""
-        self.windows = ContextWindows()
+        self._windows: ContextWindows | None = None
         self._cut: Cut | None = None
         """Where the context budget last cut the history (cut there again while it fits)."""
         self.usage = Tally()
@@ -109,6 +108,15 @@ class ClaudeSession:
         self._saved_answers: NotebookAnswers | None = None
         self.last_provenance: Provenance | None = None
         """What produced the last answer recorded (``%claude why``)."""
+
+    @property
+    def windows(self) -> ContextWindows:
+        """The models' context windows, as the server told them (or as assumed until it has)."""
+        if self._windows is None:
+            from .budget import ContextWindows
+
+            self._windows = ContextWindows()
+        return self._windows
 
     @property
     def conversation(self) -> Conversation:
@@ -201,7 +209,7 @@ class ClaudeSession:
         yet known is assumed (and :attr:`Prepared.unsure` says whether that mattered)."""
         from ..api.protocol import MessageRequest
         from . import caching
-        from .budget import FALLBACK_CONTEXT_WINDOW, Limit, fit_history, input_limit, measure
+        from .budget import FALLBACK_CONTEXT_WINDOW, Fitted, Limit, fit_history, input_limit, measure
         from .image_blocks import drop_repeated_images
 
         history = self.conversation.refresh().history(cell or CellRun()) if options.use_history else []

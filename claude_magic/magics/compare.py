@@ -11,11 +11,11 @@ until the user keeps one (``%claude keep N``).
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import ClaudeError
+from ..core.background import Spawn, run_while_drawing
 from ..core.engine import AnswerCutOff, ask_async
 
 if TYPE_CHECKING:
@@ -129,33 +129,14 @@ def _short(value: Any) -> str:
 
 def run(session: ClaudeSession, question: list[dict[str, Any]], columns: list[Column], settings: ClientSettings, cell: CellRun | None, draw: Any) -> None:
     """Ask every column's variant at once and draw the columns until all have ended."""
-    loop = asyncio.new_event_loop()
-    tasks: list[asyncio.Task[None]] = []
-    started = threading.Event()
 
-    async def gather() -> None:
-        tasks.extend(asyncio.ensure_future(_answer(session, question, column, settings, cell)) for column in columns)
-        started.set()
+    async def ask_every_column(spawn: Spawn) -> None:
         try:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(spawn(_answer(session, question, column, settings, cell)) for column in columns), return_exceptions=True)
         finally:
             await session.release_async_client()
 
-    worker = threading.Thread(target=loop.run_until_complete, args=(gather(),), name="claude-compare", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(POLL_SECONDS)
-            draw(columns)
-    except KeyboardInterrupt:
-        started.wait(1)
-        for task in tasks:
-            loop.call_soon_threadsafe(task.cancel)
-        worker.join(5)
-    finally:
-        draw(columns)
-        if not worker.is_alive():
-            loop.close()
+    run_while_drawing(ask_every_column, lambda: draw(columns), poll=POLL_SECONDS, grace=5, name="claude-compare")
 
 
 async def _answer(session: ClaudeSession, question: list[dict[str, Any]], column: Column, settings: ClientSettings, cell: CellRun | None) -> None:

@@ -33,13 +33,16 @@ from ..api.settings import (
     jupyter_proxy,
 )
 from ..attach.notebook import NotebookContext, running_cell_number
-from ..attach.registry import DEFAULT_ATTACHMENT_CHARS
-from ..core.batch_jobs import DEFAULT_BATCH_ABOVE_ROWS
 from ..core.conversation import CellRun, notebook_path
-from ..core.rows import DEFAULT_CONCURRENCY
-from ..core.server_tools import DEFAULT_WEB_MAX_USES
-from ..core.session import DEFAULT_MAX_TOOL_ROUNDS, ClaudeSession
-from ..ui.render import DEFAULT_REFRESH_RATE
+from ..core.session import ClaudeSession
+from ..defaults import (
+    DEFAULT_ATTACHMENT_CHARS,
+    DEFAULT_BATCH_ABOVE_ROWS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_TOOL_ROUNDS,
+    DEFAULT_REFRESH_RATE,
+    DEFAULT_WEB_MAX_USES,
+)
 from ..ui.wording import ClaudeMagicError
 
 if TYPE_CHECKING:

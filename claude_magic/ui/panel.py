@@ -46,8 +46,9 @@ from ..api.errors import ClaudeError
 from ..attach.notebook import DisplayedImage, NotebookContext
 from ..attach.registry import AttachmentError, attached_labels, check_image_count, offered_as
 from ..core.engine import AnswerCutOff, ask_async, cited_offsets
-from ..core.server_tools import DEFAULT_WEB_MAX_USES, web_tools
+from ..core.server_tools import web_tools
 from ..core.session import AskOptions, ClaudeSession, thinking_request
+from ..defaults import DEFAULT_WEB_MAX_USES
 from .citations import Sources
 from .render import ThrottledDisplay, answer_pieces, code_span
 from .safe_html import cited_html, highlight_css

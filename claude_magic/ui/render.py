@@ -53,12 +53,11 @@ from .safe_markdown import LITERAL_DOLLAR, Markup, safe_markdown
 
 if TYPE_CHECKING:
     from ..core.provenance import Provenance
+from ..defaults import DEFAULT_REFRESH_RATE
 from .wording import waiting_line
 
 REDRAW_CHARS_PER_SECOND = 100_000
 """Redraw budget: an answer of N characters is redrawn at most every N / this seconds."""
-DEFAULT_REFRESH_RATE = 10.0
-"""Most redraws a second while an answer streams."""
 PLACEHOLDER = "*…*"
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
