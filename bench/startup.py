@@ -13,6 +13,8 @@ import statistics
 import subprocess
 import sys
 
+from timing import fresh_bytecode
+
 LOAD_EXT = """
 import time
 from IPython.core.interactiveshell import InteractiveShell
@@ -52,6 +54,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--check", action="store_true", help="exit 1 when a limit is missed")
     args = parser.parse_args()
+    fresh_bytecode()
     figures = {
         "load_ext": measure(LOAD_EXT, args.runs),
         "first request imports": measure(FIRST_REQUEST_IMPORTS, args.runs),

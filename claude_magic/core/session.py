@@ -17,7 +17,6 @@ from ..api.errors import ClaudeError, ConfigurationError
 from ..api.settings import ClientSettings, Effort
 from ..defaults import DEFAULT_MAX_TOOL_ROUNDS
 from .conversation import CellRun, Conversation
-from .pricing import Tally
 
 if TYPE_CHECKING:
     import asyncio
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from ..api.protocol import MessageRequest, ModelInfo
     from .answer_cache import AnswerCache
     from .budget import ContextWindows, Cut, Fitted
+    from .pricing import Tally
     from .provenance import Provenance
     from .replay import NotebookAnswers
     from .server_tools import MCPServer
@@ -99,8 +99,7 @@ class ClaudeSession:
         self._windows: ContextWindows | None = None
         self._cut: Cut | None = None
         """Where the context budget last cut the history (cut there again while it fits)."""
-        self.usage = Tally()
-        """Tokens and cost of every answer this session (the notebook's are in its store)."""
+        self._usage: Tally | None = None
         self._client: Client | None = None
         self._async_clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._answer_cache: AnswerCache | None = None
@@ -108,6 +107,15 @@ class ClaudeSession:
         self._saved_answers: NotebookAnswers | None = None
         self.last_provenance: Provenance | None = None
         """What produced the last answer recorded (``%claude why``)."""
+
+    @property
+    def usage(self) -> Tally:
+        """Tokens and cost of every answer this session (the notebook's are in its store)."""
+        if self._usage is None:
+            from .pricing import Tally
+
+            self._usage = Tally()
+        return self._usage
 
     @property
     def windows(self) -> ContextWindows:
