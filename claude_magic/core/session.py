@@ -117,6 +117,10 @@ class ClaudeSession:
             self._usage = Tally()
         return self._usage
 
+    @usage.setter
+    def usage(self, tally: Tally) -> None:
+        self._usage = tally
+
     @property
     def windows(self) -> ContextWindows:
         """The models' context windows, as the server told them (or as assumed until it has)."""
