@@ -92,10 +92,14 @@ class Kernel:
         self.client.wait_for_ready(timeout=60)
 
     @classmethod
-    def attached(cls, connection_file: str) -> Kernel:
-        """A kernel someone else started (a Jupyter server), reached through its connection file;
-        closing it closes only the connection."""
+    def attached(cls, connection_file: str, wait: float = 30) -> Kernel:
+        """A kernel someone else started (a Jupyter server), reached through its connection file
+        (waiting up to ``wait`` seconds for the server to write it); closing it closes only the connection."""
         from jupyter_client import BlockingKernelClient
+
+        deadline = time.monotonic() + wait
+        while not os.path.exists(connection_file) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
         kernel = cls.__new__(cls)
         kernel.manager = None

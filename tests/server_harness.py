@@ -27,7 +27,6 @@ from typing import Any
 
 from kernel_harness import Kernel
 
-
 UNUSED = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_mathjax", "nbclassic", "voila")
 """Other installed extensions, off: the server starts in a third of the time (JupyterLab with the
 extension is tested by ``test_browser.py``)."""
@@ -83,11 +82,7 @@ class JupyterServer:
         return kernel_id, self.connect(kernel_id)
 
     def connect(self, kernel_id: str) -> Kernel:
-        connection_file = self.state / "runtime" / f"kernel-{kernel_id}.json"
-        deadline = time.monotonic() + 30
-        while not connection_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        kernel = Kernel.attached(str(connection_file))
+        kernel = Kernel.attached(str(self.state / "runtime" / f"kernel-{kernel_id}.json"))
         self.kernels.append(kernel)
         return kernel
 
@@ -153,3 +148,28 @@ def _wait_for(server: JupyterServer) -> None:
         except (OSError, urllib.error.URLError):
             time.sleep(0.1)
     raise RuntimeError(f"jupyter server did not start within 60 s:\n{server.log.read_text()[-3000:]}")
+
+
+async def terminal_output(socket: Any, command: str, expected: str) -> str:
+    """What a terminal shows after ``command`` (until ``expected`` shows, 20 s at most), typed into
+    its websocket (``socket``: its URL, or a tornado ``HTTPRequest`` with the headers it needs)."""
+    import asyncio
+
+    from tornado.websocket import websocket_connect
+
+    connection = await websocket_connect(socket)
+    connection.write_message(json.dumps(["stdin", command + "\r"]))
+    shown, deadline = "", time.monotonic() + 20
+    try:
+        while expected not in shown and (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await asyncio.wait_for(connection.read_message(), timeout=left)
+            except asyncio.TimeoutError:
+                break
+            if message is None:
+                break
+            kind, *data = json.loads(message)
+            shown += data[0] if kind == "stdout" and data else ""
+    finally:
+        connection.close()
+    return shown

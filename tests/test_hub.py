@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from hub_harness import SERVICE_ACCESS, Hub, jupyterhub, missing, process_environment
+from server_harness import terminal_output
 
 from claude_magic.testing import StandIn
 
@@ -108,7 +109,7 @@ def test_both_users_get_answers_and_only_the_service_holds_the_key(
         )
         assert server["JUPYTERHUB_API_TOKEN"]
     shown = asyncio.run(
-        terminal_output(hub, "alice", """printf 'key:%s:\\n' "${ANTHROPIC_API_KEY:-none}" """, "key:none:")
+        user_terminal_output(hub, "alice", """printf 'key:%s:\\n' "${ANTHROPIC_API_KEY:-none}" """, "key:none:")
     )
     assert KEY not in shown and "key:none:" in shown, shown
     assert KEY not in (hub.log.read_text() + hub.service_log.read_text())
@@ -124,31 +125,17 @@ def test_config_in_a_kernel_says_the_hub_holds_the_key(kernels: dict[str, tuple[
     assert "Jupyter server" in shown
 
 
-async def terminal_output(hub: Hub, user: str, command: str, expected: str) -> str:
+async def user_terminal_output(hub: Hub, user: str, command: str, expected: str) -> str:
     """What a terminal of ``user``'s server shows after ``command`` (until ``expected`` shows, 20 s at most)."""
     from tornado.httpclient import HTTPRequest
-    from tornado.websocket import websocket_connect
 
     name = hub.server_api(user, "POST", "/api/terminals")["name"]
     token = hub.token_for(user, note="a terminal's websocket")[0]
     socket_url = hub.server_url(user).replace("http://", "ws://") + f"/terminals/websocket/{name}"
-    connection = await websocket_connect(HTTPRequest(socket_url, headers={"Authorization": f"token {token}"}))
-    connection.write_message(json.dumps(["stdin", command + "\r"]))
-    shown, deadline = "", time.monotonic() + 20
     try:
-        while expected not in shown and (left := deadline - time.monotonic()) > 0:
-            try:
-                message = await asyncio.wait_for(connection.read_message(), timeout=left)
-            except asyncio.TimeoutError:
-                break
-            if message is None:
-                break
-            kind, *data = json.loads(message)
-            shown += data[0] if kind == "stdout" and data else ""
+        return await terminal_output(HTTPRequest(socket_url, headers={"Authorization": f"token {token}"}), command, expected)
     finally:
-        connection.close()
         hub.server_api(user, "DELETE", f"/api/terminals/{name}")
-    return shown
 
 
 # --- who may use the service -------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import JupyterServer, jupyter_server
+from server_harness import JupyterServer, jupyter_server, terminal_output
 
 from claude_magic.core.store import ConversationStore
 from claude_magic.testing import StandIn
@@ -100,33 +100,17 @@ def test_kernels_have_no_key_and_their_answers_stream_through_the_proxy(server: 
 
 
 def test_a_terminal_the_server_starts_has_no_key_either(server: JupyterServer) -> None:
-    shown = asyncio.run(terminal_output(server, """printf 'key:%s:\\n' "${ANTHROPIC_API_KEY:-none}" """, "key:none:"))
+    shown = asyncio.run(server_terminal_output(server, """printf 'key:%s:\\n' "${ANTHROPIC_API_KEY:-none}" """, "key:none:"))
     assert KEY not in shown and "key:none:" in shown, shown
 
 
-async def terminal_output(server: JupyterServer, command: str, expected: str) -> str:
+async def server_terminal_output(server: JupyterServer, command: str, expected: str) -> str:
     """What a terminal of the server shows after ``command`` (until ``expected`` shows, 20 s at most)."""
-    from tornado.websocket import websocket_connect
-
     name = server.api("POST", "/api/terminals")["name"]
-    socket_url = server.url.replace("http://", "ws://") + f"/terminals/websocket/{name}?token={server.token}"
-    connection = await websocket_connect(socket_url)
-    connection.write_message(json.dumps(["stdin", command + "\r"]))
-    shown, deadline = "", time.monotonic() + 20
     try:
-        while expected not in shown and (left := deadline - time.monotonic()) > 0:
-            try:
-                message = await asyncio.wait_for(connection.read_message(), timeout=left)
-            except asyncio.TimeoutError:
-                break
-            if message is None:
-                break
-            kind, *data = json.loads(message)
-            shown += data[0] if kind == "stdout" and data else ""
+        return await terminal_output(server.url.replace("http://", "ws://") + f"/terminals/websocket/{name}?token={server.token}", command, expected)
     finally:
-        connection.close()
         server.api("DELETE", f"/api/terminals/{name}")
-    return shown
 
 
 def test_config_says_the_server_holds_the_key_and_a_key_of_ones_own_goes_direct(notebook: tuple[str, object]) -> None:

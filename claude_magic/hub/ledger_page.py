@@ -19,6 +19,7 @@ from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from tornado import web
 
 from ..server.ledger import Budgets, Ledger
+from ..server.ledger import dollars as ledger_dollars
 from ..server.policy import GroupPolicies, Policy
 
 CHART_DAYS = 30
@@ -126,9 +127,7 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 
 
 def dollars(amount: float | None) -> str:
-    if amount is None:
-        return "no limit"
-    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+    return "no limit" if amount is None else ledger_dollars(amount)
 
 
 def _document(title: str, body: str) -> str:

@@ -141,15 +141,15 @@ class BudgetExceeded(Exception):
         empty for the server's own."""
         self.budget, self.ceiling_usd, self.left_usd, self.estimated_usd = budget, ceiling_usd, left_usd, estimated_usd
         if left_usd > 0:
-            state = f"has {_dollars(left_usd)} left ({renews})"
-            cause = f"this request could cost about {_dollars(estimated_usd)}, so it was not sent"
+            state = f"has {dollars(left_usd)} left ({renews})"
+            cause = f"this request could cost about {dollars(estimated_usd)}, so it was not sent"
         else:
             state, cause = f"is spent ({renews})", "this request was not sent"
         whose = f"{owner}'s {budget} budget" if owner else f"the {budget} budget"
-        super().__init__(f"{whose} of {_dollars(ceiling_usd)} {state}; {cause}")
+        super().__init__(f"{whose} of {dollars(ceiling_usd)} {state}; {cause}")
 
 
-def _dollars(amount: float) -> str:
+def dollars(amount: float) -> str:
     """$5.00, $0.03; a fraction of a cent keeps the digits that say how much ($0.0012)."""
     return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
 

@@ -33,10 +33,6 @@ class ProxySettings(HasTraits):
         "On JupyterHub, give the service its key this way: a managed service's environment is stored in the Hub's database."
     ).tag(config=True)
 
-    @default("api_key_file")
-    def _key_file_from_environment(self) -> str:
-        return os.environ.get(KEY_FILE_ENV, "")
-
     upstream_url = Unicode(
         "", help=f"Where the proxy sends requests (default: $ANTHROPIC_BASE_URL, else {DEFAULT_BASE_URL})."
     ).tag(config=True)
@@ -72,6 +68,10 @@ class ProxySettings(HasTraits):
     max_request_bytes = Int(MAX_REQUEST_BYTES, help="Largest request body the proxy takes (the API's 32 MB).").tag(
         config=True
     )
+
+    @default("api_key_file")
+    def _key_file_from_environment(self) -> str:
+        return os.environ.get(KEY_FILE_ENV, "")
 
     def take_key(self, log: logging.Logger) -> Credentials:
         """The key, from config, a key file or the environment; the environment's variables go
