@@ -287,7 +287,7 @@ def ledger_by_user(hub: Hub, admin: str) -> dict[str, Any]:
     return {user: rows.get(user, zero) for user in ("alice", "bob")}
 
 
-def test_admins_read_the_ledger_as_a_page_with_a_chart_and_users_their_own(hub: Hub, tmp_path: Path) -> None:
+def test_admins_read_the_ledger_as_a_page_with_a_chart_and_users_their_own(hub: Hub) -> None:
     admin = httpx.get(f"{hub.service_url}/", headers={"Authorization": f"token {hub.token_for('alice')[0]}"})
     assert admin.status_code == 200 and admin.headers["content-type"].startswith("text/html")
     assert "<svg" in admin.text and "alice" in admin.text and "bob" in admin.text and "<script" not in admin.text
@@ -297,4 +297,6 @@ def test_admins_read_the_ledger_as_a_page_with_a_chart_and_users_their_own(hub: 
     assert (
         browser.status_code == 302 and "/hub/api/oauth2/authorize" in browser.headers["location"]
     )  # a browser logs in at the Hub
-    (tmp_path / "ledger.html").write_text(admin.text)
+    artifacts = Path(__file__).parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "hub-ledger.html").write_text(admin.text)  # to look at (tests/artifacts is not kept in git)

@@ -134,12 +134,12 @@ def _document(title: str, body: str) -> str:
     return f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
 
 
-def _table(headings: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
-    """A table of already-escaped cells; columns from ``numeric_from`` on are right-aligned."""
+def _table(headings: list[str], rows: list[list[str]], numeric: range = range(1, 99)) -> str:
+    """A table of already-escaped cells; the ``numeric`` columns are right-aligned."""
 
     def cells(values: list[str], tag: str) -> str:
         return "".join(
-            f"<{tag}{' class=n' if i >= numeric_from else ''}>{value}</{tag}>" for i, value in enumerate(values)
+            f"<{tag}{' class=n' if i in numeric else ''}>{value}</{tag}>" for i, value in enumerate(values)
         )
 
     body = (
@@ -189,8 +189,8 @@ def page(figures: Mapping[str, Any]) -> str:
         f"<h2>The last {len(figures['by_day'])} days (times in {escape(figures['timezone'])})</h2>{chart(figures['by_day'])}"
         f"<h2>By user, this month</h2>{_table(['User', 'Today', 'This month', 'Requests'], users)}"
         f"<h2>By model, this month</h2>{_table(['Model', 'Cost', 'Requests', 'Input tokens', 'Output tokens'], models)}"
-        f"<h2>By day</h2><details><summary>{len(days)} days with requests</summary>{_table(['Day', 'Cost', 'Requests'], days)}</details>"
-        f"<h2>Policies</h2>{_table(['Who', 'Daily', 'Monthly', 'Models'], policy_rows)}"
+        f"<h2>By day</h2><details><summary>{len(days)} {'day' if len(days) == 1 else 'days'} with requests</summary>{_table(['Day', 'Cost', 'Requests'], days)}</details>"
+        f"<h2>Policies</h2>{_table(['Who', 'Daily', 'Monthly', 'Models'], policy_rows, range(1, 3))}"
     )
     return _document("Claude on this Hub", body)
 
@@ -247,8 +247,9 @@ def chart(days: list[Mapping[str, Any]], width: int = 720, height: int = 180) ->
             pieces.append(
                 f"<rect x='{i * slot + 1:.1f}' y='{y:.1f}' width='{slot - 2:.1f}' height='{tall:.1f}' fill='{colour[user]}'><title>{label}</title></rect>"
             )
-        if i % 5 == 0 or i == len(days) - 1:
-            pieces.append(f"<text x='{i * slot:.1f}' y='{height + 14}' font-size='10'>{escape(day['date'][5:])}</text>")
+        if i % 5 == 0 or i == len(days) - 1:  # the last label ends where its bar does
+            x, anchor = ((i + 1) * slot, "end") if i == len(days) - 1 else (i * slot, "start")
+            pieces.append(f"<text x='{x:.1f}' y='{height + 14}' font-size='10' text-anchor='{anchor}'>{escape(day['date'][5:])}</text>")
     pieces.append(f"<text x='0' y='10' font-size='10'>{escape(dollars(top))}</text>")
     legend = "".join(
         f"<span><i style='background:{colour[user]}'></i>{escape(user or '(this server)')}</span>" for user in users
