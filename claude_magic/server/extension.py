@@ -3,16 +3,18 @@
 Installing the package enables it (``etc/jupyter/jupyter_server_config.d/claude_magic.json``);
 ``jupyter server extension disable claude_magic`` turns it off. When the server loads it:
 
-1. **Key custody.** On JupyterHub, with ``c.ClaudeServer.hub_service_url`` set (the Hub service of
-   :mod:`claude_magic.hub` holds the key), this server holds no key at all: it forwards to that
-   service with its own Hub token, and its kernels don't inherit that token. Otherwise the key comes from ``c.ClaudeServer.api_key``, else the file
+1. **Key custody.** The key comes from ``c.ClaudeServer.api_key``, else the file
    ``c.ClaudeServer.api_key_file`` names, else ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``,
    sent upstream as a bearer token). Both variables leave the server's own ``os.environ`` at once,
-   before any kernel or terminal starts, so none inherits them.
+   before any kernel or terminal starts, so none inherits them. On JupyterHub, with
+   ``c.ClaudeServer.hub_service_url`` set, the Hub service of :mod:`claude_magic.hub` holds the
+   key instead: this server holds none, forwards to the service with its own Hub token, and its
+   kernels don't inherit that token.
 2. **Kernels** (:mod:`.kernels`): each one the server starts reaches Claude through the proxy below
    with a token of its own, and Python kernels have the magic loaded (``c.ClaudeServer.load_magic``).
 3. **The proxy** (:mod:`.proxy`) at ``{base_url}claude-magic/v1/...``, sending the kernels' requests to
-   ``c.ClaudeServer.upstream_url`` with the key, through one rate limiter (:mod:`.limiter`) and one
+   ``c.ClaudeServer.upstream_url`` with the key, through one rate limiter
+   (:mod:`claude_magic.api.limiter`) and one
    ledger with optional budgets (:mod:`.ledger`); ``{base_url}claude-magic/usage`` serves the
    ledger's figures as JSON.
 4. **Moves** (:mod:`.moves`): the contents service's renames and deletions move or archive the

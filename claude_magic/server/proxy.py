@@ -24,8 +24,9 @@ worst case: its estimated input tokens, by the context budget's estimate, and al
 ``max_tokens``; the ledger holds it against the budgets until the answer's real cost replaces it): a
 request that could pass one is refused with a 402 whose message is the one line that names the
 budget and what is left, and nothing reaches the upstream. Then it waits for its turn under the
-rate limits every caller shares (:mod:`claude_magic.api.limiter`: round-robin by user, then by kernel). A streaming request still queued after a second
-is answered at once with a 200 event stream that says so once a second
+rate limits every caller shares (:mod:`claude_magic.api.limiter`: round-robin by user, then by
+kernel). A streaming request still queued after a second is answered at once with a 200 event
+stream that says so once a second
 (:data:`~claude_magic.api.protocol.RATE_LIMIT_WAIT` events, which the magic shows as "waiting for the
 rate limit (N s)" and other clients ignore, as they ignore any event they don't know); the
 upstream's events follow. Such a stream can no longer carry an error status, so from then on the
@@ -41,8 +42,8 @@ any other 429 with ``retry-after`` holds every kernel's next request that long. 
 reading (Stop, an interrupt, a kernel shutdown), tornado tells the handler the connection closed and
 the upstream request is closed at once.
 
-Every message request ends in one row of the ledger: user, kernel, notebook, model, usage as the upstream
-counted it (read from the stream's ``message_start`` and ``message_delta`` as they pass), request-id
+Every message request ends in one row of the ledger: user, kernel, notebook, model, usage as the
+upstream counted it (read from the stream's ``message_start`` and ``message_delta`` as they pass), request-id
 and status. The key appears in no log line, response or row: it is only ever put in the upstream
 request's auth header.
 """
@@ -96,6 +97,7 @@ ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     402: "billing_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "not_found_error",
     413: "request_too_large",
@@ -458,7 +460,7 @@ class Relay:
         self.model = estimate.model
         policy = self.caller.policy
         if not policy.allows(estimate.model):
-            raise Refused(403, policy.refusal(estimate.model, self.caller.user), error_type="permission_error")
+            raise Refused(403, policy.refusal(estimate.model, self.caller.user))
         streaming = body.get("stream") is True
         for self.attempt in range(DEFAULT_MAX_RETRIES + 1):
             self.retry_in = None
