@@ -12,7 +12,7 @@ LAB := $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allo
 
 .PHONY: lab test check test-quick bench notebooks clean
 
-# uv installs in a fraction of pip's time (a fresh clone's `make lab`: about 20 s instead of 75 s),
+# uv installs in a fraction of pip's time (a fresh clone's `make lab`: about 36 s instead of 75 s),
 # compiling bytecode as pip does (without it, where PYTHONDONTWRITEBYTECODE is set, every server and
 # kernel would compile its imports again at each start); pip does it wherever uv can't (no uv for
 # the platform, an index only pip is configured for).
