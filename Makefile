@@ -23,6 +23,7 @@ $(LAB_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv || echo "claude-magic: uv is not available here; pip installs instead"
 	$(call INSTALL,.[lab])
+	$(PY) -m compileall -q claude_magic >/dev/null  # the package's own bytecode too (an editable install has none yet)
 	touch $(LAB_STAMP)
 
 $(STAMP): $(LAB_STAMP)
