@@ -288,15 +288,30 @@ def ledger_by_user(hub: Hub, admin: str) -> dict[str, Any]:
 
 
 def test_admins_read_the_ledger_as_a_page_with_a_chart_and_users_their_own(hub: Hub) -> None:
+    for user in ("alice", "bob"):  # a row each, whatever ran before
+        assert post_message(messages_url(hub), {"Authorization": f"token {hub.token_for(user)[0]}"}).status_code == 200
     admin = httpx.get(f"{hub.service_url}/", headers={"Authorization": f"token {hub.token_for('alice')[0]}"})
     assert admin.status_code == 200 and admin.headers["content-type"].startswith("text/html")
     assert "<svg" in admin.text and "alice" in admin.text and "bob" in admin.text and "<script" not in admin.text
     own = httpx.get(f"{hub.service_url}/", headers={"Authorization": f"token {hub.token_for('bob')[0]}"})
     assert own.status_code == 200 and "Claude for bob" in own.text and "<svg" not in own.text
     browser = httpx.get(f"{hub.service_public_url}/", follow_redirects=False)
-    assert (
-        browser.status_code == 302 and "/hub/api/oauth2/authorize" in browser.headers["location"]
-    )  # a browser logs in at the Hub
+    assert browser.status_code == 302 and "/hub/api/oauth2/authorize" in browser.headers["location"]  # a browser logs in at the Hub
+    assert "<svg" in page_after_logging_in(hub, "alice")  # ...and comes back through the Hub's OAuth and the callback
+    assert "Claude for bob" in page_after_logging_in(hub, "bob")
     artifacts = Path(__file__).parent / "artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "hub-ledger.html").write_text(admin.text)  # to look at (tests/artifacts is not kept in git)
+
+
+def page_after_logging_in(hub: Hub, user: str) -> str:
+    """The service's page as a browser gets it: the Hub's login form, then the service, through the
+    Hub's OAuth and the service's callback (cookies kept, redirects followed)."""
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        browser.get(f"{hub.public_url}/hub/login")
+        xsrf = browser.cookies.get("_xsrf", "")
+        logged_in = browser.post(f"{hub.public_url}/hub/login", data={"username": user, "password": "any", "_xsrf": xsrf})
+        assert logged_in.status_code == 200, logged_in.text[:500]
+        page = browser.get(f"{hub.service_public_url}/")
+        assert page.status_code == 200 and str(page.url).rstrip("/").endswith("/services/claude-magic"), (page.status_code, page.url)
+        return page.text

@@ -89,7 +89,7 @@ class ClaudeProxy(ProxySettings, Application):
             self.log.warning(
                 "claude-magic: no API key (ANTHROPIC_API_KEY or c.ClaudeProxy.api_key_file): every request will be refused upstream"
             )
-        auth = HubOAuth(cache_max_age=self.token_cache_seconds)
+        auth = HubOAuth.instance(cache_max_age=self.token_cache_seconds)  # the one the OAuth callback handler uses too
         ledger = Ledger(Path(self.ledger_path).expanduser(), self.budgets())
         proxy = Proxy(
             upstream_url=self.upstream(),
