@@ -34,9 +34,9 @@ pytestmark = [
 KEY = "sk-ant-api03-hub-" + "k3y" * 20
 HAIKU, SONNET = "claude-haiku-5-5", "claude-sonnet-5-5"
 STAFF_DAILY_USD = 0.03
-LIMIT, WINDOW, SLACK = 10, 2.0, 0.5
+LIMIT, WINDOW, SLACK = 10, 2.0, 0.75
 """The service's rate limit for the tests: 10 requests in 2 s, which the stand-in enforces too,
-forgiving half a second for the two hops between the service and it (the users' servers are not on
+forgiving 0.75 s for the two hops between the service and it (the users' servers are not on
 its clock)."""
 
 
