@@ -3,7 +3,7 @@ and claude-magic's Hub service holding the key, with the stand-in as its upstrea
 
 One Hub for the module (``hub_harness.py``): alice is in ``staff`` (a small daily budget, and the
 ledger's admins), bob in ``students`` (Haiku only). The service shares a scaled-down rate limit
-(10 requests in 2 s) that the stand-in enforces too, so a request the service let through too
+(10 requests in 3 s) that the stand-in enforces too, so a request the service let through too
 early would draw a 429 there. The tests check what each user sees in their kernel, what reached the
 stand-in, and what the service answers to requests made by hand.
 """
@@ -34,10 +34,10 @@ pytestmark = [
 KEY = "sk-ant-api03-hub-" + "k3y" * 20
 HAIKU, SONNET = "claude-haiku-5-5", "claude-sonnet-5-5"
 STAFF_DAILY_USD = 0.03
-LIMIT, WINDOW, SLACK = 10, 2.0, 0.75
-"""The service's rate limit for the tests: 10 requests in 2 s, which the stand-in enforces too,
-forgiving 0.75 s for the two hops between the service and it (the users' servers are not on
-its clock)."""
+LIMIT, WINDOW, SLACK = 10, 3.0, 1.0
+"""The service's rate limit for the tests: 10 requests in 3 s, which the stand-in enforces too,
+forgiving a second of it: the service counts a request when it lets it go, the stand-in when it
+arrives, and on a loaded machine one request's way there can take a second longer than another's."""
 
 
 def service_config(upstream: str) -> str:
