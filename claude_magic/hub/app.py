@@ -94,7 +94,7 @@ class ClaudeProxy(ProxySettings, Application):
         proxy = Proxy(
             upstream_url=self.upstream(),
             credentials=credentials,
-            gate=HubGate(auth, lambda: self.policies, self.log),
+            gate=HubGate(auth, self.policies, self.log),
             limiter=RateLimiter(self.limits()),
             ledger=ledger,
             max_request_bytes=self.max_request_bytes,
@@ -105,7 +105,7 @@ class ClaudeProxy(ProxySettings, Application):
         pages = {
             "hub_auth": auth,
             "ledger": ledger,
-            "policies": lambda: self.policies,
+            "policies": self.policies,
             "admin_groups": frozenset(self.admin_groups),
         }
         app = web.Application(
@@ -115,8 +115,7 @@ class ClaudeProxy(ProxySettings, Application):
                 (prefix + "(v1/.*)", APIProxyHandler, {"proxy": proxy}),
                 (prefix.rstrip("/") + "/?", LedgerPageHandler, pages),
             ],
-            cookie_secret=secrets.token_bytes(32),
-            hub_auth=auth,
+            cookie_secret=secrets.token_bytes(32),  # the OAuth state's cookies
         )
         host, port = _listen_address()
         server = app.listen(port, address=host, xheaders=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -42,7 +42,7 @@ class HubGate:
 
     auth: Any
     """A ``jupyterhub.services.auth.HubAuth`` (``HubOAuth``): the Hub's answers about tokens."""
-    policies: Callable[[], GroupPolicies]
+    policies: GroupPolicies
     log: logging.Logger
 
     async def admit(self, request: HTTPServerRequest) -> Caller:
@@ -50,7 +50,7 @@ class HubGate:
         user = str(model["name"])
         client = _name(request.headers.get(CLIENT_HEADER)) or DIRECT
         notebook = _name(unquote(request.headers.get(NOTEBOOK_HEADER) or ""))
-        return Caller(client, user, notebook, self.policies().for_user(model.get("groups") or ()))
+        return Caller(client, user, notebook, self.policies.for_user(model.get("groups") or ()))
 
     async def identify(self, token: str | None) -> dict[str, Any]:
         """The Hub's model of a token's user, or the :class:`Refused` that says why not."""

@@ -11,7 +11,7 @@ data), with no script.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -28,9 +28,7 @@ PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#d
 
 
 class _LedgerBase(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
-    def initialize(
-        self, hub_auth: Any, ledger: Ledger, policies: Callable[[], GroupPolicies], admin_groups: frozenset[str]
-    ) -> None:
+    def initialize(self, hub_auth: Any, ledger: Ledger, policies: GroupPolicies, admin_groups: frozenset[str]) -> None:
         self.hub_auth = hub_auth
         self.ledger, self.policies, self.admin_groups = ledger, policies, admin_groups
 
@@ -46,8 +44,8 @@ class _LedgerBase(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
 
     def figures(self, user: Mapping[str, Any]) -> dict[str, Any]:
         if self.is_admin(user):
-            return everything(self.ledger, self.policies())
-        return own(self.ledger, str(user["name"]), self.policies().for_user(user.get("groups") or ()))
+            return everything(self.ledger, self.policies)
+        return own(self.ledger, str(user["name"]), self.policies.for_user(user.get("groups") or ()))
 
 
 class LedgerHandler(_LedgerBase):
