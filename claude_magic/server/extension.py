@@ -43,7 +43,7 @@ from .kernels import CREDENTIAL_VARIABLES, HUB_TOKEN_VARIABLES, KernelLaunch, Ke
 from .ledger import Ledger
 from .moves import CONTENTS_EVENTS, ConversationMover
 from .proxy import APIProxyHandler, KernelGate, Proxy, UsageHandler
-from .settings import ProxySettings
+from .settings import ProxySettings, drop_key_variables
 
 PROXY_ROOT = "claude-magic"
 """The extension's routes live under ``{base_url}claude-magic/``."""
@@ -135,8 +135,7 @@ class ClaudeServer(ProxySettings, ExtensionApp):
     def _hub_token(self) -> Credentials:
         """On JupyterHub the Hub service holds the key: this server authenticates to it with its own
         Hub token, which names its user. A key in this server's environment is dropped all the same."""
-        for name in CREDENTIAL_VARIABLES:
-            os.environ.pop(name, None)
+        drop_key_variables()
         token = next((os.environ[name] for name in HUB_TOKEN_VARIABLES if os.environ.get(name)), None)
         if token is None:
             self.log.error(

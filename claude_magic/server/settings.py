@@ -77,8 +77,7 @@ class ProxySettings(HasTraits):
         """The key, from config, a key file or the environment; the environment's variables go
         either way, so that no process started from now on inherits them."""
         from_environment = Credentials.from_env()
-        for name in CREDENTIAL_VARIABLES:
-            os.environ.pop(name, None)
+        drop_key_variables()
         if self.api_key:
             return Credentials(api_key=self.api_key)
         if self.api_key_file:
@@ -108,3 +107,10 @@ class ProxySettings(HasTraits):
         return Budgets(
             daily_usd=self.daily_budget_usd, monthly_usd=self.monthly_budget_usd, timezone=self.budget_timezone
         )
+
+
+def drop_key_variables() -> None:
+    """Take the key's variables out of this process's environment, before any kernel, terminal or
+    other process it starts can inherit them."""
+    for name in CREDENTIAL_VARIABLES:
+        os.environ.pop(name, None)
