@@ -2,9 +2,12 @@
 
 As ``make lab`` runs it without a key: the offline stand-in (streaming at its default pace),
 JupyterLab on a copy of ``notebooks/``. Each run starts the server afresh and times it until it
-answers; then headless Chromium opens ``quickstart.ipynb``, runs its first two cells as a user
-does (Shift+Enter) and times, from the page's navigation: the kernel idle, and the first
-question's answer whole on screen. Median of the runs.
+answers; then a fresh headless Chromium (nothing cached) opens ``quickstart.ipynb``, runs its
+first two cells as a user does (Shift+Enter, as soon as the notebook shows) and times, from the
+page's navigation: the notebook on screen, the kernel taking its first cell, and the first
+question's answer whole on screen. The answer's time is also given from the notebook on screen,
+which leaves out JupyterLab loading its own page (its scripts alone keep a core busy for about
+4 s here). Median of the runs.
 
     .venv/bin/python bench/first_answer.py [--runs N]
 
@@ -96,8 +99,9 @@ def run_cell(page: Any, index: int) -> None:
     raise SystemExit(f"cell {index} never ran")
 
 
-def first_answer(page_url: str) -> tuple[float, float]:
-    """Seconds from navigation to the kernel idle, and to the first answer whole on screen."""
+def first_answer(page_url: str) -> dict[str, float]:
+    """Seconds from navigation to the notebook on screen, the kernel taking a cell, and the
+    first answer whole on screen."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -105,21 +109,27 @@ def first_answer(page_url: str) -> tuple[float, float]:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         started = time.perf_counter()
         page.goto(page_url)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=60_000)
-        ready = time.perf_counter() - started
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        shown = time.perf_counter() - started
         run_cell(page, 1)  # the first code cell: %load_ext
+        taken = time.perf_counter() - started
         run_cell(page, 2)  # the first question
         expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")).to_contain_text(ANSWER, timeout=60_000)
         answered = time.perf_counter() - started
         browser.close()
-    return ready, answered
+    return {
+        "page load to notebook shown": shown,
+        "page load to kernel taking a cell": taken,
+        "page load to first answer": answered,
+        "notebook shown to first answer": answered - shown,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    figures: dict[str, list[float]] = {"server ready": [], "page load to kernel idle": [], "page load to first answer": []}
+    figures: dict[str, list[float]] = {}
     with StandIn(delay=STAND_IN_DELAY) as stand_in:
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as folder:
@@ -128,16 +138,15 @@ def main() -> int:
                 clear_outputs(root / "quickstart.ipynb")
                 process, page_url, ready = start_lab(root, state, stand_in.base_url)
                 try:
-                    idle, answered = first_answer(page_url)
+                    times = {"server ready": ready, **first_answer(page_url)}
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
-            figures["server ready"].append(ready)
-            figures["page load to kernel idle"].append(idle)
-            figures["page load to first answer"].append(answered)
+            for name, seconds in times.items():
+                figures.setdefault(name, []).append(seconds)
     print(f"median of {args.runs} runs (JupyterLab started afresh for each)")
     for name, values in figures.items():
-        print(f"  {name:<28} {statistics.median(values):5.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
+        print(f"  {name:<34} {statistics.median(values):5.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
     return 0
 
 
