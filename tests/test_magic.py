@@ -435,6 +435,9 @@ def test_interrupt_stops_at_once_and_keeps_the_partial_answer(kernel: Kernel, se
     assert "interrupted" in one_line_error(result)
     shown = answer_display(result)["data"]["text/plain"]
     assert shown and server.message_requests[-1].answer.startswith(shown)
+    footer = result.displays()[-1]["data"]["text/plain"]
+    estimated = re.search(r"~(\d+) out tokens \(estimated from what arrived\)", footer)
+    assert estimated and len(shown) // 4 <= int(estimated[1]) <= len(shown), footer  # a stopped answer isn't "1 out tokens"
     deadline = time.monotonic() + 2
     while server.active_streams and time.monotonic() < deadline:
         time.sleep(0.05)
