@@ -5,6 +5,7 @@ pacing under the rate limits, and what the stand-in saw."""
 from __future__ import annotations
 
 import ast
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ reviews = pd.DataFrame(
 
 @pytest.fixture(autouse=True)
 def fresh(kernel: Kernel, server: StandIn) -> Iterator[None]:
-    kernel.run("%config ClaudeMagics.confirm_above_usd = None\n%config ClaudeMagics.rate_limits = 'pro'")
+    kernel.run("%config ClaudeMagics.confirm_above_usd = None\n%config ClaudeMagics.budget_usd = None\n%config ClaudeMagics.rate_limits = 'pro'")
     server.reset()
     yield
     server.reset()
@@ -241,3 +242,12 @@ def test_estimate_with_each_counts_a_sample_and_sends_no_question(kernel: Kernel
     text = shown.displays()[-1]["data"]["text/plain"]
     assert "200 of 200 rows to send (0 answered before or in a batch) · nothing was sent" in text and "Output: up to 1,638,400 tokens" in text
     assert not server.message_requests and 1 <= len([r for r in server.requests if r.path == "/v1/messages/count_tokens"]) <= 5
+    assert "budget" not in text and "confirm_above_usd" not in text
+    kernel.run("%config ClaudeMagics.budget_usd = 0.5\n%config ClaudeMagics.confirm_above_usd = 0.0001")
+    text = kernel.run("%%claude --each reviews --estimate -m claude-haiku-5-5\nClassify this review: {review}").displays()[-1]["data"]["text/plain"]
+    assert re.search(r"This notebook's budget: \$0\.5000, of which \$0\.0+ is spent; running it would be refused: it could cost up to \$0\.8\d+, more than the \$0\.5000 left\.", text), text
+    assert "confirm_above_usd" not in text  # the budget refuses it first
+    kernel.run("%config ClaudeMagics.budget_usd = 2.0")
+    text = kernel.run("%%claude --each reviews --estimate -m claude-haiku-5-5\nClassify this review: {review}").displays()[-1]["data"]["text/plain"]
+    assert "of which $0.0000 is spent; the $2.00 left covers it." in text, text
+    assert "Above confirm_above_usd ($0.0001): running it would ask you first." in text  # as a question's estimate says

@@ -52,7 +52,15 @@ def test_estimate_counts_with_the_server_and_sends_no_question(server: StandIn, 
         text = shown.displays()[-1]["data"]["text/plain"]
         assert [r.path for r in server.requests if r.method == "POST"] == ["/v1/messages/count_tokens"]
         assert "counted by the server" in text and "up to 4,000 tokens" in text
-        assert "Cost: $0.0" in text and "the question was not sent" in text
+        assert "Cost: $0.0" in text and "the question was not sent" in text and "budget" not in text
+        k.run("%config ClaudeMagics.budget_usd = 0.001")
+        text = k.run("%claude --estimate -m claude-opus-5-5 --max-tokens 4000 What is a p-value?").displays()[-1]["data"]["text/plain"]
+        assert "This notebook's budget: $0.0010, of which $0.0000 is spent; asking it would be refused: it could cost up to $0.0" in text, text
+        assert text.endswith("more than the $0.0010 left.")
+        k.run("%config ClaudeMagics.budget_usd = 1.0")
+        text = k.run("%claude --estimate -m claude-opus-5-5 --max-tokens 4000 What is a p-value?").displays()[-1]["data"]["text/plain"]
+        assert text.endswith("This notebook's budget: $1.00, of which $0.0000 is spent; the $1.00 left covers it."), text
+        k.run("%config ClaudeMagics.budget_usd = None")
         server.fail(route="/v1/messages/count_tokens", status=500, times=3)
         text = k.run("%claude --estimate What is a p-value?").displays()[-1]["data"]["text/plain"]
         assert "a local estimate (" in text and "nothing was sent" in text

@@ -287,7 +287,14 @@ def _show_estimate(magics: ClaudeSettings, question: list[dict[str, Any]], optio
     except ClaudeError as error:
         counted, how = None, f"a local estimate ({explain(error, settings)}); nothing was sent"
     cost = estimate(request.model, client.message_body(request, stream=True), counted)
-    dry_run.show_estimate(cost, how, budget=magics.budget_usd, spent=magics.notebook_spent(), confirm_above=magics.confirm_above_usd)
+    lines = [
+        f"{cost.model} · the question was not sent",
+        f"Input: {cost.input_tokens:,} tokens, {how}.",
+        f"Of the input, {cost.cacheable_tokens:,} tokens are a prefix the prompt cache may hold (read from it, or written to it).",
+        f"Output: up to {cost.max_output:,} tokens (max_tokens, thinking included).",
+        f"Cost: {cost.text}, from the prefix read from the cache and no output, to the prefix written and max_tokens of output.",
+    ]
+    dry_run.show_estimate(magics, lines, cost, doing="asking it")
 
 
 def _open_renderer(magics: ClaudeSettings) -> Renderer:

@@ -17,6 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..api.settings import mask_secret
+from ..core.pricing import format_cost
 from ..ui.render import fenced, literal_markdown, show_text
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..api.protocol import MessageRequest
     from ..attach.registry import Attachment
     from ..core.spending import CostRange
+    from .settings import ClaudeSettings
 
 
 def show(client: Client, request: MessageRequest, attachments: list[Attachment], *, count: bool = False) -> None:
@@ -50,23 +52,30 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
     show_text({"text/markdown": _collapsed_history(shown), "text/plain": text})
 
 
-def show_estimate(cost: CostRange, how: str, *, budget: float | None, spent: float, confirm_above: float | None) -> None:
-    """Display what a question could cost (``how``: where its input count came from), and what
-    the notebook's caps would do with it."""
-    from ..core.pricing import format_cost
-
-    lines = [
-        f"{cost.model} · the question was not sent",
-        f"Input: {cost.input_tokens:,} tokens, {how}.",
-        f"Of the input, {cost.cacheable_tokens:,} tokens are a prefix the prompt cache may hold (read from it, or written to it).",
-        f"Output: up to {cost.max_output:,} tokens (max_tokens, thinking included).",
-        f"Cost: {cost.text}, from the prefix read from the cache and no output, to the prefix written and max_tokens of output.",
-    ]
-    if cost.most is not None and confirm_above is not None and cost.most > confirm_above:
-        lines.append(f"Above confirm_above_usd ({format_cost(confirm_above)}): asking it would ask you first.")
-    if budget is not None:
-        lines.append(f"This notebook's budget: {format_cost(budget)}, of which {format_cost(spent)} is spent.")
+def show_estimate(magics: ClaudeSettings, lines: list[str], cost: CostRange, *, doing: str) -> None:
+    """Display what a question or a job could cost (``lines``), then what the notebook's caps
+    would do with ``cost``, in the order they are applied: ``doing`` names the act ("asking it")."""
+    lines = list(lines)
+    refused = False
+    if magics.budget_usd is not None:
+        line, refused = _against_budget(magics.budget_usd, magics.notebook_spent(), cost, doing)
+        lines.append(line)
+    threshold = magics.confirm_above_usd
+    if not refused and cost.most is not None and threshold is not None and cost.most > threshold:
+        lines.append(f"Above confirm_above_usd ({format_cost(threshold)}): {doing} would ask you first.")
     show_text({"text/markdown": "\n\n".join(literal_markdown(line) for line in lines), "text/plain": "\n".join(lines)})
+
+
+def _against_budget(budget: float, spent: float, cost: CostRange, doing: str) -> tuple[str, bool]:
+    """A line on what the notebook's budget leaves for ``cost``, and whether it would refuse it
+    (as :func:`~claude_magic.core.spending.check_budget` does before anything is sent)."""
+    head = f"This notebook's budget: {format_cost(budget)}, of which {format_cost(spent)} is spent"
+    left = format_cost(max(budget - spent, 0.0))
+    if cost.most is None:
+        return f"{head}; {doing} would be refused: {cost.model} has no price, so the budget can't be kept.", True
+    if spent + cost.most > budget:
+        return f"{head}; {doing} would be refused: it could cost up to {format_cost(cost.most)}, more than the {left} left.", True
+    return f"{head}; the {left} left covers it.", False
 
 
 def _collapsed_history(body: dict[str, Any]) -> str:

@@ -271,8 +271,7 @@ def _input_words(worst: CostRange) -> str:
 
 def _show_estimate(magics: ClaudeSettings, job: RowsJob, keys: list[str], *, batch: bool) -> None:
     """What sending ``keys`` could cost (a sample counted by the server, scaled); nothing is asked."""
-    from ..core.pricing import format_cost
-    from ..ui.render import literal_markdown, show_text
+    from . import dry_run
 
     client = magics.session.client(magics.client_settings())
     worst = job.estimate(client.count_tokens, keys=keys, batch=batch)
@@ -283,10 +282,7 @@ def _show_estimate(magics: ClaudeSettings, job: RowsJob, keys: list[str], *, bat
         f"Output: up to {worst.max_output:,} tokens ({job.options.max_tokens:,} a row: max_tokens, thinking included).",
         f"Cost: {worst.text}{' as a Message Batch (half price)' if batch else ', row by row'}.",
     ]
-    threshold = magics.confirm_above_usd
-    if worst.most is not None and threshold is not None and worst.most > threshold:
-        lines.append(f"Above confirm_above_usd ({format_cost(threshold)}): running it would ask you first.")
-    show_text({"text/markdown": "\n\n".join(literal_markdown(line) for line in lines), "text/plain": "\n".join(lines)})
+    dry_run.show_estimate(magics, lines, worst, doing="running it")
 
 
 # --- asking ---------------------------------------------------------------------------------------
