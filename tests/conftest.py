@@ -225,6 +225,16 @@ def shared_stand_in(_session_stand_in: StandIn, monkeypatch: pytest.MonkeyPatch)
     return _session_stand_in
 
 
+@pytest.fixture
+def sdk(server: StandIn) -> Iterator[Any]:
+    """The official SDK, the stand-in's test client, pointed at a module's ``server`` that takes ``STAND_IN_KEY``."""
+    import anthropic
+
+    client = anthropic.Anthropic(api_key=STAND_IN_KEY, base_url=server.base_url, max_retries=0)
+    yield client
+    client.close()
+
+
 # --- browser tests that could not run are said loudly ---------------------------------------
 
 

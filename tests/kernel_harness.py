@@ -56,6 +56,11 @@ class CellResult:
         """Every message's content as JSON: for checks that something appears nowhere."""
         return json.dumps([m["content"] for m in self.messages]) + json.dumps(self.reply)
 
+    @property
+    def footer(self) -> str:
+        """The last display's plain text: an answer's footer."""
+        return str(self.displays()[-1]["data"]["text/plain"])
+
 
 def stand_in_environment(base_url: str, key: str, home: Any, notebook: str | None = None) -> dict[str, str | None]:
     """A kernel's environment against a stand-in: its URL and key, a home of its own, and the
@@ -90,6 +95,13 @@ class Kernel:
         self.client = client
         self.client.start_channels(hb=heartbeat)
         self.client.wait_for_ready(timeout=60)
+
+    @classmethod
+    def with_magic(cls, env: dict[str, str | None]) -> Kernel:
+        """A kernel with ``env`` that has loaded the magic."""
+        kernel = cls(env)
+        kernel.ok("%load_ext claude_magic")
+        return kernel
 
     @classmethod
     def attached(cls, connection_file: str, wait: float = 30) -> Kernel:
@@ -155,6 +167,12 @@ class Kernel:
 
     def run(self, code: str, cell_id: str | None = None, timeout: float = 60) -> CellResult:
         return self.collect(self.submit(code, cell_id), timeout=timeout)
+
+    def ok(self, code: str, cell_id: str | None = None) -> CellResult:
+        """Run ``code``, which must succeed."""
+        result = self.run(code, cell_id)
+        assert result.status == "ok", result.outputs
+        return result
 
     def run_answering(self, code: str, reply: str, timeout: float = 60) -> tuple[str, CellResult]:
         """Run ``code``, answer the ``input()`` it asks as a user typing ``reply`` would; returns

@@ -15,8 +15,8 @@ from claude_magic.api.settings import ClientSettings, Credentials
 from claude_magic.core import engine
 from claude_magic.core.conversation import Exchange
 from claude_magic.core.session import AskOptions, ClaudeSession
-from claude_magic.core.tools import tool_from
 from claude_magic.core.spending import notebook_usage
+from claude_magic.core.tools import tool_from
 
 SETTINGS = ClientSettings(credentials=Credentials(api_key="sk-ant-engine-test-key-000000"), base_url="https://api.example")
 

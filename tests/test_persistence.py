@@ -35,19 +35,7 @@ def environment(server: StandIn, home: Path, notebook: str | None) -> dict[str, 
 
 
 def kernel(server: StandIn, home: Path, notebook: str | None = "/work/analysis.ipynb") -> Kernel:
-    k = Kernel(environment(server, home, notebook))
-    assert k.run("%load_ext claude_magic").status == "ok"
-    return k
-
-
-def ok(k: Kernel, code: str, cell_id: str | None = None) -> CellResult:
-    result = k.run(code, cell_id=cell_id)
-    assert result.status == "ok", result.outputs
-    return result
-
-
-def footer(result: CellResult) -> str:
-    return result.displays()[-1]["data"]["text/plain"]
+    return Kernel.with_magic(environment(server, home, notebook))
 
 
 def plain(result: CellResult) -> str:
@@ -80,17 +68,17 @@ def test_a_new_kernel_continues_the_notebooks_conversation(server: StandIn, tmp_
 
 def test_a_rerun_after_a_restart_forks_the_conversation_and_the_log_remembers(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path) as first:
-        ok(first, "%claude Alpha", cell_id="A")
-        ok(first, "%claude Beta", cell_id="B")
+        first.ok("%claude Alpha", cell_id="A")
+        first.ok("%claude Beta", cell_id="B")
     with kernel(server, tmp_path) as second:
-        ok(second, "%claude Alpha, edited", cell_id="A")
+        second.ok("%claude Alpha, edited", cell_id="A")
         assert server.message_requests[-1].prompts() == ["Alpha, edited"]  # B came after A: set aside
-        history = plain(ok(second, "%claude history --all"))
+        history = plain(second.ok("%claude history --all"))
         assert re.search(r"\[\d+\] A\b.*Alpha, edited", history) and "1 turn, 2 set aside" in history
         assert re.search(r"set aside 2 .*Beta.*when \[\d+\] A ran again", history)
-        assert "Beta" not in plain(ok(second, "%claude history"))
-        assert "is the conversation's latest again" in ok(second, "%claude restore 2").stdout
-        ok(second, "%claude Gamma", cell_id="C")
+        assert "Beta" not in plain(second.ok("%claude history"))
+        assert "is the conversation's latest again" in second.ok("%claude restore 2").stdout
+        second.ok("%claude Gamma", cell_id="C")
         assert server.message_requests[-1].prompts() == ["Alpha, edited", "Beta", "Gamma"]
     kept = Conversation.open("/work/analysis.ipynb", tmp_path)
     assert [e.question[-1]["text"] for e in kept.exchanges] == ["Alpha, edited", "Beta", "Gamma"]
@@ -107,7 +95,7 @@ def test_run_all_sends_what_it_sent_before(server: StandIn, tmp_path: Path) -> N
         server.reset()
         with kernel(server, tmp_path) as k:
             for cell_id, question in cells.items():
-                ok(k, f"%claude {question}", cell_id=cell_id)
+                k.ok(f"%claude {question}", cell_id=cell_id)
         return [(r.prompts(), r.digest) for r in server.message_requests]
 
     first, second = run_all(), run_all()
@@ -123,30 +111,30 @@ def test_run_all_sends_what_it_sent_before(server: StandIn, tmp_path: Path) -> N
 def test_vs_code_names_the_notebook_in_the_namespace(server: StandIn, tmp_path: Path) -> None:
     for question in ("First, in VS Code", "Second, in VS Code"):
         with kernel(server, tmp_path, notebook=None) as k:
-            ok(k, "__vsc_ipynb_file__ = '/projects/vscode.ipynb'")
-            ok(k, f"%claude {question}")
+            k.ok("__vsc_ipynb_file__ = '/projects/vscode.ipynb'")
+            k.ok(f"%claude {question}")
     assert server.message_requests[-1].prompts() == ["First, in VS Code", "Second, in VS Code"]
 
 
 def test_without_a_notebook_the_conversation_is_for_the_session_only(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path, notebook=None) as k:
-        ok(k, "%claude Hello")
-        assert "for this session only" in plain(ok(k, "%claude history"))
-        assert "lived for this session only" in ok(k, "%claude reset").stdout
-        assert "session only" in plain(ok(k, "%claude usage"))
+        k.ok("%claude Hello")
+        assert "for this session only" in plain(k.ok("%claude history"))
+        assert "lived for this session only" in k.ok("%claude reset").stdout
+        assert "session only" in plain(k.ok("%claude usage"))
     assert not tmp_path.exists() or not any(tmp_path.rglob("*"))
 
 
 def test_a_torn_last_line_loses_nothing_before_it(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path) as k:
-        ok(k, "%claude One")
-        ok(k, "%claude Two")
+        k.ok("%claude One")
+        k.ok("%claude Two")
     [log] = (tmp_path / "conversations").glob("*.jsonl")
     log.write_bytes(log.read_bytes() + b'{"event":"exchange","question":[{"type":"text","te')  # the kernel died mid-write
     with kernel(server, tmp_path) as k:
-        shown = ok(k, "%claude history")
+        shown = k.ok("%claude history")
         assert "2 turns" in plain(shown) and "incomplete" in shown.stderr
-        ok(k, "%claude Three")
+        k.ok("%claude Three")
     assert server.message_requests[-1].prompts() == ["One", "Two", "Three"]
     assert all(json.loads(line) for line in log.read_text().splitlines())
 
@@ -155,18 +143,18 @@ def test_two_kernels_on_one_notebook_keep_one_conversation(server: StandIn, tmp_
     """Each kernel's request carries what the other recorded, a re-run cell replaces its exchange
     whichever kernel ran it before, and a restart restores what both kernels had."""
     with kernel(server, tmp_path) as a, kernel(server, tmp_path) as b:
-        ok(b, "%claude B1", cell_id="b1")
-        ok(a, "%claude A1", cell_id="a1")
-        ok(b, "%claude B2", cell_id="b2")
+        b.ok("%claude B1", cell_id="b1")
+        a.ok("%claude A1", cell_id="a1")
+        b.ok("%claude B2", cell_id="b2")
         assert server.message_requests[-1].prompts() == ["B1", "A1", "B2"]
-        ok(a, "%claude X, from A", cell_id="x")
-        ok(b, "%claude X, from B", cell_id="x")  # the same cell, run again in the other kernel
+        a.ok("%claude X, from A", cell_id="x")
+        b.ok("%claude X, from B", cell_id="x")  # the same cell, run again in the other kernel
         assert server.message_requests[-1].prompts() == ["B1", "A1", "B2", "X, from B"]
-        ok(a, "%claude A2", cell_id="a2")
+        a.ok("%claude A2", cell_id="a2")
         assert server.message_requests[-1].prompts() == ["B1", "A1", "B2", "X, from B", "A2"]
-        assert "5 turns" in plain(ok(b, "%claude history"))
+        assert "5 turns" in plain(b.ok("%claude history"))
     with kernel(server, tmp_path) as restarted:
-        ok(restarted, "%claude C1")
+        restarted.ok("%claude C1")
         assert server.message_requests[-1].prompts() == ["B1", "A1", "B2", "X, from B", "A2", "C1"]
 
 
@@ -176,32 +164,32 @@ def test_an_unreadable_log_is_named_in_history_and_usage(server: StandIn, tmp_pa
     log = ConversationStore("/work/analysis.ipynb", tmp_path).path
     log.mkdir(parents=True)  # a folder where the log should be: it can't be read, even by root
     with kernel(server, tmp_path) as k:
-        shown = ok(k, "%claude history")
+        shown = k.ok("%claude history")
         header = plain(shown).splitlines()[0]
         assert "JPY_SESSION_NAME" not in header
         assert f"this conversation lives for this session only: the notebook's log {log} could not be read" in header
         assert f"{log} could not be read (Is a directory)" in shown.stderr
-        ok(k, "%claude Hello")
-        usage = plain(ok(k, "%claude usage"))
+        k.ok("%claude Hello")
+        usage = plain(k.ok("%claude usage"))
         assert f"{log} could not be read" in usage and "JPY_SESSION_NAME" not in usage
     assert log.is_dir() and not list(log.iterdir())  # left as it was
 
 
 def test_reset_archives_and_usage_counts_the_session_and_the_notebook(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path) as k:
-        ok(k, "%claude Before")
-        ok(k, "%claude --no-history An aside")
-        said = ok(k, "%claude reset").stdout
+        k.ok("%claude Before")
+        k.ok("%claude --no-history An aside")
+        said = k.ok("%claude reset").stdout
         assert "previous one (1 turn) is archived in" in said
-        ok(k, "%claude After")
+        k.ok("%claude After")
         assert server.message_requests[-1].prompts() == ["After"]
-        assert usage_rows(ok(k, "%claude usage")) == {"this session": 3, "this notebook": 3}
+        assert usage_rows(k.ok("%claude usage")) == {"this session": 3, "this notebook": 3}
     [archived] = (tmp_path / "archive").glob("*.jsonl")
     assert "Before" in archived.read_text() and "After" not in archived.read_text()
     with kernel(server, tmp_path) as k:
-        ok(k, "%claude Later")
+        k.ok("%claude Later")
         assert server.message_requests[-1].prompts() == ["After", "Later"]
-        assert usage_rows(ok(k, "%claude usage")) == {"this session": 1, "this notebook": 4}
+        assert usage_rows(k.ok("%claude usage")) == {"this session": 1, "this notebook": 4}
 
 
 def usage_rows(result: CellResult) -> dict[str, int]:
@@ -220,29 +208,29 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def notebook_kernel(server: StandIn, home: Path) -> Iterator[Kernel]:
     with kernel(server, home, notebook="/work/shared.ipynb") as k:
-        ok(k, "import os\nfrom PIL import Image as PILImage")
+        k.ok("import os\nfrom PIL import Image as PILImage")
         yield k
 
 
 @pytest.fixture
 def fresh(notebook_kernel: Kernel, server: StandIn) -> Kernel:
     """A new conversation, default settings and this session's usage from zero, for each test."""
-    ok(notebook_kernel, "%claude reset\n%config ClaudeMagics.context_budget = None\n%config ClaudeMagics.prompt_caching = True")
-    ok(notebook_kernel, "from claude_magic.core.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
+    notebook_kernel.ok("%claude reset\n%config ClaudeMagics.context_budget = None\n%config ClaudeMagics.prompt_caching = True")
+    notebook_kernel.ok("from claude_magic.core.pricing import Tally\nget_ipython().magics_manager.registry['ClaudeMagics'].session.usage = Tally()")
     server.reset()
     return notebook_kernel
 
 
 def test_history_shows_cell_count_preview_and_tokens(fresh: Kernel, server: StandIn) -> None:
-    asked = ok(fresh, "%claude What is a p-value, in one long sentence that goes on past the preview?", cell_id="cell-p-value")
+    asked = fresh.ok("%claude What is a p-value, in one long sentence that goes on past the preview?", cell_id="cell-p-value")
     count = asked.reply["execution_count"]
-    shown = plain(ok(fresh, "%claude history"))
+    shown = plain(fresh.ok("%claude history"))
     assert "1 turn ·" in shown and "/work/shared.ipynb" in shown
     row = shown.splitlines()[3]  # the header, a blank line, the column names, then the turns
     assert f"[{count}] cell-p-v" in row and "What is a p-value, in one long" in row and "…" in row
     usage = server.message_requests[-1]
     assert re.search(r"\d[\d,]* in · \d+ out", row)
-    markdown = ok(fresh, "%claude history").displays()[0]["data"]["text/markdown"]
+    markdown = fresh.ok("%claude history").displays()[0]["data"]["text/markdown"]
     assert "| turn | cell | question | tokens |" in markdown
     assert usage.answer
 
@@ -251,15 +239,15 @@ def test_reserved_words_and_how_to_ask_with_them(fresh: Kernel, server: StandIn)
     for word in ("history", "reset", "usage", "export"):
         result = fresh.run(f"%claude {word} of Rome, briefly")
         assert result.reply["ename"] == "UsageError" and f"%claude -- {word} of Rome, briefly" in result.stderr
-    ok(fresh, "%claude -- history of Rome")
+    fresh.ok("%claude -- history of Rome")
     assert server.message_requests[-1].prompts() == ["history of Rome"]
 
 
 def test_export_round_trips_with_images(fresh: Kernel, server: StandIn, tmp_path: Path) -> None:
-    ok(fresh, "img = PILImage.new('RGB', (320, 200), 'orange')")
-    ok(fresh, "%claude -a img What colour is this?")
-    ok(fresh, "%claude And the size?")
-    said = ok(fresh, f"%claude export {tmp_path / 'talk.json'}\n%claude export '{tmp_path / 'my talk.md'}'").stdout
+    fresh.ok("img = PILImage.new('RGB', (320, 200), 'orange')")
+    fresh.ok("%claude -a img What colour is this?")
+    fresh.ok("%claude And the size?")
+    said = fresh.ok(f"%claude export {tmp_path / 'talk.json'}\n%claude export '{tmp_path / 'my talk.md'}'").stdout
     assert said.count("Exported 2 turns") == 2
     exchanges = read_json(tmp_path / "talk.json")
     sent = [m for m in server.message_requests[-1].messages]
@@ -286,28 +274,28 @@ def test_export_mistakes_are_one_line(fresh: Kernel, tmp_path: Path) -> None:
 
 
 def test_the_key_is_in_no_persisted_file(fresh: Kernel, home: Path, tmp_path: Path) -> None:
-    ok(fresh, "%claude A question")
-    ok(fresh, f"%config ClaudeMagics.api_key = '{KEY}'")
-    ok(fresh, "%claude My key is {os.environ['ANTHROPIC_API_KEY']}, is that safe?")  # even when asked to
-    ok(fresh, "%claude --cached Is {os.environ['ANTHROPIC_API_KEY']} still valid?")  # the answer echoes it
-    ok(fresh, f"%claude export {tmp_path / 'talk.json'}\n%claude export {tmp_path / 'talk.md'}\n%claude reset")
-    ok(fresh, "%config ClaudeMagics.api_key = None")
+    fresh.ok("%claude A question")
+    fresh.ok(f"%config ClaudeMagics.api_key = '{KEY}'")
+    fresh.ok("%claude My key is {os.environ['ANTHROPIC_API_KEY']}, is that safe?")  # even when asked to
+    fresh.ok("%claude --cached Is {os.environ['ANTHROPIC_API_KEY']} still valid?")  # the answer echoes it
+    fresh.ok(f"%claude export {tmp_path / 'talk.json'}\n%claude export {tmp_path / 'talk.md'}\n%claude reset")
+    fresh.ok("%config ClaudeMagics.api_key = None")
     files = [p for p in [*home.rglob("*"), *tmp_path.rglob("*")] if p.is_file()]
     assert len(files) >= 4 and any(p.parent.name == "answers" for p in files)
     assert [p for p in files if KEY.encode() in p.read_bytes()] == []
 
 
 def test_history_shows_no_piece_of_a_key_pasted_into_a_question(fresh: Kernel) -> None:
-    ok(fresh, "%claude Please check whether this key is still valid: {os.environ['ANTHROPIC_API_KEY']}")
-    shown = ok(fresh, "%claude history")
+    fresh.ok("%claude Please check whether this key is still valid: {os.environ['ANTHROPIC_API_KEY']}")
+    shown = fresh.ok("%claude history")
     assert "Please check whether this key is still valid:" in plain(shown)
     assert "sk-ant-pers" not in shown.everything()  # the preview's cut falls inside the key
 
 
 def test_a_small_context_budget_leaves_out_old_images_then_old_turns(fresh: Kernel, server: StandIn) -> None:
-    ok(fresh, "big = PILImage.new('RGB', (1000, 750), 'navy')\n%config ClaudeMagics.context_budget = 2000")
-    footers = [footer(ok(fresh, "%claude -a big What is this?"))]
-    footers += [footer(ok(fresh, f"%claude Tell me more, part {n} [[words=150]]")) for n in range(1, 10)]
+    fresh.ok("big = PILImage.new('RGB', (1000, 750), 'navy')\n%config ClaudeMagics.context_budget = 2000")
+    footers = [fresh.ok("%claude -a big What is this?").footer]
+    footers += [fresh.ok(f"%claude Tell me more, part {n} [[words=150]]").footer for n in range(1, 10)]
     notes = [re.search(r"\d+ earlier .* not sent", f) for f in footers]
     first = next(i for i, note in enumerate(notes) if note)
     assert notes[first].group(0) == "1 earlier image not sent"
@@ -315,11 +303,11 @@ def test_a_small_context_budget_leaves_out_old_images_then_old_turns(fresh: Kern
     request = server.message_requests[first]
     assert request.messages[0]["content"][1] == {"type": "text", "text": IMAGE_LEFT_OUT}
     assert "image" not in {b["type"] for m in server.message_requests[-1].messages for b in m["content"]}
-    assert "10 turns" in plain(ok(fresh, "%claude history"))  # left out of the requests, kept in the conversation
+    assert "10 turns" in plain(fresh.ok("%claude history"))  # left out of the requests, kept in the conversation
 
 
 def test_prompt_caching_as_the_footer_and_usage_show_it(fresh: Kernel, server: StandIn) -> None:
-    footers = [footer(ok(fresh, f"%claude Question {n} [[words=100]]")) for n in range(1, 5)]
+    footers = [fresh.ok(f"%claude Question {n} [[words=100]]").footer for n in range(1, 5)]
     assert "cache:" not in footers[0]
     assert all(re.search(r"cache: [1-9][\d,]* read, [\d,]+ written", f) for f in footers[2:])
     assert all("≈ $" in f for f in footers)
@@ -328,8 +316,8 @@ def test_prompt_caching_as_the_footer_and_usage_show_it(fresh: Kernel, server: S
     counts = [[int(n.replace(",", "")) for n in re.search(r"([\d,]+) in .* cache: ([\d,]+) read, ([\d,]+) written", f).groups()] for f in footers[1:]]
     counts.append([int(re.search(r"([\d,]+) in", footers[0]).group(1).replace(",", "")), 0, 0])
     expected = sum(read for _, read, _ in counts) / sum(map(sum, counts))
-    usage = plain(ok(fresh, "%claude usage"))
+    usage = plain(fresh.ok("%claude usage"))
     assert f"Cache reads: {expected:.0%} of this session's input tokens" in usage and expected > 0.4
-    ok(fresh, "%config ClaudeMagics.prompt_caching = False")
-    uncached = footer(ok(fresh, "%claude One more [[words=100]]"))
+    fresh.ok("%config ClaudeMagics.prompt_caching = False")
+    uncached = fresh.ok("%claude One more [[words=100]]").footer
     assert "cache_control" not in json.dumps(server.message_requests[-1].body) and "cache:" not in uncached

@@ -33,12 +33,6 @@ def quiet(server: StandIn) -> None:
     server.reset()
 
 
-def ok(k: Kernel, code: str) -> CellResult:
-    result = k.run(code)
-    assert result.status == "ok", result.outputs
-    return result
-
-
 def provenance_of(output: dict[str, Any]) -> dict[str, Any]:
     return output["metadata"]["claude_magic"]
 
@@ -50,9 +44,9 @@ def provenance_of(output: dict[str, Any]) -> dict[str, Any]:
 def test_an_answers_final_output_carries_what_produced_it_and_never_the_key(server: StandIn, tmp_path: Path, live: bool) -> None:
     env = {**stand_in_environment(server.base_url, KEY, tmp_path / "home", str(tmp_path / "n.ipynb")), "CLAUDE_MAGIC_LIVE_UPDATES": "1" if live else "0"}
     with Kernel(env) as k:
-        ok(k, "%load_ext claude_magic\nimport numpy as np\nimport pandas as pd")
-        ok(k, "gradient = np.dstack([np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (32, 1))] * 3)\nsales = pd.DataFrame({'x': [1, 2]})")
-        asked = ok(k, "%%claude --think -a gradient,sales -s 'Be terse.' --max-tokens 4000 --effort low\nWhat is this? [[markdown]]")
+        k.ok("%load_ext claude_magic\nimport numpy as np\nimport pandas as pd")
+        k.ok("gradient = np.dstack([np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (32, 1))] * 3)\nsales = pd.DataFrame({'x': [1, 2]})")
+        asked = k.ok("%%claude --think -a gradient,sales -s 'Be terse.' --max-tokens 4000 --effort low\nWhat is this? [[markdown]]")
         everything = asked.everything()
     sent = server.message_requests[-1]
     answer, footer = asked.displays()
@@ -94,8 +88,8 @@ def _saved(result: CellResult) -> list[dict[str, Any]]:
 
 def test_an_answer_from_the_answer_cache_shows_its_thinking_and_says_so_in_its_provenance(server: StandIn, tmp_path: Path) -> None:
     with Kernel(stand_in_environment(server.base_url, KEY, tmp_path / "home", str(tmp_path / "n.ipynb"))) as k:
-        ok(k, "%load_ext claude_magic")
-        first, again = (ok(k, "%claude --cached --no-history --think Which join keeps every row?").displays() for _ in range(2))
+        k.ok("%load_ext claude_magic")
+        first, again = (k.ok("%claude --cached --no-history --think Which join keeps every row?").displays() for _ in range(2))
     [sent] = server.message_requests
     assert again[0]["data"] == first[0]["data"] and "<details><summary>Thinking</summary>" in again[0]["data"]["text/markdown"]
     assert "from the answer cache" in again[1]["data"]["text/plain"]
@@ -107,14 +101,14 @@ def test_an_answer_from_the_answer_cache_shows_its_thinking_and_says_so_in_its_p
 
 def test_why_shows_the_last_answer_or_turn_n_and_other_words_ask(server: StandIn, tmp_path: Path) -> None:
     with Kernel(stand_in_environment(server.base_url, KEY, tmp_path / "home", str(tmp_path / "n.ipynb"))) as k:
-        ok(k, "%load_ext claude_magic")
+        k.ok("%load_ext claude_magic")
         assert "no answer yet" in k.run("%claude why").stderr
-        first = provenance_of(ok(k, "%claude -s 'You explain.' What is a join?").displays()[0])
-        second = provenance_of(ok(k, "%claude --no-history -m claude-haiku-4-5 -t 0.5 Aside?").displays()[0])
-        last = ok(k, "%claude why").displays()[0]["data"]
-        turn = ok(k, "%claude why 1").displays()[0]["data"]
+        first = provenance_of(k.ok("%claude -s 'You explain.' What is a join?").displays()[0])
+        second = provenance_of(k.ok("%claude --no-history -m claude-haiku-4-5 -t 0.5 Aside?").displays()[0])
+        last = k.ok("%claude why").displays()[0]["data"]
+        turn = k.ok("%claude why 1").displays()[0]["data"]
         assert "N is a turn of %claude history (1 to 1)" in k.run("%claude why 2").stderr
-        ok(k, "%claude why is the sky blue?")
+        k.ok("%claude why is the sky blue?")
     assert server.message_requests[-1].prompts() == ["What is a join?", "why is the sky blue?"]  # a question, not the command
     assert "What produced the last answer" in last["text/plain"] and "What produced turn 1" in turn["text/plain"]
     for shown, saved in ((last, second), (turn, first)):

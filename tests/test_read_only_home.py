@@ -20,7 +20,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
-from kernel_harness import CellResult, Kernel, stand_in_environment
+from kernel_harness import Kernel, stand_in_environment
 
 from claude_magic.testing import StandIn
 
@@ -82,51 +82,39 @@ def _without_write_permission(home: Path) -> Iterator[None]:
 
 
 def kernel(server: StandIn, home: Path, notebook: str | None = None) -> Kernel:
-    k = Kernel(environment(server, home, notebook))
-    assert k.run("%load_ext claude_magic").status == "ok"
-    return k
-
-
-def ok(k: Kernel, code: str, cell_id: str | None = None) -> CellResult:
-    result = k.run(code, cell_id=cell_id)
-    assert result.status == "ok", result.outputs
-    return result
-
-
-def footer(result: CellResult) -> str:
-    return result.displays()[-1]["data"]["text/plain"]
+    return Kernel.with_magic(environment(server, home, notebook))
 
 
 def test_the_answer_cache_on_a_read_only_home_costs_no_answer(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path) as writable:
-        ok(writable, "%claude --cached What is a p-value?")
+        writable.ok("%claude --cached What is a p-value?")
     assert len(server.message_requests) == 1
     with read_only_kernel(server, tmp_path) as k:
-        hit = ok(k, "%claude --cached -o first What is a p-value?")
+        hit = k.ok("%claude --cached -o first What is a p-value?")
         assert len(server.message_requests) == 1, "a hit whose time can't be updated is still a hit"
-        assert "from the answer cache" in footer(hit) and hit.stderr == ""
-        miss = ok(k, "%claude --cached -o second And a confidence interval?")
+        assert "from the answer cache" in hit.footer and hit.stderr == ""
+        miss = k.ok("%claude --cached -o second And a confidence interval?")
         assert len(server.message_requests) == 2 and miss.error is None
         [warning] = miss.stderr.splitlines()
         assert warning.startswith("claude: this answer was not kept in the answer cache:") and str(tmp_path) in warning
-        assert "out tokens" in footer(miss)
-        kept = ok(k, "import json; print(json.dumps([first, second]))")
+        assert "out tokens" in miss.footer
+        kept = k.ok("import json; print(json.dumps([first, second]))")
         assert json.loads(kept.stdout) == [server.message_requests[0].answer, server.message_requests[1].answer]
 
 
 def test_reset_in_a_read_only_home_says_in_one_line_what_a_restart_will_find(server: StandIn, tmp_path: Path) -> None:
     with kernel(server, tmp_path, NOTEBOOK) as writable:
-        ok(writable, "%claude Before", cell_id="A")
+        writable.ok("%claude Before", cell_id="A")
     with read_only_kernel(server, tmp_path, NOTEBOOK) as k:
-        asked = ok(k, "%claude Meanwhile", cell_id="B")
-        assert server.message_requests[-1].prompts() == ["Before", "Meanwhile"] and "out tokens" in footer(asked)
+        asked = k.ok("%claude Meanwhile", cell_id="B")
+        assert server.message_requests[-1].prompts() == ["Before", "Meanwhile"] and "out tokens" in asked.footer
         [unsaved] = asked.stderr.splitlines()
         assert unsaved.startswith("claude: the conversation could not be saved:")
-        reset = ok(k, "%claude reset")
+        reset = k.ok("%claude reset")
         [said] = (reset.stdout + reset.stderr).splitlines()
         assert "could not be archived" in said and "restart" in said and "nothing to archive" not in said
-        ok(k, "%claude After")
+        k.ok("%claude After")
         assert server.message_requests[-1].prompts() == ["After"]
     with read_only_kernel(server, tmp_path, NOTEBOOK) as restarted:  # what the line promised
-        ok(restarted, "%claude Later")
+        restarted.ok("%claude Later")
         assert server.message_requests[-1].prompts() == ["Before", "Later"]

@@ -24,9 +24,7 @@ def quiet(server: StandIn) -> None:
 
 
 def kernel(server: StandIn, home: Path) -> Kernel:
-    k = Kernel(stand_in_environment(server.base_url, KEY, home, NOTEBOOK))
-    assert k.run("%load_ext claude_magic").status == "ok"
-    return k
+    return Kernel.with_magic(stand_in_environment(server.base_url, KEY, home, NOTEBOOK))
 
 
 def refused_line(result: CellResult) -> str:

@@ -38,13 +38,6 @@ def server(shared_stand_in: StandIn) -> StandIn:
 
 
 @pytest.fixture
-def sdk(server: StandIn) -> Iterator[anthropic.Anthropic]:
-    client = anthropic.Anthropic(api_key=STAND_IN_KEY, base_url=server.base_url, max_retries=0)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def http(server: StandIn) -> Iterator[httpx.Client]:
     """Plain httpx, for what the SDK would refuse to send."""
     with httpx.Client(base_url=server.base_url) as client:

@@ -31,13 +31,6 @@ def server(shared_stand_in: StandIn) -> Iterator[StandIn]:
 
 
 @pytest.fixture
-def sdk(server: StandIn) -> Iterator[anthropic.Anthropic]:
-    client = anthropic.Anthropic(api_key=STAND_IN_KEY, base_url=server.base_url, max_retries=0)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def http(server: StandIn) -> Iterator[httpx.Client]:
     headers = {"anthropic-version": "2023-06-01", "x-api-key": STAND_IN_KEY}
     with httpx.Client(base_url=server.base_url, headers=headers) as client:
