@@ -139,6 +139,16 @@ class Chat:
 
         expect(self.panel.locator("button.claude-chat-send")).to_be_enabled(timeout=30_000)
 
+    def answered(self, question: str) -> None:
+        """Wait for the answer quoting ``question`` (the stand-in's plain answer does), then for the
+        panel idle with its footer: the status an earlier answer left matches "out tokens" too,
+        and a loaded machine may not have taken the question yet."""
+        from playwright.sync_api import expect
+
+        expect(self.last_answer()).to_contain_text(question)
+        self.wait_until_idle()
+        expect(self.status()).to_contain_text("out tokens")
+
     def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         self.page.screenshot(path=ARTIFACTS / f"{name}.png")
@@ -323,8 +333,7 @@ def test_the_kernel_jupyterlab_started_has_no_key_and_asks_through_the_server(ch
     expect(cell.locator(".jp-OutputArea")).to_contain_text("False True")
     _delete_cell(chat, cell)
     chat.ask("Who holds the key?")
-    expect(chat.status()).to_contain_text("out tokens")
-    chat.wait_until_idle()
+    chat.answered("Who holds the key?")
     sent = chat.server.message_requests[-1]
     assert sent.headers["x-api-key"] == KEY and "authorization" not in sent.headers
 
@@ -398,8 +407,7 @@ def test_cells_and_panels_share_one_conversation(chat: Chat) -> None:
 
     chat.wait_until_idle()
     chat.ask("Remember the word pelican")
-    expect(chat.status()).to_contain_text("out tokens")
-    chat.wait_until_idle()
+    chat.answered("Remember the word pelican")
     cell = chat.run_cell(2)  # %%claude follow-up
     expect(cell.locator(".jp-OutputArea")).to_contain_text("And what did we talk about in the panel?")
     prompts = chat.server.message_requests[-1].prompts()
