@@ -37,8 +37,6 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 STAND_IN_DELAY = 0.02  # the run wrapper's default, which make lab uses
 ANSWER = "Answered by the claude-magic offline stand-in"
-SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
-"""Every cell in the page, so the answer's cell can be found (JupyterLab's default renders those in view)."""
 
 
 def free_port() -> int:
@@ -59,9 +57,6 @@ def start_lab(root: Path, state: Path, base_url: str) -> tuple[subprocess.Popen[
         "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
     }
-    for name, values in SETTINGS.items():
-        (state / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
-        (state / "settings" / name).write_text(json.dumps(values))
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
     started = time.perf_counter()
