@@ -141,15 +141,20 @@ class Refused(Exception):
         return self.why
 
 
-def check_budget(budget: float | None, spent: float, worst: CostRange) -> None:
-    """Raise :class:`Refused` when this question could take the notebook past ``budget``."""
+def budget_shortfall(budget: float | None, spent: float, worst: CostRange) -> str | None:
+    """Why spending up to ``worst`` could take the notebook past ``budget``; None when it can't."""
     if budget is None:
-        return
+        return None
     if worst.most is None:
-        raise Refused(f"{worst.model} has no price, so this notebook's budget of {format_cost(budget)} can't be kept; nothing was sent")
+        return f"{worst.model} has no price, so this notebook's budget of {format_cost(budget)} can't be kept"
     if spent + worst.most > budget:
         left = max(budget - spent, 0.0)
-        raise Refused(
-            f"this notebook's budget of {format_cost(budget)} has {format_cost(left)} left, and this question could cost up "
-            f"to {format_cost(worst.most)}; nothing was sent (raise ClaudeMagics.budget_usd, or lower --max-tokens)"
-        )
+        return f"this notebook's budget of {format_cost(budget)} has {format_cost(left)} left, less than the {format_cost(worst.most)} it could cost"
+    return None
+
+
+def check_budget(budget: float | None, spent: float, worst: CostRange) -> None:
+    """Raise :class:`Refused` when spending up to ``worst`` could take the notebook past ``budget``."""
+    if (shortfall := budget_shortfall(budget, spent, worst)) is not None:
+        remedy = "" if worst.most is None else " (raise ClaudeMagics.budget_usd, or lower --max-tokens)"
+        raise Refused(f"{shortfall}; nothing was sent{remedy}")

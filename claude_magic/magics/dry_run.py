@@ -55,27 +55,23 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
 def show_estimate(magics: ClaudeSettings, lines: list[str], cost: CostRange, *, doing: str) -> None:
     """Display what a question or a job could cost (``lines``), then what the notebook's caps
     would do with ``cost``, in the order they are applied: ``doing`` names the act ("asking it")."""
-    lines = list(lines)
-    refused = False
-    if magics.budget_usd is not None:
-        line, refused = _against_budget(magics.budget_usd, magics.notebook_spent(), cost, doing)
-        lines.append(line)
+    from ..core.spending import budget_shortfall
+
+    lines, budget = list(lines), magics.budget_usd
+    if budget is not None:
+        spent = magics.notebook_spent()
+        if (shortfall := budget_shortfall(budget, spent, cost)) is not None:
+            lines.append(f"{doing.capitalize()} would be refused: {shortfall}.")
+            return _show_lines(lines)
+        lines.append(f"This notebook's budget of {format_cost(budget)} has {format_cost(budget - spent)} left, enough for it.")
     threshold = magics.confirm_above_usd
-    if not refused and cost.most is not None and threshold is not None and cost.most > threshold:
+    if cost.most is not None and threshold is not None and cost.most > threshold:
         lines.append(f"Above confirm_above_usd ({format_cost(threshold)}): {doing} would ask you first.")
+    _show_lines(lines)
+
+
+def _show_lines(lines: list[str]) -> None:
     show_text({"text/markdown": "\n\n".join(literal_markdown(line) for line in lines), "text/plain": "\n".join(lines)})
-
-
-def _against_budget(budget: float, spent: float, cost: CostRange, doing: str) -> tuple[str, bool]:
-    """A line on what the notebook's budget leaves for ``cost``, and whether it would refuse it
-    (as :func:`~claude_magic.core.spending.check_budget` does before anything is sent)."""
-    head = f"This notebook's budget: {format_cost(budget)}, of which {format_cost(spent)} is spent"
-    left = format_cost(max(budget - spent, 0.0))
-    if cost.most is None:
-        return f"{head}; {doing} would be refused: {cost.model} has no price, so the budget can't be kept.", True
-    if spent + cost.most > budget:
-        return f"{head}; {doing} would be refused: it could cost up to {format_cost(cost.most)}, more than the {left} left.", True
-    return f"{head}; the {left} left covers it.", False
 
 
 def _collapsed_history(body: dict[str, Any]) -> str:
