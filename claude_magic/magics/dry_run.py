@@ -54,24 +54,26 @@ def show(client: Client, request: MessageRequest, attachments: list[Attachment],
 
 def show_estimate(magics: ClaudeSettings, lines: list[str], cost: CostRange, *, doing: str) -> None:
     """Display what a question or a job could cost (``lines``), then what the notebook's caps
-    would do with ``cost``, in the order they are applied: ``doing`` names the act ("asking it")."""
+    would do with ``cost``: ``doing`` names the act ("asking it")."""
+    said = [*lines, *_what_the_caps_do(magics, cost, doing)]
+    show_text({"text/markdown": "\n\n".join(literal_markdown(line) for line in said), "text/plain": "\n".join(said)})
+
+
+def _what_the_caps_do(magics: ClaudeSettings, cost: CostRange, doing: str) -> list[str]:
+    """The notebook's caps on ``cost`` in the order :meth:`ClaudeSettings.within_caps` applies
+    them: the budget (which may refuse it, and then nothing else is asked), then ``confirm_above_usd``."""
     from ..core.spending import budget_shortfall
 
-    lines, budget = list(lines), magics.budget_usd
+    said = []
+    budget = magics.budget_usd
     if budget is not None:
         spent = magics.notebook_spent()
         if (shortfall := budget_shortfall(budget, spent, cost)) is not None:
-            lines.append(f"{doing.capitalize()} would be refused: {shortfall}.")
-            return _show_lines(lines)
-        lines.append(f"This notebook's budget of {format_cost(budget)} has {format_cost(budget - spent)} left, enough for it.")
-    threshold = magics.confirm_above_usd
-    if cost.most is not None and threshold is not None and cost.most > threshold:
-        lines.append(f"Above confirm_above_usd ({format_cost(threshold)}): {doing} would ask you first.")
-    _show_lines(lines)
-
-
-def _show_lines(lines: list[str]) -> None:
-    show_text({"text/markdown": "\n\n".join(literal_markdown(line) for line in lines), "text/plain": "\n".join(lines)})
+            return [f"{doing.capitalize()} would be refused: {shortfall}."]
+        said.append(f"This notebook's budget of {format_cost(budget)} has {format_cost(budget - spent)} left, enough for it.")
+    if (threshold := magics.passed_threshold(cost)) is not None:
+        said.append(f"Above confirm_above_usd ({format_cost(threshold)}): {doing} would ask you first.")
+    return said
 
 
 def _collapsed_history(body: dict[str, Any]) -> str:

@@ -325,11 +325,16 @@ class ClaudeSettings(Magics):
         from ..core.spending import check_budget
 
         check_budget(self.budget_usd, self.notebook_spent(), worst)
-        threshold = self.confirm_above_usd
-        if not yes and threshold is not None and worst.most is not None and worst.most > threshold:
+        if not yes and (threshold := self.passed_threshold(worst)) is not None:
             from ..ui.confirm import confirm_spending
 
             confirm_spending(what, threshold, send_anyway)
+
+    def passed_threshold(self, worst: CostRange) -> float | None:
+        """``confirm_above_usd`` when spending up to ``worst`` is above it, so the user is asked
+        first; None when it isn't (or isn't set)."""
+        threshold = self.confirm_above_usd
+        return float(threshold) if threshold is not None and worst.most is not None and worst.most > threshold else None
 
     def client_settings(self) -> ClientSettings:
         """Effective settings: %config first, then the SDK's environment variables, then defaults."""
