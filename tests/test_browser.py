@@ -220,12 +220,6 @@ def _wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[StandIn]:
-    with StandIn(api_key=KEY) as stand_in:
-        yield stand_in
-
-
-@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, server: StandIn) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("lab")
     root, state = base / "root", base / "state"
